@@ -1,0 +1,272 @@
+"""The event types of the log, their line encoding, and the hash chain that links them.
+
+Every event is a frozen :class:`msgspec.Struct`; the union :data:`AnyEvent` is tagged by
+the ``type`` member of each JSON line. A line is the event's JSON with a last member
+``"hash"``: the SHA-256 (hex) of the previous event's hash followed by the line's bytes
+before ``,"hash":``. See ``docs/reference/events.rst`` for the schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import msgspec
+
+from pipelines_events.errors import InvalidValueError
+from pipelines_events.status import PipelineTaskStatus
+
+SCHEMA_VERSION: Final = 1
+"""Schema version written into every event; readers refuse events of a newer version."""
+
+GENESIS_HASH: Final = "0" * 64
+"""The hash the first event of a log chains to."""
+
+PIPELINE_EXECUTION: Final = "pipeline_execution"
+PIPELINE_RESULT: Final = "pipeline_result"
+TASK_EXECUTION: Final = "task_execution"
+TASK_RESULT: Final = "task_result"
+KINDS: Final = (PIPELINE_EXECUTION, PIPELINE_RESULT, TASK_EXECUTION, TASK_RESULT)
+"""The four kinds of result object, parents before children."""
+
+Kind = Literal["pipeline_execution", "pipeline_result", "task_execution", "task_result"]
+
+DATETIME: Final = "datetime"
+STATUS: Final = "status"
+"""Type tags of values JSON has no type for (see :func:`encode_value`)."""
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+    """Members every event carries.
+
+    ``seq`` counts events from 1 without gaps; ``more`` is the number of events that
+    follow in the same atomic batch (0 on a batch's last event); ``hash`` chains the
+    event to the one before it. ``seq``, ``hash`` (and ``ts`` when empty) are given by
+    the log when the event is appended.
+    """
+
+    v: int = 0
+    seq: int = 0
+    ts: str = ""
+    run_id: str
+    kind: str
+    id: str
+    more: int = 0
+    hash: str = ""
+
+
+class ObjectCreated(Event, tag="created"):
+    """A result object came into being with its initial attributes.
+
+    ``types`` tags the attributes whose values JSON cannot tell apart (datetimes, statuses).
+    """
+
+    parent_id: str | None = None
+    attrs: dict[str, Any] = {}
+    types: dict[str, str] = {}
+
+
+class FieldSet(Event, tag="set"):
+    """One ``set_`` call: ``field`` of object ``id`` now holds ``value``.
+
+    ``vtype`` tags values JSON cannot tell apart (``"datetime"``, ``"status"``).
+    """
+
+    field: str
+    value: Any = None
+    vtype: str | None = None
+
+
+class RunRemoved(Event, tag="removed"):
+    """A run left the storage (``cleanup``); its earlier events stay in the log for audit.
+
+    ``kind`` is ``pipeline_execution`` and ``id`` is the run's execution id.
+    """
+
+
+AnyEvent = ObjectCreated | FieldSet | RunRemoved
+"""Every event type that can appear in a log."""
+
+
+class LogPosition(msgspec.Struct, frozen=True):
+    """A point in a log: the byte offset after an event, that event's seq and hash."""
+
+    offset: int = 0
+    seq: int = 0
+    hash: str = GENESIS_HASH
+
+
+START: Final = LogPosition()
+"""The position before a log's first event."""
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+encode_event = _encoder.encode
+"""Encode an event to JSON bytes (without its ``hash`` when ``hash`` is empty)."""
+
+decode_event = _decoder.decode
+"""Decode one JSON line (bytes) to an event; raises :class:`msgspec.DecodeError`."""
+
+_HASH_HEAD: Final = b',"hash":"'
+HASH_SUFFIX_LEN: Final = len(_HASH_HEAD) + 64 + 2
+"""Bytes of ``,"hash":"<64 hex>"}`` at the end of every line (before the newline)."""
+
+
+def seal(body: bytes, prev_hash: str) -> tuple[bytes, str]:
+    """Return the line (with its newline) and hash of an encoded event chained to ``prev_hash``.
+
+    ``body`` is the event encoded with an empty ``hash`` and ends with ``}``.
+    """
+    head = body[:-1]
+    digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
+    return b"".join((head, _HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
+
+
+def link_ok(line: bytes, prev_hash: str) -> bool:
+    """Whether ``line`` (without its newline) chains to ``prev_hash`` through its own hash."""
+    if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != _HASH_HEAD:
+        return False
+    digest = hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
+    return line[-66:-2] == digest.encode("ascii")
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """Format an aware datetime as ISO 8601 in UTC, the way the log stores times."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a time stored by :func:`format_time` back to an aware datetime."""
+    return datetime.fromisoformat(text)
+
+
+_STATUS_BY_VALUE: Final = {status.value: status for status in PipelineTaskStatus}
+_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_CONTAINERS: Final = frozenset({dict, list, tuple})
+
+
+def encode_value(field: str, value: Any) -> tuple[Any, str | None]:
+    """Return ``(json_value, vtype)`` for a value to store in ``field``.
+
+    Datetimes (aware only) and statuses are stored with a type tag and come back as
+    themselves; str, int, float, bool, None, lists, tuples (as lists) and dicts with str
+    keys are stored as JSON. Anything else raises :class:`InvalidValueError` naming the
+    field and the offending type; nothing is stored then.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        if kind is str and not value.isascii():
+            _check_text(field, value)
+        return value, None
+    if kind is PipelineTaskStatus:
+        return value.value, STATUS
+    if kind is datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidValueError(
+                f"field {field!r}: a naive datetime ({value.isoformat()}) cannot be stored; "
+                "give an aware datetime (with a timezone)"
+            )
+        return format_time(value), DATETIME
+    _check_json(field, value, field, set())
+    return value, None
+
+
+def decode_value(value: Any, vtype: str | None) -> Any:
+    """Turn a stored JSON value and its type tag back into the value that was set."""
+    if vtype is None:
+        return value
+    if vtype == STATUS:
+        return _STATUS_BY_VALUE[value]
+    if vtype == DATETIME:
+        return datetime.fromisoformat(value)
+    raise InvalidValueError(f"unknown value type tag {vtype!r}")
+
+
+def decode_status(value: Any) -> PipelineTaskStatus:
+    """Return the status stored as ``value``, or raise :class:`InvalidValueError`."""
+    try:
+        return _STATUS_BY_VALUE[value]
+    except (KeyError, TypeError):
+        raise InvalidValueError(f"{value!r} is not a status") from None
+
+
+def _check_text(field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"field {field!r}: the string holds {text[exc.start : exc.end]!r} at index "
+            f"{exc.start}, which is not valid Unicode (a lone surrogate) and cannot be stored"
+        ) from None
+
+
+def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        if kind is str and not value.isascii():
+            _check_text(field if where == field else f"{field}: {where}", value)
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise InvalidValueError(
+                f"field {field!r}: {where} is the float {value!r}; JSON cannot hold NaN or infinity"
+            )
+        return
+    if kind in _CONTAINERS:
+        marker = id(value)
+        if marker in active:
+            raise InvalidValueError(
+                f"field {field!r}: {where} contains itself (a cycle); JSON cannot hold a cycle"
+            )
+        active.add(marker)
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise InvalidValueError(
+                        f"field {field!r}: {where} has a key of type {type(key).__name__} "
+                        f"({key!r}); JSON object keys must be str"
+                    )
+                _check_json(field, item, f"{where}[{key!r}]", active)
+        else:
+            for index, item in enumerate(value):
+                _check_json(field, item, f"{where}[{index}]", active)
+        active.discard(marker)
+        return
+    hint = ""
+    if kind is datetime or kind is PipelineTaskStatus:
+        hint = " (datetimes and statuses are stored only as a field's whole value)"
+    raise InvalidValueError(
+        f"field {field!r}: {where} is of type {kind.__module__}.{kind.__qualname__}, "
+        f"which JSON cannot hold{hint}; store str, int, float, bool, None, lists and dicts"
+    )
+
+
+def encode_attrs(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Encode a created object's attributes; returns ``(json_attrs, types)``."""
+    out: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    for name, value in attrs.items():
+        stored, vtype = encode_value(name, value)
+        out[name] = stored
+        if vtype is not None:
+            types[name] = vtype
+    return out, types
+
+
+def decode_attrs(attrs: dict[str, Any], types: dict[str, str]) -> dict[str, Any]:
+    """Turn stored attributes and their type tags back into the values that were set."""
+    if not types:
+        return dict(attrs)
+    out = dict(attrs)
+    for name, vtype in types.items():
+        if name in out:
+            out[name] = decode_value(out[name], vtype)
+    return out

@@ -1,0 +1,561 @@
+"""The embedded default log: one JSON event per line in a local file.
+
+Writers take an exclusive ``flock``, catch up on what other processes appended, then
+write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor. Readers take
+no lock and only ever hand over complete batches. See ``docs/explanation/guarantees.rst``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import warnings
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Final, Literal
+
+import msgspec
+
+from pipelines_events.errors import (
+    EventTooLargeError,
+    LogCorruptError,
+    LogError,
+    LogOpenError,
+    LogWriteError,
+)
+from pipelines_events.events import (
+    GENESIS_HASH,
+    HASH_SUFFIX_LEN,
+    SCHEMA_VERSION,
+    START,
+    AnyEvent,
+    LogPosition,
+    decode_event,
+    encode_event,
+    format_time,
+    link_ok,
+    seal,
+    utc_now,
+)
+from pipelines_events.log.base import EventLog
+
+Durability = Literal["fsync", "none"]
+DURABILITY_MODES: Final = ("fsync", "none")
+"""``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
+``none``: no fsync; events survive a crash of the process, not of the machine."""
+
+DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
+_CHUNK: Final = 1 << 20
+
+
+class TornWriteRepaired(UserWarning):
+    """A writer removed the unfinished last batch a crashed writer left in the log."""
+
+
+class JsonlEventLog(EventLog):
+    """An event log in a JSON-lines file.
+
+    ``durability`` is ``"fsync"`` (default) or ``"none"``; ``mode`` is the permission of
+    a new file (owner read and write by default); ``max_event_bytes`` caps one encoded
+    event; ``readonly`` opens an existing file without ever writing to it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "fsync",
+        mode: int = 0o600,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        readonly: bool = False,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise LogOpenError(
+                f"durability must be one of {', '.join(map(repr, DURABILITY_MODES))}, "
+                f"not {durability!r}"
+            )
+        if type(mode) is not int or not 0 <= mode <= 0o777:
+            raise LogOpenError(f"mode must be a permission between 0o000 and 0o777, not {mode!r}")
+        if type(max_event_bytes) is not int or max_event_bytes < 256:
+            raise LogOpenError(
+                f"max_event_bytes must be an int of at least 256, not {max_event_bytes!r}"
+            )
+        try:
+            self._path = Path(os.fspath(path))
+        except TypeError:
+            raise LogOpenError(f"the log path must be a str or path, not {path!r}") from None
+        if not str(self._path):
+            raise LogOpenError("the log path is empty")
+        self._durability = durability
+        self._mode = mode
+        self._max_event_bytes = max_event_bytes
+        self._readonly = readonly
+        self._position = START
+        self._unsynced = False
+        self._fd = -1
+        self._open()
+        _OPEN_LOGS.add(self)
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _open(self) -> None:
+        path = self._path
+        if path.is_dir():
+            raise LogOpenError(f"{path}: the log path is a directory, not a file")
+        self._pid = os.getpid()
+        if self._readonly:
+            try:
+                self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise LogOpenError(f"{path}: no such log file") from None
+            except OSError as exc:
+                raise LogOpenError(f"{path}: cannot open the log: {exc.strerror}") from None
+            self._check_regular()
+            return
+        created = not path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LogOpenError(
+                f"{path}: cannot create the log's directory {path.parent}: {exc.strerror}"
+            ) from None
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            self._fd = os.open(path, flags, self._mode)
+        except OSError as exc:
+            raise LogOpenError(f"{path}: cannot open the log for writing: {exc.strerror}") from None
+        self._check_regular()
+        if created and self._durability == "fsync":
+            self._sync_directory()
+        with self._locked():
+            self._repair_tail()
+
+    def _check_regular(self) -> None:
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            self._fd = -1
+            raise LogOpenError(f"{self._path}: the log path is not a regular file")
+
+    def _sync_directory(self) -> None:
+        try:
+            dir_fd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _reopen_after_fork(self) -> None:
+        """A forked child shares the parent's descriptor and so its lock: open its own."""
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+        self._open()
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def position(self) -> LogPosition:
+        return self._position
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
+
+    @property
+    def path(self) -> Path:
+        """The log file."""
+        return self._path
+
+    @property
+    def durability(self) -> Durability:
+        """The durability mode the log was opened with."""
+        return self._durability
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event the log accepts."""
+        return self._max_event_bytes
+
+    def size(self) -> int:
+        """The file's current size in bytes."""
+        self._check_usable()
+        return os.fstat(self._fd).st_size
+
+    # -- reading ---------------------------------------------------------------------
+
+    def seek(self, position: LogPosition) -> None:
+        """Continue after ``position``; raises :class:`LogError` unless an event ends there
+        with that seq and hash."""
+        self._check_usable()
+        if position == START:
+            self._position = START
+            return
+        line = self._line_ending_at(position.offset)
+        if line is None:
+            raise LogError(
+                f"{self._path}: no event ends at byte {position.offset} "
+                f"(the log has {self.size()} bytes)"
+            )
+        try:
+            event = decode_event(line)
+        except msgspec.DecodeError as exc:
+            raise LogError(f"{self._path}: the line before byte {position.offset}: {exc}") from None
+        if event.seq != position.seq or event.hash != position.hash:
+            raise LogError(
+                f"{self._path}: the event before byte {position.offset} is seq {event.seq} "
+                f"hash {event.hash[:12]}..., not seq {position.seq} hash {position.hash[:12]}..."
+            )
+        self._position = position
+
+    def read_new(self) -> Iterator[AnyEvent]:
+        self._check_usable()
+        yield from self._scan_to_end()
+
+    def _scan_to_end(self) -> Iterator[AnyEvent]:
+        for batch, position in scan(self._fd, self._position, str(self._path)):
+            self._position = position
+            yield from batch
+
+    def _line_ending_at(self, offset: int) -> bytes | None:
+        """The line (without newline) whose newline is the byte before ``offset``."""
+        if offset <= 0:
+            return None
+        end = offset - 1
+        if os.pread(self._fd, 1, end) != b"\n":
+            return None
+        size = 4096
+        while True:
+            start = max(0, end - size)
+            data = os.pread(self._fd, end - start, start)
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                return data[cut + 1 :]
+            if start == 0:
+                return data
+            size *= 2
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, drafts: Sequence[AnyEvent]) -> list[AnyEvent]:
+        self._check_usable()
+        if self._readonly:
+            raise LogError(f"{self._path}: the log was opened read-only")
+        if self._pid != os.getpid():
+            self._reopen_after_fork()
+        if not drafts:
+            return list(self.read_new())
+        count = len(drafts)
+        with self._locked():
+            caught = list(self._scan_to_end())
+            size = os.fstat(self._fd).st_size
+            if size != self._position.offset:
+                self._truncate_torn(self._position.offset, size)
+            position = self._position
+            seq = position.seq
+            prev = position.hash
+            lines: list[bytes] = []
+            written: list[AnyEvent] = []
+            replace = msgspec.structs.replace
+            now = ""
+            for index, draft in enumerate(drafts):
+                seq += 1
+                ts = draft.ts
+                if not ts:
+                    if not now:
+                        now = format_time(utc_now())
+                    ts = now
+                event = replace(
+                    draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
+                )
+                body = encode_event(event)
+                if len(body) + HASH_SUFFIX_LEN > self._max_event_bytes:
+                    raise EventTooLargeError(
+                        f"{self._path}: event {index + 1} of the batch ({draft.kind} {draft.id}"
+                        f"{_field_note(draft)}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, "
+                        f"over the log's limit of {self._max_event_bytes} bytes; nothing was written"
+                    )
+                line, prev = seal(body, prev)
+                lines.append(line)
+                written.append(replace(event, hash=prev))
+            data = b"".join(lines)
+            self._write(data, position.offset)
+            self._position = LogPosition(position.offset + len(data), seq, prev)
+            self._unsynced = True
+        if caught:
+            caught.extend(written)
+            return caught
+        return written
+
+    def _write(self, data: bytes, offset: int) -> None:
+        try:
+            done = os.write(self._fd, data)
+        except OSError as exc:
+            self._undo(offset)
+            raise LogWriteError(
+                f"{self._path}: the append failed ({errno.errorcode.get(exc.errno or 0, '?')}: "
+                f"{exc.strerror}); nothing of the batch was written"
+            ) from exc
+        if done != len(data):
+            self._undo(offset)
+            raise LogWriteError(
+                f"{self._path}: short write ({done} of {len(data)} bytes); "
+                "the partial batch was removed and nothing of it was written"
+            )
+
+    def _undo(self, offset: int) -> None:
+        try:
+            if os.fstat(self._fd).st_size > offset:
+                os.ftruncate(self._fd, offset)
+        except OSError:
+            # The next writer to open or append repairs the torn tail.
+            pass
+
+    def commit(self) -> None:
+        self._check_usable()
+        if self._unsynced and self._durability == "fsync":
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                raise LogWriteError(
+                    f"{self._path}: fsync failed ({exc.strerror}); the last events may not be "
+                    "on disk"
+                ) from exc
+        self._unsynced = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                self.commit()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+        _OPEN_LOGS.discard(self)
+
+    def __enter__(self) -> JsonlEventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _check_usable(self) -> None:
+        if self._fd < 0:
+            raise LogError(f"{self._path}: the log is closed")
+
+    def _locked(self) -> _FileLock:
+        return _FileLock(self._fd)
+
+    # -- torn writes -----------------------------------------------------------------
+
+    def _repair_tail(self) -> None:
+        """Cut an unfinished last batch (a crash mid-write); called holding the lock."""
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return
+        keep = _complete_prefix(self._fd, size, str(self._path))
+        if keep != size:
+            self._truncate_torn(keep, size)
+
+    def _truncate_torn(self, keep: int, size: int) -> None:
+        warnings.warn(
+            f"{self._path}: removed {size - keep} bytes after byte {keep}: an unfinished "
+            "batch left by a writer that stopped mid-write (it was never acknowledged)",
+            TornWriteRepaired,
+            stacklevel=4,
+        )
+        os.ftruncate(self._fd, keep)
+        if self._durability == "fsync":
+            os.fsync(self._fd)
+
+
+def _field_note(draft: AnyEvent) -> str:
+    field = getattr(draft, "field", None)
+    return f", field {field!r}" if field else ""
+
+
+def _complete_prefix(fd: int, size: int, name: str) -> int:
+    """Bytes at the start of the file that hold only complete batches."""
+    window = 1 << 16
+    while True:
+        start = max(0, size - window)
+        data = os.pread(fd, size - start, start)
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            if start == 0:
+                return 0
+            window *= 4
+            continue
+        # Walk complete lines backwards until one ends a batch (more == 0).
+        lines_end = end
+        while True:
+            cut = data.rfind(b"\n", 0, lines_end - 1) + 1
+            if cut == 0 and start > 0:
+                break  # need more of the file
+            line = data[cut : lines_end - 1]
+            try:
+                more = decode_event(line).more
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                # Damage, not a torn write: keep it so readers report it precisely.
+                return start + lines_end
+            if more == 0:
+                return start + lines_end
+            if cut == 0:
+                return 0
+            lines_end = cut
+        window *= 4
+
+
+class _FileLock:
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def scan(
+    fd: int, position: LogPosition, name: str, *, limit: int | None = None
+) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
+    """Yield each complete batch after ``position`` with the position after it.
+
+    Verifies every line (JSON, event type, schema version, seq, batch, hash link) and
+    raises :class:`LogCorruptError` with the line number on the first bad one. Stops
+    before an unfinished last line or batch. ``limit`` stops at that byte offset.
+    """
+    offset = position.offset
+    seq = position.seq
+    prev = position.hash
+    end = os.fstat(fd).st_size if limit is None else limit
+    batch: list[AnyEvent] = []
+    carry = b""
+    read_at = offset
+    while read_at < end:
+        chunk = os.pread(fd, min(_CHUNK, end - read_at), read_at)
+        if not chunk:
+            break
+        read_at += len(chunk)
+        data = carry + chunk if carry else chunk
+        lines = data.split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            seq += 1
+            event = _check_line(line, seq, prev, name, batch)
+            prev = event.hash
+            offset += len(line) + 1
+            batch.append(event)
+            if event.more == 0:
+                yield batch, LogPosition(offset, seq, prev)
+                batch = []
+
+
+def _check_line(
+    line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]
+) -> AnyEvent:
+    if not link_ok(line, prev):
+        _raise_bad_line(line, seq, prev, name)
+    try:
+        event = decode_event(line)
+    except msgspec.ValidationError as exc:
+        raise LogCorruptError(name, seq, f"not a valid event: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise LogCorruptError(name, seq, f"not valid JSON: {exc}") from None
+    if event.v != SCHEMA_VERSION:
+        _raise_version(event.v, seq, name)
+    if event.seq != seq:
+        raise LogCorruptError(
+            name, seq, f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
+            "or out of order)"
+        )
+    if batch and batch[-1].more != event.more + 1:
+        raise LogCorruptError(
+            name, seq, f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
+            f"more events here, found {event.more} (a batch was cut or spliced)"
+        )
+    return event
+
+
+def _raise_version(version: int, seq: int, name: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise LogCorruptError(
+            name, seq, f"written with schema version {version}; this pipelines-events reads "
+            f"versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log"
+        )
+    raise LogCorruptError(name, seq, f"schema version {version} is not a version ever written")
+
+
+def _raise_bad_line(line: bytes, seq: int, prev: str, name: str) -> None:
+    """Explain why a line fails its hash link, most specific reason first."""
+    if not line.strip():
+        raise LogCorruptError(name, seq, "empty line")
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LogCorruptError(
+            name, seq, f"not valid UTF-8 (byte {exc.start}: {line[exc.start:exc.start + 1]!r}); "
+            "is this a log file?"
+        ) from None
+    try:
+        event = decode_event(line)
+    except msgspec.ValidationError as exc:
+        raise LogCorruptError(name, seq, f"not a valid event: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise LogCorruptError(name, seq, f"not valid JSON: {exc}") from None
+    if event.v > SCHEMA_VERSION:
+        _raise_version(event.v, seq, name)
+    if event.seq != seq:
+        raise LogCorruptError(
+            name, seq, f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
+            "or out of order)"
+        )
+    if len(line) <= HASH_SUFFIX_LEN or not line.endswith(b'"}'):
+        raise LogCorruptError(name, seq, 'the line does not end with its "hash" member')
+    raise LogCorruptError(
+        name, seq, f"hash link broken: the line does not chain to the previous event's hash "
+        f"{prev[:12]}... (the line, or one before it, was edited)"
+    )
+
+
+def read_events(
+    path: str | os.PathLike[str], *, position: LogPosition = START
+) -> Iterator[AnyEvent]:
+    """Yield every complete event of the log file at ``path`` after ``position``, verified."""
+    with JsonlEventLog(path, readonly=True) as log:
+        if position != START:
+            log.seek(position)
+        yield from log.read_new()
+
+
+_OPEN_LOGS: weakref.WeakSet[JsonlEventLog] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for log in list(_OPEN_LOGS):
+        log._pid = -1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DURABILITY_MODES",
+    "GENESIS_HASH",
+    "Durability",
+    "JsonlEventLog",
+    "TornWriteRepaired",
+    "read_events",
+    "scan",
+]
