@@ -55,3 +55,7 @@ class ObjectNotFoundError(PipelinesEventsError, LookupError):
 
 class PipelineDefinitionError(PipelinesEventsError, TypeError):
     """A pipeline or task class is declared wrongly (bad ordering, unknown task)."""
+
+
+class ProjectionError(PipelinesEventsError):
+    """An event cannot be folded (it names an object that was never created, say)."""

@@ -57,7 +57,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_f
     hash: str = ""
 
 
-class ObjectCreated(Event, tag="created"):
+class ObjectCreated(Event, tag="created", frozen=True):
     """A result object came into being with its initial attributes.
 
     ``types`` tags the attributes whose values JSON cannot tell apart (datetimes, statuses).
@@ -68,7 +68,7 @@ class ObjectCreated(Event, tag="created"):
     types: dict[str, str] = {}
 
 
-class FieldSet(Event, tag="set"):
+class FieldSet(Event, tag="set", frozen=True):
     """One ``set_`` call: ``field`` of object ``id`` now holds ``value``.
 
     ``vtype`` tags values JSON cannot tell apart (``"datetime"``, ``"status"``).
@@ -79,7 +79,7 @@ class FieldSet(Event, tag="set"):
     vtype: str | None = None
 
 
-class RunRemoved(Event, tag="removed"):
+class RunRemoved(Event, tag="removed", frozen=True):
     """A run left the storage (``cleanup``); its earlier events stay in the log for audit.
 
     ``kind`` is ``pipeline_execution`` and ``id`` is the run's execution id.
@@ -102,7 +102,7 @@ START: Final = LogPosition()
 """The position before a log's first event."""
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(AnyEvent)
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
 encode_event = _encoder.encode
 """Encode an event to JSON bytes (without its ``hash`` when ``hash`` is empty)."""

@@ -1,6 +1,11 @@
 """The event log: append batches of events atomically and read them back from a position."""
 
 from pipelines_events.log.base import EventLog
-from pipelines_events.log.jsonl import DURABILITY_MODES, JsonlEventLog, TornWriteRepaired, read_events
+from pipelines_events.log.jsonl import (
+    DURABILITY_MODES,
+    JsonlEventLog,
+    TornWriteRepaired,
+    read_events,
+)
 
 __all__ = ["DURABILITY_MODES", "EventLog", "JsonlEventLog", "TornWriteRepaired", "read_events"]

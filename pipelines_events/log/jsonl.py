@@ -277,7 +277,8 @@ class JsonlEventLog(EventLog):
                     raise EventTooLargeError(
                         f"{self._path}: event {index + 1} of the batch ({draft.kind} {draft.id}"
                         f"{_field_note(draft)}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, "
-                        f"over the log's limit of {self._max_event_bytes} bytes; nothing was written"
+                        f"over the log's limit of {self._max_event_bytes} bytes; "
+                        "nothing was written"
                     )
                 line, prev = seal(body, prev)
                 lines.append(line)
@@ -462,9 +463,7 @@ def scan(
                 batch = []
 
 
-def _check_line(
-    line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]
-) -> AnyEvent:
+def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:
     if not link_ok(line, prev):
         _raise_bad_line(line, seq, prev, name)
     try:
@@ -477,13 +476,17 @@ def _check_line(
         _raise_version(event.v, seq, name)
     if event.seq != seq:
         raise LogCorruptError(
-            name, seq, f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
-            "or out of order)"
+            name,
+            seq,
+            f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
+            "or out of order)",
         )
     if batch and batch[-1].more != event.more + 1:
         raise LogCorruptError(
-            name, seq, f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
-            f"more events here, found {event.more} (a batch was cut or spliced)"
+            name,
+            seq,
+            f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
+            f"more events here, found {event.more} (a batch was cut or spliced)",
         )
     return event
 
@@ -491,8 +494,10 @@ def _check_line(
 def _raise_version(version: int, seq: int, name: str) -> None:
     if version > SCHEMA_VERSION:
         raise LogCorruptError(
-            name, seq, f"written with schema version {version}; this pipelines-events reads "
-            f"versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log"
+            name,
+            seq,
+            f"written with schema version {version}; this pipelines-events reads "
+            f"versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log",
         )
     raise LogCorruptError(name, seq, f"schema version {version} is not a version ever written")
 
@@ -505,8 +510,10 @@ def _raise_bad_line(line: bytes, seq: int, prev: str, name: str) -> None:
         line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LogCorruptError(
-            name, seq, f"not valid UTF-8 (byte {exc.start}: {line[exc.start:exc.start + 1]!r}); "
-            "is this a log file?"
+            name,
+            seq,
+            f"not valid UTF-8 (byte {exc.start}: {line[exc.start : exc.start + 1]!r}); "
+            "is this a log file?",
         ) from None
     try:
         event = decode_event(line)
@@ -518,14 +525,18 @@ def _raise_bad_line(line: bytes, seq: int, prev: str, name: str) -> None:
         _raise_version(event.v, seq, name)
     if event.seq != seq:
         raise LogCorruptError(
-            name, seq, f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
-            "or out of order)"
+            name,
+            seq,
+            f"expected seq {seq}, found seq {event.seq} (a line is missing, repeated "
+            "or out of order)",
         )
     if len(line) <= HASH_SUFFIX_LEN or not line.endswith(b'"}'):
         raise LogCorruptError(name, seq, 'the line does not end with its "hash" member')
     raise LogCorruptError(
-        name, seq, f"hash link broken: the line does not chain to the previous event's hash "
-        f"{prev[:12]}... (the line, or one before it, was edited)"
+        name,
+        seq,
+        f"hash link broken: the line does not chain to the previous event's hash "
+        f"{prev[:12]}... (the line, or one before it, was edited)",
     )
 
 

@@ -1,0 +1,246 @@
+"""The results projection: the four kinds of result object, their attributes and relations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import msgspec
+
+from pipelines_events.errors import ProjectionError, SnapshotError
+from pipelines_events.events import (
+    PIPELINE_EXECUTION,
+    AnyEvent,
+    FieldSet,
+    ObjectCreated,
+    RunRemoved,
+    decode_attrs,
+    decode_value,
+    encode_attrs,
+)
+
+
+class ResultRecord:
+    """The current state of one result object.
+
+    ``attrs`` holds every field by name (``status``, ``started``, ``pipeline_id``, ...);
+    ``children`` the ids of its child objects in creation order.
+    """
+
+    __slots__ = ("attrs", "children", "id", "kind", "parent_id", "run_id")
+
+    def __init__(
+        self, kind: str, id: str, run_id: str, parent_id: str | None, attrs: dict[str, Any]
+    ) -> None:
+        self.kind = kind
+        self.id = id
+        self.run_id = run_id
+        self.parent_id = parent_id
+        self.attrs = attrs
+        self.children: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"ResultRecord({self.kind} {self.id} run={self.run_id} {self.attrs!r})"
+
+
+class _SnapshotRecord(msgspec.Struct, array_like=True):
+    kind: str
+    id: str
+    run_id: str
+    parent_id: str | None
+    attrs: dict[str, Any]
+    types: dict[str, str]
+
+
+class _Snapshot(msgspec.Struct):
+    records: list[_SnapshotRecord]
+    removed_runs: list[str]
+
+
+class ResultsProjection:
+    """Result objects by id, runs by run id and pipeline id, children by parent."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ResultRecord] = {}
+        self._runs: dict[str, str] = {}
+        self._by_pipeline: dict[str, dict[str, None]] = {}
+        self._removed_runs: set[str] = set()
+
+    # -- folding -----------------------------------------------------------------------
+
+    def apply(self, event: AnyEvent) -> None:
+        """Fold one event into the state."""
+        if type(event) is FieldSet:
+            self._set(event)
+        elif type(event) is ObjectCreated:
+            self._created(event)
+        elif type(event) is RunRemoved:
+            self._removed(event)
+
+    def apply_all(self, events: Iterable[AnyEvent]) -> None:
+        """Fold events in log order."""
+        apply = self.apply
+        for event in events:
+            apply(event)
+
+    def _created(self, event: ObjectCreated) -> None:
+        if event.id in self._records:
+            raise ProjectionError(f"seq {event.seq}: {event.kind} {event.id} is created twice")
+        parent = None
+        if event.parent_id is not None:
+            parent = self._records.get(event.parent_id)
+            if parent is None:
+                if event.run_id in self._removed_runs:
+                    return
+                raise ProjectionError(
+                    f"seq {event.seq}: {event.kind} {event.id} names parent {event.parent_id}, "
+                    "which was never created"
+                )
+        elif event.kind == PIPELINE_EXECUTION:
+            if event.run_id in self._runs:
+                raise ProjectionError(
+                    f"seq {event.seq}: run {event.run_id} already has an execution"
+                )
+            self._removed_runs.discard(event.run_id)
+        attrs = decode_attrs(event.attrs, event.types) if event.types else dict(event.attrs)
+        record = ResultRecord(event.kind, event.id, event.run_id, event.parent_id, attrs)
+        self._records[event.id] = record
+        if parent is not None:
+            parent.children.append(event.id)
+        elif event.kind == PIPELINE_EXECUTION:
+            self._runs[event.run_id] = event.id
+            pipeline_id = attrs.get("pipeline_id")
+            if isinstance(pipeline_id, str):
+                self._by_pipeline.setdefault(pipeline_id, {})[event.id] = None
+
+    def _set(self, event: FieldSet) -> None:
+        record = self._records.get(event.id)
+        if record is None:
+            if event.run_id in self._removed_runs:
+                return
+            raise ProjectionError(
+                f"seq {event.seq}: sets {event.field!r} on {event.kind} {event.id}, "
+                "which was never created"
+            )
+        vtype = event.vtype
+        record.attrs[event.field] = (
+            event.value if vtype is None else decode_value(event.value, vtype)
+        )
+
+    def _removed(self, event: RunRemoved) -> None:
+        execution_id = self._runs.pop(event.run_id, None)
+        self._removed_runs.add(event.run_id)
+        if execution_id is None:
+            return
+        execution = self._records[execution_id]
+        pipeline_id = execution.attrs.get("pipeline_id")
+        if isinstance(pipeline_id, str):
+            runs = self._by_pipeline.get(pipeline_id)
+            if runs is not None:
+                runs.pop(execution_id, None)
+                if not runs:
+                    del self._by_pipeline[pipeline_id]
+        for record in list(self._walk(execution)):
+            del self._records[record.id]
+
+    # -- queries -----------------------------------------------------------------------
+
+    def get(self, object_id: str) -> ResultRecord | None:
+        """The object with ``object_id``, or None."""
+        return self._records.get(object_id)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, object_id: object) -> bool:
+        return object_id in self._records
+
+    def execution_of_run(self, run_id: str) -> ResultRecord | None:
+        """The execution of run ``run_id``, or None."""
+        execution_id = self._runs.get(run_id)
+        return None if execution_id is None else self._records[execution_id]
+
+    def run_ids(self) -> list[str]:
+        """Every run id present, oldest first."""
+        return list(self._runs)
+
+    def is_removed_run(self, run_id: str) -> bool:
+        """Whether run ``run_id`` was removed and not created again."""
+        return run_id in self._removed_runs
+
+    def executions(
+        self, *, pipeline_id: str | None = None, run_id: str | None = None
+    ) -> list[ResultRecord]:
+        """Executions, oldest first, filtered by pipeline id and run id."""
+        if run_id is not None:
+            execution = self.execution_of_run(run_id)
+            if execution is None:
+                return []
+            if pipeline_id is not None and execution.attrs.get("pipeline_id") != pipeline_id:
+                return []
+            return [execution]
+        if pipeline_id is not None:
+            return [self._records[i] for i in self._by_pipeline.get(pipeline_id, ())]
+        return [self._records[i] for i in self._runs.values()]
+
+    def children(self, object_id: str) -> list[ResultRecord]:
+        """The children of ``object_id`` in creation order (empty when it has none)."""
+        record = self._records.get(object_id)
+        if record is None:
+            return []
+        records = self._records
+        return [records[i] for i in record.children]
+
+    def descendants(self, records: Iterable[ResultRecord], depth: int) -> list[ResultRecord]:
+        """The objects ``depth`` levels below ``records`` (1: children, 2: grandchildren...)."""
+        level = list(records)
+        for _ in range(depth):
+            level = [self._records[i] for record in level for i in record.children]
+        return level
+
+    def run_objects(self, run_id: str) -> list[ResultRecord]:
+        """Every object of a run, parents before children."""
+        execution = self.execution_of_run(run_id)
+        return [] if execution is None else list(self._walk(execution))
+
+    def _walk(self, record: ResultRecord) -> Iterator[ResultRecord]:
+        yield record
+        for child_id in record.children:
+            yield from self._walk(self._records[child_id])
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The state as bytes, for :meth:`restore`."""
+        records = []
+        for execution_id in self._runs.values():
+            for record in self._walk(self._records[execution_id]):
+                attrs, types = encode_attrs(record.attrs)
+                records.append(
+                    _SnapshotRecord(
+                        record.kind, record.id, record.run_id, record.parent_id, attrs, types
+                    )
+                )
+        return msgspec.msgpack.encode(_Snapshot(records, sorted(self._removed_runs)))
+
+    @classmethod
+    def restore(cls, data: bytes) -> ResultsProjection:
+        """A projection holding the state :meth:`snapshot` wrote."""
+        try:
+            snapshot = msgspec.msgpack.decode(data, type=_Snapshot)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SnapshotError(f"results snapshot is damaged: {exc}") from None
+        projection = cls()
+        for item in snapshot.records:
+            projection._created(
+                ObjectCreated(
+                    run_id=item.run_id,
+                    kind=item.kind,
+                    id=item.id,
+                    parent_id=item.parent_id,
+                    attrs=item.attrs,
+                    types=item.types,
+                )
+            )
+        projection._removed_runs.update(snapshot.removed_runs)
+        return projection
