@@ -31,16 +31,17 @@ _FAILED = PipelineTaskStatus.failed_statuses()
 class PipelineDigestItem:
     """How the pipeline results of one pipeline id fared.
 
-    ``success`` counts DONE results, ``failure`` results in a failed status;
-    ``last_ran`` is the latest start; ``average_runtime`` averages completed - started
-    over the results that have both.
+    ``total_runs`` counts its pipeline results, ``total_success`` the DONE ones,
+    ``total_failure`` those in a failed status; ``last_ran`` is the latest start;
+    ``average_runtime`` is the mean of completed - started in seconds over the results
+    that have both.
     """
 
     total_runs: int
-    success: int
-    failure: int
+    total_success: int
+    total_failure: int
     last_ran: datetime | None
-    average_runtime: timedelta | None
+    average_runtime: float | None
 
 
 PipelineDigest = dict[str, PipelineDigestItem]
@@ -163,10 +164,10 @@ class DigestProjection:
         return {
             pipeline_id: PipelineDigestItem(
                 total_runs=t.total,
-                success=t.success,
-                failure=t.failure,
+                total_success=t.success,
+                total_failure=t.failure,
                 last_ran=t.last_ran,
-                average_runtime=t.runtime / t.timed if t.timed else None,
+                average_runtime=t.runtime.total_seconds() / t.timed if t.timed else None,
             )
             for pipeline_id, t in self._totals.items()
         }

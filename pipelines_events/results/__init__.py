@@ -1,0 +1,1 @@
+"""The results storage: the interface, the event-log and in-memory storages, the helpers."""

@@ -1,0 +1,674 @@
+"""The results storage interface: the four result objects and the storage that holds them.
+
+A custom storage extends :class:`PipelineResultsStorage` and returns objects that extend
+:class:`PipelineExecution`, :class:`PipelineResult`, :class:`TaskExecution` and
+:class:`TaskResult`. Reading a property ``foo`` goes through ``get_foo()``: a method of
+that name if the class has one, else the object's :meth:`~PipelineStorageObject.getter`
+hook (by default: the attribute ``foo``), else :class:`AttributeError`. ``set_foo(value)``
+works the same way through :meth:`~PipelineStorageObject.setter`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from pipelines_events.errors import InvalidValueError
+from pipelines_events.events import (
+    PIPELINE_EXECUTION,
+    PIPELINE_RESULT,
+    TASK_EXECUTION,
+    TASK_RESULT,
+    encode_value,
+    utc_now,
+)
+from pipelines_events.status import PipelineTaskStatus
+from projections.digest import PipelineDigest, PipelineDigestItem
+
+__all__ = [
+    "BuildPlan",
+    "ObjectLoader",
+    "PipelineDigest",
+    "PipelineDigestItem",
+    "PipelineExecution",
+    "PipelineResult",
+    "PipelineResultsStorage",
+    "PipelineStorageObject",
+    "PlannedPipelineResult",
+    "PlannedTaskExecution",
+    "StatusReporter",
+    "TaskExecution",
+    "TaskResult",
+    "as_status",
+    "class_path",
+    "plan_build",
+]
+
+_RUNNING = PipelineTaskStatus.RUNNING
+_FAILED = PipelineTaskStatus.failed_statuses()
+
+
+class StatusReporter(Protocol):
+    """What a reporter must offer to hear about status changes."""
+
+    def report(
+        self,
+        pipeline_id: str | None,
+        task_id: str | None,
+        status: PipelineTaskStatus,
+        message: str,
+    ) -> None: ...
+
+
+class ObjectLoader(Protocol):
+    """Turns stored ids back into pipeline and task objects (the runtime provides one)."""
+
+    def load_pipeline(self, pipeline_id: str) -> Any: ...
+
+    def load_task(self, task_id: str, pipeline_task: str, config: dict[str, Any]) -> Any: ...
+
+
+class _UnsetLoader:
+    def load_pipeline(self, pipeline_id: str) -> Any:
+        raise LookupError(
+            f"cannot load pipeline {pipeline_id!r}: no pipeline registry is loaded "
+            "(import pipelines_events.registry)"
+        )
+
+    def load_task(self, task_id: str, pipeline_task: str, config: dict[str, Any]) -> Any:
+        raise LookupError(
+            f"cannot load task {task_id!r}: no task registry is loaded "
+            "(import pipelines_events.registry)"
+        )
+
+
+def as_status(value: Any) -> PipelineTaskStatus:
+    """``value`` as a :class:`PipelineTaskStatus` (a member, its name or value), or raise
+    :class:`InvalidValueError` naming the statuses that exist."""
+    if isinstance(value, PipelineTaskStatus):
+        return value
+    if isinstance(value, str):
+        member = PipelineTaskStatus.__members__.get(value.upper())
+        if member is not None:
+            return member
+    names = ", ".join(PipelineTaskStatus.__members__)
+    raise InvalidValueError(f"{value!r} is not a status; the statuses are {names}")
+
+
+def class_path(obj: object) -> str:
+    """The dotted path of ``obj``'s class (how runners and reporters are recorded)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_field_value(name: str, value: Any) -> None:
+    """Refuse values of the well-known fields that have the wrong type."""
+    if name == "status":
+        if not isinstance(value, PipelineTaskStatus):
+            as_status(value)
+            raise InvalidValueError(
+                f"field 'status': give a PipelineTaskStatus, not {type(value).__name__} {value!r}"
+            )
+    elif name in ("started", "completed"):
+        if value is not None and not isinstance(value, datetime):
+            raise InvalidValueError(
+                f"field {name!r}: give an aware datetime or None, not {type(value).__name__}"
+            )
+    elif name == "message" and not isinstance(value, str):
+        raise InvalidValueError(f"field 'message': give a str, not {type(value).__name__}")
+    encode_value(name, value)
+
+
+class PipelineStorageObject:
+    """Base of the four result objects: the ``get_``/``set_`` fallback and status changes."""
+
+    kind: ClassVar[str] = ""
+    loader: ClassVar[ObjectLoader] = _UnsetLoader()
+    """How ``get_pipeline()`` and ``get_task()`` find classes; set by the runtime."""
+
+    # -- the get_/set_ fallback -------------------------------------------------------
+
+    def getter(self, name: str) -> Callable[[], Any]:
+        """A function returning property ``name``; :class:`AttributeError` if there is none."""
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no get_{name}() and no {name!r} to fall back on"
+            ) from None
+        return lambda: getattr(self, name)
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """A function storing a value as property ``name``."""
+
+        def set_value(value: Any) -> None:
+            _check_field_value(name, value)
+            setattr(self, name, value)
+
+        return set_value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("get_") and len(name) > 4:
+            return self.getter(name[4:])
+        if name.startswith("set_") and len(name) > 4:
+            return self.setter(name[4:])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- common properties --------------------------------------------------------------
+
+    def get_id(self) -> str:
+        """The object's id."""
+        return str(self.getter("id")())
+
+    def get_run_id(self) -> str:
+        """The id of the run the object belongs to."""
+        return str(self.getter("run_id")())
+
+    def get_pipeline_id(self) -> str:
+        """The id of the pipeline that was run."""
+        return str(self.getter("pipeline_id")())
+
+    def get_status(self) -> PipelineTaskStatus:
+        """The current status."""
+        return as_status(self.getter("status")())
+
+    def set_status(self, value: PipelineTaskStatus) -> None:
+        """Record a new status (prefer :meth:`report_status_change`)."""
+        self.setter("status")(value)
+
+    def get_started(self) -> datetime | None:
+        """When the object became RUNNING."""
+        value: datetime | None = self.getter("started")()
+        return value
+
+    def set_started(self, value: datetime | None) -> None:
+        """Record when the object became RUNNING."""
+        self.setter("started")(value)
+
+    def get_completed(self) -> datetime | None:
+        """When the object reached a final status."""
+        value: datetime | None = self.getter("completed")()
+        return value
+
+    def set_completed(self, value: datetime | None) -> None:
+        """Record when the object reached a final status."""
+        self.setter("completed")(value)
+
+    def get_message(self) -> str:
+        """The message recorded with the last status change."""
+        value = self.getter("message")()
+        return "" if value is None else str(value)
+
+    def set_message(self, value: str) -> None:
+        """Record a status message."""
+        self.setter("message")(value)
+
+    def get_task_id(self) -> str | None:
+        """The id of the task, for task executions and task results; None otherwise."""
+        return None
+
+    def save(self) -> None:
+        """Commit the object's changes (a no-op where every ``set_`` is already stored)."""
+
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose ``set_`` calls are stored together or not at all."""
+        return contextlib.nullcontext()
+
+    # -- relations ------------------------------------------------------------------------
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        """The object this one belongs to (None for an execution)."""
+        return None
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        """The objects that belong to this one."""
+        return ()
+
+    def children_outcome(self) -> PipelineTaskStatus | None:
+        """The status the children add up to once all are final, else None.
+
+        A failed status if any child failed, CANCELLED if any was cancelled, else DONE.
+        """
+        failed: PipelineTaskStatus | None = None
+        cancelled = False
+        for child in self.get_children():
+            status = child.get_status()
+            if not status.is_final:
+                return None
+            if status in _FAILED:
+                failed = failed or status
+            cancelled = cancelled or status is PipelineTaskStatus.CANCELLED
+        if failed is not None:
+            return failed
+        return PipelineTaskStatus.CANCELLED if cancelled else PipelineTaskStatus.DONE
+
+    # -- status changes ---------------------------------------------------------------
+
+    def report_status_change(
+        self,
+        reporter: StatusReporter | None,
+        status: PipelineTaskStatus | str,
+        message: str = "",
+        propagate: bool = True,
+    ) -> bool:
+        """Record ``status`` if it has advanced; returns whether it was recorded.
+
+        RUNNING sets ``started``, a final status sets ``completed``; status, time and
+        message are stored together, then the reporter hears of it. Unless ``propagate``
+        is False the parent follows: RUNNING and failures at once, DONE and CANCELLED
+        once all the parent's children are final.
+        """
+        status = as_status(status)
+        if not isinstance(message, str):
+            raise InvalidValueError(f"message: give a str, not {type(message).__name__}")
+        if not status.has_advanced(self.get_status()):
+            return False
+        now = utc_now()
+        clear_message = not message and bool(self.get_message())
+        with self.atomic():
+            self.set_status(status)
+            if status is _RUNNING:
+                self.set_started(now)
+            elif status.is_final:
+                self.set_completed(now)
+            if message or clear_message:
+                self.set_message(message)
+        self.save()
+        if reporter is not None:
+            reporter.report(self.get_pipeline_id(), self.get_task_id(), status, message)
+        if propagate:
+            self._propagate(reporter, status, message)
+        return True
+
+    def _propagate(
+        self, reporter: StatusReporter | None, status: PipelineTaskStatus, message: str
+    ) -> None:
+        parent = self.get_parent()
+        if parent is None:
+            return
+        if status is _RUNNING or status in _FAILED:
+            parent.report_status_change(reporter, status, message)
+            return
+        outcome = parent.children_outcome()
+        if outcome is not None:
+            parent.report_status_change(reporter, outcome, message)
+
+    def __repr__(self) -> str:
+        try:
+            return f"<{type(self).__name__} {self.get_id()} {self.get_status().name}>"
+        except Exception:
+            return f"<{type(self).__name__}>"
+
+
+class PipelineExecution(PipelineStorageObject):
+    """The overall state of one run of a pipeline (one per run)."""
+
+    kind = PIPELINE_EXECUTION
+
+    def get_input_data(self) -> Any:
+        """The input data the run was started with."""
+        return self.getter("input_data")()
+
+    def get_runner(self) -> str:
+        """The dotted path of the runner class."""
+        return str(self.getter("runner")())
+
+    def get_reporter(self) -> str:
+        """The dotted path of the reporter class."""
+        return str(self.getter("reporter")())
+
+    def get_pipeline(self) -> Any:
+        """The pipeline object, loaded by its id."""
+        return self.loader.load_pipeline(self.get_pipeline_id())
+
+    @abc.abstractmethod
+    def get_pipeline_results(self) -> Sequence[PipelineResult]:
+        """The pipeline results of the run."""
+        raise NotImplementedError
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        return self.get_pipeline_results()
+
+
+class PipelineResult(PipelineStorageObject):
+    """The state of the pipeline for one object of the pipeline iterator."""
+
+    kind = PIPELINE_RESULT
+
+    def get_serializable_pipeline_object(self) -> Any:
+        """The pipeline object this result ran for, as stored."""
+        return self.getter("serializable_pipeline_object")()
+
+    def get_input_data(self) -> Any:
+        """The input data of the run."""
+        return self.get_pipeline_execution().get_input_data()
+
+    def get_runner(self) -> str:
+        """The dotted path of the runner class."""
+        return self.get_pipeline_execution().get_runner()
+
+    def get_reporter(self) -> str:
+        """The dotted path of the reporter class."""
+        return self.get_pipeline_execution().get_reporter()
+
+    def get_pipeline(self) -> Any:
+        """The pipeline object, loaded by its id."""
+        return self.loader.load_pipeline(self.get_pipeline_id())
+
+    @abc.abstractmethod
+    def get_pipeline_execution(self) -> PipelineExecution:
+        """The execution this result belongs to."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def get_task_executions(self) -> Sequence[TaskExecution]:
+        """One task execution per task of the pipeline."""
+        raise NotImplementedError
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        return self.get_pipeline_execution()
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        return self.get_task_executions()
+
+
+class TaskExecution(PipelineStorageObject):
+    """The overall state of one task within a pipeline result."""
+
+    kind = TASK_EXECUTION
+
+    def get_task_id(self) -> str:
+        """The id of the task class."""
+        return str(self.getter("task_id")())
+
+    def get_pipeline_task(self) -> str:
+        """The name of the task's attribute on the pipeline."""
+        return str(self.getter("pipeline_task")())
+
+    def get_config(self) -> Any:
+        """The task's config, as stored."""
+        return self.getter("config")()
+
+    def get_input_data(self) -> Any:
+        """The input data of the run."""
+        return self.get_pipeline_result().get_input_data()
+
+    def get_serializable_pipeline_object(self) -> Any:
+        """The pipeline object of the pipeline result."""
+        return self.get_pipeline_result().get_serializable_pipeline_object()
+
+    def get_task(self) -> Any:
+        """The task object, loaded by its id with its config."""
+        return self.loader.load_task(
+            self.get_task_id(), self.get_pipeline_task(), self.get_config() or {}
+        )
+
+    @abc.abstractmethod
+    def get_pipeline_result(self) -> PipelineResult:
+        """The pipeline result this task execution belongs to."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def get_task_results(self) -> Sequence[TaskResult]:
+        """One task result per object of the task iterator."""
+        raise NotImplementedError
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        return self.get_pipeline_result()
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        return self.get_task_results()
+
+
+class TaskResult(PipelineStorageObject):
+    """The state of one task for one object of the task iterator."""
+
+    kind = TASK_RESULT
+
+    def get_task_id(self) -> str:
+        """The id of the task class."""
+        return str(self.getter("task_id")())
+
+    def get_pipeline_task(self) -> str:
+        """The name of the task's attribute on the pipeline."""
+        return self.get_task_execution().get_pipeline_task()
+
+    def get_config(self) -> Any:
+        """The task's config, as stored."""
+        return self.get_task_execution().get_config()
+
+    def get_serializable_task_object(self) -> Any:
+        """The task object this result ran for, as stored."""
+        return self.getter("serializable_task_object")()
+
+    def get_serializable_pipeline_object(self) -> Any:
+        """The pipeline object of the pipeline result."""
+        return self.get_task_execution().get_serializable_pipeline_object()
+
+    def get_input_data(self) -> Any:
+        """The input data of the run."""
+        return self.get_task_execution().get_input_data()
+
+    def get_task(self) -> Any:
+        """The task object, loaded by its id with its config."""
+        return self.get_task_execution().get_task()
+
+    def get_duration(self) -> float | None:
+        """Seconds from started to completed, or None until both are known."""
+        started, completed = self.get_started(), self.get_completed()
+        if started is None or completed is None:
+            return None
+        return (completed - started).total_seconds()
+
+    @abc.abstractmethod
+    def get_task_execution(self) -> TaskExecution:
+        """The task execution this result belongs to."""
+        raise NotImplementedError
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        return self.get_task_execution()
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+class BuildablePipeline(Protocol):
+    """What ``build_pipeline_execution`` needs of a pipeline."""
+
+    def get_id(self) -> str: ...
+
+    def get_iterator(self) -> Any: ...
+
+    def get_serializable_pipeline_object(self, obj: Any) -> Any: ...
+
+    def get_build_tasks(self) -> Sequence[BuildableTask]: ...
+
+
+class BuildableTask(Protocol):
+    """What ``build_pipeline_execution`` needs of a task."""
+
+    task_id: str
+    pipeline_task: str
+
+    def get_serializable_config(self) -> Any: ...
+
+    def get_iterator(self) -> Any: ...
+
+    def get_serializable_task_object(self, obj: Any) -> Any: ...
+
+
+@dataclass
+class PlannedTaskExecution:
+    """A task execution to create, with the stored objects of its task results."""
+
+    pipeline_task: str
+    task_id: str
+    config: Any
+    task_objects: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class PlannedPipelineResult:
+    """A pipeline result to create, with its task executions."""
+
+    pipeline_object: Any
+    task_executions: list[PlannedTaskExecution] = field(default_factory=list)
+
+
+@dataclass
+class BuildPlan:
+    """Every object ``build_pipeline_execution`` creates, with validated values."""
+
+    pipeline_id: str
+    run_id: str
+    runner: str
+    reporter: str
+    input_data: Any
+    pipeline_results: list[PlannedPipelineResult] = field(default_factory=list)
+
+    def count(self) -> int:
+        """How many objects the plan creates."""
+        total = 1
+        for result in self.pipeline_results:
+            total += 1
+            for execution in result.task_executions:
+                total += 1 + len(execution.task_objects)
+        return total
+
+
+def _objects(iterator: Any) -> Iterator[Any]:
+    """The objects of an iterator; ``None`` means a single ``None`` object."""
+    if iterator is None:
+        yield None
+    else:
+        yield from iterator
+
+
+def plan_build(
+    pipeline: BuildablePipeline,
+    run_id: str,
+    runner: object,
+    reporter: object,
+    input_data: Any,
+    build_all: bool = True,
+) -> BuildPlan:
+    """Work out and validate every object of a run before anything is stored.
+
+    One pipeline result per object of the pipeline iterator (one when it is None), one
+    task execution per task, one task result per object of the task iterator (one when
+    it is None). Raises :class:`InvalidValueError` for a run id or value that cannot be
+    stored.
+    """
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidValueError(f"run_id: give a non-empty str, not {run_id!r}")
+    encode_value("input_data", input_data)
+    plan = BuildPlan(
+        pipeline_id=pipeline.get_id(),
+        run_id=run_id,
+        runner=class_path(runner),
+        reporter=class_path(reporter),
+        input_data=input_data,
+    )
+    if not build_all:
+        return plan
+    tasks = list(pipeline.get_build_tasks())
+    for pipeline_object in _objects(pipeline.get_iterator()):
+        stored = pipeline.get_serializable_pipeline_object(pipeline_object)
+        encode_value("serializable_pipeline_object", stored)
+        result = PlannedPipelineResult(stored)
+        for task in tasks:
+            config = task.get_serializable_config()
+            encode_value("config", config)
+            execution = PlannedTaskExecution(task.pipeline_task, task.task_id, config)
+            for task_object in _objects(task.get_iterator()):
+                stored_task_object = task.get_serializable_task_object(task_object)
+                encode_value("serializable_task_object", stored_task_object)
+                execution.task_objects.append(stored_task_object)
+            result.task_executions.append(execution)
+        plan.pipeline_results.append(result)
+    return plan
+
+
+class PipelineResultsStorage(abc.ABC):
+    """Where result objects live. Subclass it to write a custom storage.
+
+    Queries return objects oldest first; the ``get_x(_id)`` lookups return None for an
+    id that does not exist.
+    """
+
+    @abc.abstractmethod
+    def build_pipeline_execution(
+        self,
+        pipeline: BuildablePipeline,
+        run_id: str,
+        runner: object,
+        reporter: object,
+        input_data: Any,
+        build_all: bool = True,
+    ) -> PipelineExecution:
+        """Create the execution of a run and, with ``build_all``, every object below it.
+
+        Without ``build_all`` only the execution is created (to record a config error).
+        """
+
+    @abc.abstractmethod
+    def get_pipeline_digest(self) -> PipelineDigest:
+        """Per pipeline id: runs, successes, failures, last ran, average runtime."""
+
+    @abc.abstractmethod
+    def get_pipeline_executions(
+        self, pipeline_id: str | None = None
+    ) -> Sequence[PipelineExecution]:
+        """Executions, optionally of one pipeline."""
+
+    @abc.abstractmethod
+    def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
+        """The execution of run ``run_id``."""
+
+    @abc.abstractmethod
+    def get_pipeline_results(
+        self, run_id: str | None = None, pipeline_id: str | None = None
+    ) -> Sequence[PipelineResult]:
+        """Pipeline results, optionally of one run or one pipeline."""
+
+    @abc.abstractmethod
+    def get_pipeline_result(self, _id: str) -> PipelineResult | None:
+        """The pipeline result with id ``_id``."""
+
+    @abc.abstractmethod
+    def get_task_executions(
+        self, run_id: str | None = None, pipeline_result_id: str | None = None
+    ) -> Sequence[TaskExecution]:
+        """Task executions, optionally of one run or one pipeline result."""
+
+    @abc.abstractmethod
+    def get_task_execution(self, _id: str) -> TaskExecution | None:
+        """The task execution with id ``_id``."""
+
+    @abc.abstractmethod
+    def get_task_results(
+        self,
+        run_id: str | None = None,
+        pipeline_result_id: str | None = None,
+        task_execution_id: str | None = None,
+    ) -> Sequence[TaskResult]:
+        """Task results, optionally of one run, pipeline result or task execution."""
+
+    @abc.abstractmethod
+    def get_task_result(self, _id: str) -> TaskResult | None:
+        """The task result with id ``_id``."""
+
+    @abc.abstractmethod
+    def cleanup(self, before: datetime | None = None) -> list[str]:
+        """Remove finished runs (completed before ``before`` when given); returns their ids.
+
+        Runs that are still PENDING or RUNNING are never removed.
+        """
+
+    def close(self) -> None:
+        """Release what the storage holds open (nothing, unless a subclass holds files)."""
+        return None
