@@ -18,16 +18,18 @@ from pipelines_events.events import (
     decode_value,
     encode_attrs,
 )
+from pipelines_events.status import PipelineTaskStatus
 
 
 class ResultRecord:
     """The current state of one result object.
 
     ``attrs`` holds every field by name (``status``, ``started``, ``pipeline_id``, ...);
-    ``children`` the ids of its child objects in creation order.
+    ``children`` the ids of its child objects in creation order; ``open_children``
+    how many of them are not in a final status.
     """
 
-    __slots__ = ("attrs", "children", "id", "kind", "parent_id", "run_id")
+    __slots__ = ("attrs", "children", "id", "kind", "open_children", "parent_id", "run_id")
 
     def __init__(
         self, kind: str, id: str, run_id: str, parent_id: str | None, attrs: dict[str, Any]
@@ -38,9 +40,17 @@ class ResultRecord:
         self.parent_id = parent_id
         self.attrs = attrs
         self.children: list[str] = []
+        self.open_children = 0
 
     def __repr__(self) -> str:
         return f"ResultRecord({self.kind} {self.id} run={self.run_id} {self.attrs!r})"
+
+
+_FINAL = PipelineTaskStatus.final_statuses()
+
+
+def _is_final(status: Any) -> bool:
+    return status in _FINAL
 
 
 class _SnapshotRecord(msgspec.Struct, array_like=True):
@@ -107,6 +117,8 @@ class ResultsProjection:
         self._records[event.id] = record
         if parent is not None:
             parent.children.append(event.id)
+            if not _is_final(attrs.get("status")):
+                parent.open_children += 1
         elif event.kind == PIPELINE_EXECUTION:
             self._runs[event.run_id] = event.id
             pipeline_id = attrs.get("pipeline_id")
@@ -123,9 +135,15 @@ class ResultsProjection:
                 "which was never created"
             )
         vtype = event.vtype
-        record.attrs[event.field] = (
-            event.value if vtype is None else decode_value(event.value, vtype)
-        )
+        value = event.value if vtype is None else decode_value(event.value, vtype)
+        field = event.field
+        if field == "status" and record.parent_id is not None:
+            was_final = _is_final(record.attrs.get("status"))
+            if was_final != _is_final(value):
+                parent = self._records.get(record.parent_id)
+                if parent is not None:
+                    parent.open_children += 1 if was_final else -1
+        record.attrs[field] = value
 
     def _removed(self, event: RunRemoved) -> None:
         execution_id = self._runs.pop(event.run_id, None)

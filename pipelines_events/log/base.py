@@ -30,6 +30,10 @@ class EventLog(abc.ABC):
         """Continue from ``position``, after checking that it is a real event boundary."""
 
     @abc.abstractmethod
+    def has_new(self) -> bool:
+        """Whether anything may have been appended after the position (a cheap check)."""
+
+    @abc.abstractmethod
     def read_new(self) -> Iterator[AnyEvent]:
         """Yield the complete batches appended after the position, advancing it."""
 

@@ -212,6 +212,11 @@ class JsonlEventLog(EventLog):
             )
         self._position = position
 
+    def has_new(self) -> bool:
+        if self._fd < 0:
+            self._check_usable()
+        return os.fstat(self._fd).st_size != self._position.offset
+
     def read_new(self) -> Iterator[AnyEvent]:
         self._check_usable()
         yield from self._scan_to_end()
@@ -405,8 +410,8 @@ def _complete_prefix(fd: int, size: int, name: str) -> int:
             try:
                 more = decode_event(line).more
             except (msgspec.DecodeError, msgspec.ValidationError):
-                # Damage, not a torn write: keep it so readers report it precisely.
-                return start + lines_end
+                # Damage, not a torn write: keep it all so readers report it precisely.
+                return size
             if more == 0:
                 return start + lines_end
             if cut == 0:

@@ -45,6 +45,7 @@ __all__ = [
     "TaskResult",
     "as_status",
     "class_path",
+    "encode_field_value",
     "plan_build",
 ]
 
@@ -105,8 +106,12 @@ def class_path(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _check_field_value(name: str, value: Any) -> None:
-    """Refuse values of the well-known fields that have the wrong type."""
+def encode_field_value(name: str, value: Any) -> tuple[Any, str | None]:
+    """Check ``value`` for field ``name`` and return its stored form ``(json, vtype)``.
+
+    Raises :class:`InvalidValueError` for a status that is not a status, times that are
+    not datetimes, a message that is not a str, or a value JSON cannot hold.
+    """
     if name == "status":
         if not isinstance(value, PipelineTaskStatus):
             as_status(value)
@@ -120,7 +125,7 @@ def _check_field_value(name: str, value: Any) -> None:
             )
     elif name == "message" and not isinstance(value, str):
         raise InvalidValueError(f"field 'message': give a str, not {type(value).__name__}")
-    encode_value(name, value)
+    return encode_value(name, value)
 
 
 class PipelineStorageObject:
@@ -146,7 +151,7 @@ class PipelineStorageObject:
         """A function storing a value as property ``name``."""
 
         def set_value(value: Any) -> None:
-            _check_field_value(name, value)
+            encode_field_value(name, value)
             setattr(self, name, value)
 
         return set_value

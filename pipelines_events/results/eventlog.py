@@ -1,0 +1,540 @@
+"""The default storage: result objects kept as events in a JSON-lines log.
+
+Every ``set_`` call appends one :class:`~pipelines_events.events.FieldSet` event; building
+a run appends the :class:`~pipelines_events.events.ObjectCreated` events of all its objects
+as one batch. Every ``get_`` and every query first folds what other processes appended,
+then reads the projections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from pipelines_events.errors import InvalidValueError, ObjectNotFoundError
+from pipelines_events.events import (
+    PIPELINE_EXECUTION,
+    PIPELINE_RESULT,
+    STATUS,
+    TASK_EXECUTION,
+    TASK_RESULT,
+    AnyEvent,
+    FieldSet,
+    ObjectCreated,
+    RunRemoved,
+)
+from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
+from pipelines_events.results.base import (
+    BuildablePipeline,
+    PipelineDigest,
+    PipelineExecution,
+    PipelineResult,
+    PipelineResultsStorage,
+    PipelineStorageObject,
+    TaskExecution,
+    TaskResult,
+    encode_field_value,
+    plan_build,
+)
+from pipelines_events.status import PipelineTaskStatus
+from projections.digest import DigestProjection
+from projections.results import ResultRecord, ResultsProjection
+
+DEFAULT_PATH: Final = "pipelines-events.jsonl"
+"""The log file of the default storage, relative to the working directory."""
+
+_PENDING: Final = PipelineTaskStatus.PENDING.value
+_STATUS_TYPES: Final = {"status": STATUS}
+_RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
+_ALWAYS_KNOWN: Final = frozenset({"status", "started", "completed", "message"})
+_INHERITED: Final = frozenset(
+    {
+        "pipeline_id",
+        "task_id",
+        "pipeline_task",
+        "config",
+        "input_data",
+        "runner",
+        "reporter",
+        "serializable_pipeline_object",
+    }
+)
+_FAILED = PipelineTaskStatus.failed_statuses()
+
+
+class _EventLogObject(PipelineStorageObject):
+    """A result object whose state lives in the storage's projections."""
+
+    def __init__(self, storage: EventLogPipelineResultsStorage, object_id: str) -> None:
+        self._storage = storage
+        self._id = object_id
+
+    def _record(self) -> ResultRecord:
+        return self._storage._record(self._id, self.kind)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _EventLogObject)
+            and other._id == self._id
+            and other._storage is self._storage
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    # -- the get_/set_ hooks ----------------------------------------------------------
+
+    def getter(self, name: str) -> Callable[[], Any]:
+        """Read ``name`` from the projection: the object's own field, then its parents'."""
+        record = self._record()
+        if name in record.attrs or name in _ALWAYS_KNOWN:
+            return lambda: self._record().attrs.get(name)
+        if name in _RECORD_NAMES:
+            return lambda: getattr(self._record(), name)
+        if name in _INHERITED:
+            return lambda: self._storage._inherited(self._record(), name)
+        raise AttributeError(
+            f"{type(self).__name__} has no get_{name}() and no field {name!r} to fall back on"
+        )
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """Append a field-set event for ``name`` on each call."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
+        if name in _RECORD_NAMES:
+            raise InvalidValueError(f"cannot set field {name!r}: it identifies the object")
+        return lambda value: self._storage._set_field(self._id, self.kind, name, value)
+
+    # -- fast paths for the common fields -------------------------------------------------
+
+    def get_id(self) -> str:
+        return self._id
+
+    def get_run_id(self) -> str:
+        return self._record().run_id
+
+    def get_pipeline_id(self) -> str:
+        return str(self._storage._inherited(self._record(), "pipeline_id"))
+
+    def get_status(self) -> PipelineTaskStatus:
+        status: PipelineTaskStatus = self._record().attrs["status"]
+        return status
+
+    def set_status(self, value: PipelineTaskStatus) -> None:
+        self._storage._set_field(self._id, self.kind, "status", value)
+
+    def get_started(self) -> datetime | None:
+        started: datetime | None = self._record().attrs.get("started")
+        return started
+
+    def set_started(self, value: datetime | None) -> None:
+        self._storage._set_field(self._id, self.kind, "started", value)
+
+    def get_completed(self) -> datetime | None:
+        completed: datetime | None = self._record().attrs.get("completed")
+        return completed
+
+    def set_completed(self, value: datetime | None) -> None:
+        self._storage._set_field(self._id, self.kind, "completed", value)
+
+    def get_message(self) -> str:
+        message = self._record().attrs.get("message")
+        return "" if message is None else str(message)
+
+    def set_message(self, value: str) -> None:
+        self._storage._set_field(self._id, self.kind, "message", value)
+
+    def save(self) -> None:
+        """Commit with the log's durability (fsync by default)."""
+        self._storage.commit()
+
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        """Append every ``set_`` inside the block as one batch, all or nothing."""
+        return self._storage.atomic()
+
+    # -- relations --------------------------------------------------------------------
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        parent_id = self._record().parent_id
+        return None if parent_id is None else self._storage._wrap(parent_id)
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        return [self._storage._wrap(child) for child in self._record().children]
+
+    def children_outcome(self) -> PipelineTaskStatus | None:
+        record = self._record()
+        if record.open_children:
+            return None
+        return super().children_outcome()
+
+
+class EventLogPipelineExecution(_EventLogObject, PipelineExecution):
+    """A pipeline execution stored in the event log."""
+
+    def get_pipeline_results(self) -> Sequence[PipelineResult]:
+        return self._storage._children(self._record(), EventLogPipelineResult)
+
+
+class EventLogPipelineResult(_EventLogObject, PipelineResult):
+    """A pipeline result stored in the event log."""
+
+    def get_pipeline_execution(self) -> PipelineExecution:
+        return EventLogPipelineExecution(self._storage, str(self._record().parent_id))
+
+    def get_task_executions(self) -> Sequence[TaskExecution]:
+        return self._storage._children(self._record(), EventLogTaskExecution)
+
+
+class EventLogTaskExecution(_EventLogObject, TaskExecution):
+    """A task execution stored in the event log."""
+
+    def get_pipeline_result(self) -> PipelineResult:
+        return EventLogPipelineResult(self._storage, str(self._record().parent_id))
+
+    def get_task_results(self) -> Sequence[TaskResult]:
+        return self._storage._children(self._record(), EventLogTaskResult)
+
+
+class EventLogTaskResult(_EventLogObject, TaskResult):
+    """A task result stored in the event log."""
+
+    def get_task_execution(self) -> TaskExecution:
+        return EventLogTaskExecution(self._storage, str(self._record().parent_id))
+
+
+_T = TypeVar("_T", bound=_EventLogObject)
+
+_CLASSES: Final[dict[str, type[_EventLogObject]]] = {
+    PIPELINE_EXECUTION: EventLogPipelineExecution,
+    PIPELINE_RESULT: EventLogPipelineResult,
+    TASK_EXECUTION: EventLogTaskExecution,
+    TASK_RESULT: EventLogTaskResult,
+}
+
+
+class EventLogPipelineResultsStorage(PipelineResultsStorage):
+    """Result objects as an append-only, hash-chained JSON-lines log.
+
+    ``path`` is the log file (created with its directory when missing); ``durability``,
+    ``mode`` and ``max_event_bytes`` are passed to :class:`JsonlEventLog`. Opening the
+    storage replays the log.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        durability: Durability = "fsync",
+        mode: int = 0o600,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self._log = JsonlEventLog(
+            path, durability=durability, mode=mode, max_event_bytes=max_event_bytes
+        )
+        self._results = ResultsProjection()
+        self._digest = DigestProjection()
+        self._pending: list[AnyEvent] | None = None
+        self.refresh()
+
+    @property
+    def log(self) -> JsonlEventLog:
+        """The event log the storage writes to."""
+        return self._log
+
+    @property
+    def results(self) -> ResultsProjection:
+        """The results projection (caught up by :meth:`refresh`)."""
+        return self._results
+
+    # -- events in and out ------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Fold the events other processes appended since the last look."""
+        if self._log.has_new():
+            self._fold(self._log.read_new())
+
+    def _fold(self, events: Iterator[AnyEvent] | list[AnyEvent]) -> None:
+        apply_results = self._results.apply
+        apply_digest = self._digest.apply
+        for event in events:
+            apply_results(event)
+            apply_digest(event)
+
+    def _emit(self, drafts: list[AnyEvent]) -> None:
+        if self._pending is not None:
+            self._pending.extend(drafts)
+        else:
+            self._fold(self._log.append(drafts))
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Append every event emitted inside the block as one batch; none if it raises."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+        except BaseException:
+            self._pending = None
+            raise
+        pending, self._pending = self._pending, None
+        if pending:
+            self._fold(self._log.append(pending))
+
+    def commit(self) -> None:
+        """Make every appended event durable as the log's durability promises."""
+        self._log.commit()
+
+    def close(self) -> None:
+        """Commit and close the log."""
+        self._log.close()
+
+    def _record(self, object_id: str, kind: str) -> ResultRecord:
+        self.refresh()
+        record = self._results.get(object_id)
+        if record is None or record.kind != kind:
+            raise ObjectNotFoundError(
+                f"{kind} {object_id} does not exist in {self._log.location} "
+                "(never created, or its run was removed by cleanup)"
+            )
+        return record
+
+    def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
+        stored, vtype = encode_field_value(name, value)
+        record = self._record(object_id, kind)
+        self._emit(
+            [
+                FieldSet(
+                    run_id=record.run_id,
+                    kind=kind,
+                    id=object_id,
+                    field=name,
+                    value=stored,
+                    vtype=vtype,
+                )
+            ]
+        )
+
+    def _inherited(self, record: ResultRecord, name: str) -> Any:
+        current: ResultRecord | None = record
+        while current is not None:
+            if name in current.attrs:
+                return current.attrs[name]
+            parent_id = current.parent_id
+            current = None if parent_id is None else self._results.get(parent_id)
+        return None
+
+    def _wrap(self, object_id: str) -> _EventLogObject:
+        record = self._results.get(object_id)
+        if record is None:
+            raise ObjectNotFoundError(f"object {object_id} does not exist")
+        return _CLASSES[record.kind](self, object_id)
+
+    def _children(self, record: ResultRecord, cls: type[_T]) -> list[_T]:
+        return [cls(self, child) for child in record.children]
+
+    # -- building ---------------------------------------------------------------------
+
+    def build_pipeline_execution(
+        self,
+        pipeline: BuildablePipeline,
+        run_id: str,
+        runner: object,
+        reporter: object,
+        input_data: Any,
+        build_all: bool = True,
+    ) -> PipelineExecution:
+        plan = plan_build(pipeline, run_id, runner, reporter, input_data, build_all)
+        self.refresh()
+        if self._results.execution_of_run(run_id) is not None:
+            raise InvalidValueError(
+                f"run {run_id!r} already has an execution in {self._log.location}; "
+                "give every run a new id"
+            )
+        execution_id = _new_id()
+        drafts: list[AnyEvent] = [
+            ObjectCreated(
+                run_id=run_id,
+                kind=PIPELINE_EXECUTION,
+                id=execution_id,
+                attrs={
+                    "pipeline_id": plan.pipeline_id,
+                    "status": _PENDING,
+                    "runner": plan.runner,
+                    "reporter": plan.reporter,
+                    "input_data": plan.input_data,
+                },
+                types=_STATUS_TYPES,
+            )
+        ]
+        for planned_result in plan.pipeline_results:
+            result_id = _new_id()
+            drafts.append(
+                ObjectCreated(
+                    run_id=run_id,
+                    kind=PIPELINE_RESULT,
+                    id=result_id,
+                    parent_id=execution_id,
+                    attrs={
+                        "pipeline_id": plan.pipeline_id,
+                        "status": _PENDING,
+                        "serializable_pipeline_object": planned_result.pipeline_object,
+                    },
+                    types=_STATUS_TYPES,
+                )
+            )
+            for planned_execution in planned_result.task_executions:
+                task_execution_id = _new_id()
+                drafts.append(
+                    ObjectCreated(
+                        run_id=run_id,
+                        kind=TASK_EXECUTION,
+                        id=task_execution_id,
+                        parent_id=result_id,
+                        attrs={
+                            "task_id": planned_execution.task_id,
+                            "pipeline_task": planned_execution.pipeline_task,
+                            "status": _PENDING,
+                            "config": planned_execution.config,
+                        },
+                        types=_STATUS_TYPES,
+                    )
+                )
+                for task_object in planned_execution.task_objects:
+                    drafts.append(
+                        ObjectCreated(
+                            run_id=run_id,
+                            kind=TASK_RESULT,
+                            id=_new_id(),
+                            parent_id=task_execution_id,
+                            attrs={"status": _PENDING, "serializable_task_object": task_object},
+                            types=_STATUS_TYPES,
+                        )
+                    )
+        self._emit(drafts)
+        self.commit()
+        return EventLogPipelineExecution(self, execution_id)
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get_pipeline_digest(self) -> PipelineDigest:
+        self.refresh()
+        return self._digest.digest()
+
+    def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
+        self.refresh()
+        return [
+            EventLogPipelineExecution(self, record.id)
+            for record in self._results.executions(pipeline_id=pipeline_id)
+        ]
+
+    def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
+        self.refresh()
+        record = self._results.execution_of_run(run_id)
+        return None if record is None else EventLogPipelineExecution(self, record.id)
+
+    def get_pipeline_results(
+        self, run_id: str | None = None, pipeline_id: str | None = None
+    ) -> list[PipelineResult]:
+        self.refresh()
+        executions = self._results.executions(run_id=run_id, pipeline_id=pipeline_id)
+        return [
+            EventLogPipelineResult(self, record.id)
+            for record in self._results.descendants(executions, 1)
+        ]
+
+    def get_pipeline_result(self, _id: str) -> PipelineResult | None:
+        return self._lookup(_id, EventLogPipelineResult)
+
+    def get_task_executions(
+        self, run_id: str | None = None, pipeline_result_id: str | None = None
+    ) -> list[TaskExecution]:
+        self.refresh()
+        records = self._below(run_id, [(pipeline_result_id, PIPELINE_RESULT)], 2)
+        return [EventLogTaskExecution(self, record.id) for record in records]
+
+    def get_task_execution(self, _id: str) -> TaskExecution | None:
+        return self._lookup(_id, EventLogTaskExecution)
+
+    def get_task_results(
+        self,
+        run_id: str | None = None,
+        pipeline_result_id: str | None = None,
+        task_execution_id: str | None = None,
+    ) -> list[TaskResult]:
+        self.refresh()
+        records = self._below(
+            run_id,
+            [(task_execution_id, TASK_EXECUTION), (pipeline_result_id, PIPELINE_RESULT)],
+            3,
+        )
+        return [EventLogTaskResult(self, record.id) for record in records]
+
+    def get_task_result(self, _id: str) -> TaskResult | None:
+        return self._lookup(_id, EventLogTaskResult)
+
+    def _lookup(self, object_id: str, cls: type[_T]) -> _T | None:
+        self.refresh()
+        record = self._results.get(object_id)
+        if record is None or record.kind != cls.kind:
+            return None
+        return cls(self, object_id)
+
+    def _below(
+        self, run_id: str | None, anchors: list[tuple[str | None, str]], depth: int
+    ) -> list[ResultRecord]:
+        """Objects ``depth`` levels below executions, starting from the narrowest anchor."""
+        levels = {TASK_EXECUTION: 2, PIPELINE_RESULT: 1}
+        for anchor_id, kind in anchors:
+            if anchor_id is None:
+                continue
+            anchor = self._results.get(anchor_id)
+            if anchor is None or anchor.kind != kind:
+                return []
+            records = self._results.descendants([anchor], depth - levels[kind])
+            if run_id is not None:
+                records = [r for r in records if r.run_id == run_id]
+            for other_id, other_kind in anchors:
+                if other_id is not None and other_kind != kind:
+                    records = [r for r in records if self._has_ancestor(r, other_id)]
+            return records
+        return self._results.descendants(self._results.executions(run_id=run_id), depth)
+
+    def _has_ancestor(self, record: ResultRecord, ancestor_id: str) -> bool:
+        current: ResultRecord | None = record
+        while current is not None and current.parent_id is not None:
+            if current.parent_id == ancestor_id:
+                return True
+            current = self._results.get(current.parent_id)
+        return False
+
+    # -- cleanup ----------------------------------------------------------------------
+
+    def cleanup(self, before: datetime | None = None) -> list[str]:
+        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
+            raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+        self.refresh()
+        removed: list[str] = []
+        drafts: list[AnyEvent] = []
+        for record in self._results.executions():
+            status = record.attrs.get("status")
+            if not isinstance(status, PipelineTaskStatus) or not status.is_final:
+                continue
+            completed = record.attrs.get("completed")
+            if before is not None and (completed is None or completed >= before):
+                continue
+            removed.append(record.run_id)
+            drafts.append(RunRemoved(run_id=record.run_id, kind=PIPELINE_EXECUTION, id=record.id))
+        if drafts:
+            self._emit(drafts)
+            self.commit()
+        return removed
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
