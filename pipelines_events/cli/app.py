@@ -1,0 +1,48 @@
+"""The command-line entry point: the parser and the dispatch to each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pipelines_events import __version__
+from pipelines_events.cli import commands_audit, commands_runs
+from pipelines_events.errors import PipelinesEventsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A check failed (``verify``) or a run ended in a failure (``run``)."""
+EXIT_ERROR = 2
+"""Bad input: a usage error, a log that cannot be opened, an id that does not exist."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="pipelines-events",
+        description="Run pipelines and audit their results, kept as an event-sourced log.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands_runs.register(commands)
+    commands_audit.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except PipelinesEventsError as exc:
+        print(f"pipelines-events: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through python -m
+    sys.exit(main())

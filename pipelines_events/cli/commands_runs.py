@@ -1,0 +1,10 @@
+"""Commands about runs: ``run``, ``runs``, ``show``, ``demo``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    """Add this module's commands to the parser's subcommands."""
+    del commands
