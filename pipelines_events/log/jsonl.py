@@ -13,7 +13,7 @@ import os
 import stat
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
@@ -246,7 +246,18 @@ class JsonlEventLog(EventLog):
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, drafts: Sequence[AnyEvent]) -> list[AnyEvent]:
+    def append(
+        self,
+        drafts: Sequence[AnyEvent],
+        *,
+        on_caught_up: Callable[[list[AnyEvent]], bool] | None = None,
+    ) -> list[AnyEvent]:
+        """Append ``drafts`` as one atomic batch (see :meth:`EventLog.append`).
+
+        With ``on_caught_up``, the events other writers appended are handed to it under
+        the lock instead of being returned; if it returns False nothing is written and
+        the result is empty.
+        """
         self._check_usable()
         if self._readonly:
             raise LogError(f"{self._path}: the log was opened read-only")
@@ -260,6 +271,10 @@ class JsonlEventLog(EventLog):
             size = os.fstat(self._fd).st_size
             if size != self._position.offset:
                 self._truncate_torn(self._position.offset, size)
+            if on_caught_up is not None:
+                if not on_caught_up(caught):
+                    return []
+                caught = []
             position = self._position
             seq = position.seq
             prev = position.hash

@@ -30,6 +30,7 @@ from pipelines_events.status import PipelineTaskStatus
 from projections.digest import PipelineDigest, PipelineDigestItem
 
 __all__ = [
+    "Batch",
     "BuildPlan",
     "ObjectLoader",
     "PipelineDigest",
@@ -128,6 +129,16 @@ def encode_field_value(name: str, value: Any) -> tuple[Any, str | None]:
     return encode_value(name, value)
 
 
+class Batch:
+    """What an :meth:`~PipelineStorageObject.atomic` block did: ``stored`` is False when
+    its ``require`` check failed and nothing was stored."""
+
+    __slots__ = ("stored",)
+
+    def __init__(self) -> None:
+        self.stored = True
+
+
 class PipelineStorageObject:
     """Base of the four result objects: the ``get_``/``set_`` fallback and status changes."""
 
@@ -219,9 +230,16 @@ class PipelineStorageObject:
     def save(self) -> None:
         """Commit the object's changes (a no-op where every ``set_`` is already stored)."""
 
-    def atomic(self) -> contextlib.AbstractContextManager[None]:
-        """A block whose ``set_`` calls are stored together or not at all."""
-        return contextlib.nullcontext()
+    def atomic(
+        self, require: Callable[[], bool] | None = None
+    ) -> contextlib.AbstractContextManager[Batch]:
+        """A block whose ``set_`` calls are stored together or not at all.
+
+        ``require`` is checked again when the block is stored (with the latest state of
+        the storage, under its lock where it has one); if it is False nothing is stored
+        and the yielded :class:`Batch` says so.
+        """
+        return contextlib.nullcontext(Batch())
 
     # -- relations ------------------------------------------------------------------------
 
@@ -274,7 +292,7 @@ class PipelineStorageObject:
             return False
         now = utc_now()
         clear_message = not message and bool(self.get_message())
-        with self.atomic():
+        with self.atomic(require=lambda: status.has_advanced(self.get_status())) as batch:
             self.set_status(status)
             if status is _RUNNING:
                 self.set_started(now)
@@ -282,6 +300,8 @@ class PipelineStorageObject:
                 self.set_completed(now)
             if message or clear_message:
                 self.set_message(message)
+        if not batch.stored:
+            return False
         self.save()
         if reporter is not None:
             reporter.report(self.get_pipeline_id(), self.get_task_id(), status, message)

@@ -29,6 +29,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
 from pipelines_events.results.base import (
+    Batch,
     BuildablePipeline,
     PipelineDigest,
     PipelineExecution,
@@ -152,9 +153,11 @@ class _EventLogObject(PipelineStorageObject):
         """Commit with the log's durability (fsync by default)."""
         self._storage.commit()
 
-    def atomic(self) -> contextlib.AbstractContextManager[None]:
+    def atomic(
+        self, require: Callable[[], bool] | None = None
+    ) -> contextlib.AbstractContextManager[Batch]:
         """Append every ``set_`` inside the block as one batch, all or nothing."""
-        return self._storage.atomic()
+        return self._storage.atomic(require)
 
     # -- relations --------------------------------------------------------------------
 
@@ -238,6 +241,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self._results = ResultsProjection()
         self._digest = DigestProjection()
         self._pending: list[AnyEvent] | None = None
+        self._frozen = False
         self.refresh()
 
     @property
@@ -254,7 +258,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def refresh(self) -> None:
         """Fold the events other processes appended since the last look."""
-        if self._log.has_new():
+        if not self._frozen and self._log.has_new():
             self._fold(self._log.read_new())
 
     def _fold(self, events: Iterator[AnyEvent] | list[AnyEvent]) -> None:
@@ -271,20 +275,42 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             self._fold(self._log.append(drafts))
 
     @contextlib.contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Append every event emitted inside the block as one batch; none if it raises."""
+    def atomic(self, require: Callable[[], bool] | None = None) -> Iterator[Batch]:
+        """Append every event emitted inside the block as one batch; none if it raises.
+
+        ``require`` is checked under the log's lock against the caught-up state; when it
+        is False the batch is dropped and ``Batch.stored`` is False.
+        """
+        batch = Batch()
         if self._pending is not None:
-            yield
+            yield batch
             return
         self._pending = []
         try:
-            yield
+            yield batch
         except BaseException:
             self._pending = None
             raise
         pending, self._pending = self._pending, None
-        if pending:
+        if not pending:
+            return
+        if require is None:
             self._fold(self._log.append(pending))
+            return
+        written = self._log.append(
+            pending, on_caught_up=lambda caught: self._check(caught, require)
+        )
+        batch.stored = bool(written)
+        self._fold(written)
+
+    def _check(self, caught: list[AnyEvent], require: Callable[[], bool]) -> bool:
+        """Fold ``caught`` and evaluate ``require`` without reading the log again."""
+        self._fold(caught)
+        self._frozen = True
+        try:
+            return require()
+        finally:
+            self._frozen = False
 
     def commit(self) -> None:
         """Make every appended event durable as the log's durability promises."""
