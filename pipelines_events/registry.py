@@ -1,0 +1,228 @@
+"""Finds pipelines and tasks by id: the ones registered, else by importing the id.
+
+Importing this module installs :data:`registry` as the loader of the result objects
+(``PipelineExecution.get_pipeline()``, ``TaskExecution.get_task()``). Pipelines are
+registered explicitly (:func:`register_pipeline`, usable as a class decorator) or by
+``Pipeline.start()``; a pipeline's tasks are registered with it. An id that is not
+registered is imported as a dotted path (``module.QualName``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pipelines_events.errors import PipelinesEventsError
+from pipelines_events.results.base import PipelineStorageObject, class_path
+
+if TYPE_CHECKING:
+    from pipelines_events.pipeline import Pipeline
+    from pipelines_events.task import Task
+
+__all__ = [
+    "NotRegisteredError",
+    "Registry",
+    "get_pipeline_class",
+    "get_task_class",
+    "load_pipeline",
+    "load_task",
+    "register_pipeline",
+    "register_task",
+    "registry",
+]
+
+_P = TypeVar("_P", bound="type[Pipeline] | Pipeline")
+_T = TypeVar("_T", bound="type[Task]")
+
+
+class NotRegisteredError(PipelinesEventsError, LookupError):
+    """No pipeline or task has the id, registered or importable."""
+
+
+def import_dotted(path: str) -> Any:
+    """The object at dotted ``path`` (``package.module.Outer.Inner``).
+
+    Raises :class:`ImportError` or :class:`AttributeError` saying what is missing.
+    """
+    if not path or "<locals>" in path:
+        raise ImportError(f"{path!r} is not an importable dotted path")
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if module_name == missing or module_name.startswith(missing + "."):
+                continue  # the module (or a package above it) does not exist
+            raise
+        for attribute in parts[cut:]:
+            try:
+                obj = getattr(obj, attribute)
+            except AttributeError:
+                raise AttributeError(
+                    f"{getattr(obj, '__name__', module_name)!r} has no attribute {attribute!r}"
+                ) from None
+        return obj
+    raise ImportError(f"no module of {path!r} can be imported")
+
+
+class Registry:
+    """Pipelines and tasks by id; implements the result objects' ``ObjectLoader``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._pipelines: dict[str, type[Pipeline] | Pipeline] = {}
+        self._tasks: dict[str, type[Task]] = {}
+
+    # -- registering --------------------------------------------------------------------
+
+    def register_pipeline(self, pipeline: _P, *, replace: bool = False) -> _P:
+        """Register a pipeline class (or a pipeline object, returned as it is by
+        :meth:`load_pipeline`) under its id, with its tasks; returns it (a decorator).
+
+        Without ``replace``, another pipeline already registered under the same id is an
+        error (:class:`ValueError`); a pipeline object replaces one of its class.
+        """
+        from pipelines_events.pipeline import Pipeline
+
+        cls: type[Pipeline]
+        if isinstance(pipeline, Pipeline):
+            pipeline_id, cls = pipeline.get_id(), type(pipeline)
+        elif isinstance(pipeline, type) and issubclass(pipeline, Pipeline):
+            pipeline_id, cls = pipeline.pipeline_id, pipeline
+        else:
+            raise TypeError(f"register a Pipeline subclass or object, not {pipeline!r}")
+        with self._lock:
+            current = self._pipelines.get(pipeline_id)
+            if current is not None and not replace:
+                current_cls = current if isinstance(current, type) else type(current)
+                if current_cls is not cls:
+                    raise ValueError(
+                        f"pipeline id {pipeline_id!r} is already registered to "
+                        f"{class_path(current_cls)}; cannot register {class_path(cls)}"
+                    )
+            tasks = [type(task) for task in cls.get_tasks().values()]
+            for task_cls in tasks:
+                self._check_task(task_cls, replace)
+            self._pipelines[pipeline_id] = pipeline
+            for task_cls in tasks:
+                self._tasks[task_cls.task_id] = task_cls
+        return pipeline
+
+    def register_task(self, task: _T, *, replace: bool = False) -> _T:
+        """Register a task class under its ``task_id``; returns it (a decorator).
+
+        Without ``replace``, another class already registered under the same id is an
+        error (:class:`ValueError`).
+        """
+        from pipelines_events.task import Task
+
+        if not (isinstance(task, type) and issubclass(task, Task)):
+            raise TypeError(f"register a Task subclass, not {task!r}")
+        with self._lock:
+            self._check_task(task, replace)
+            self._tasks[task.task_id] = task
+        return task
+
+    def _check_task(self, task: type[Task], replace: bool) -> None:
+        current = self._tasks.get(task.task_id)
+        if current is not None and current is not task and not replace:
+            raise ValueError(
+                f"task id {task.task_id!r} is already registered to {class_path(current)}; "
+                f"cannot register {class_path(task)}"
+            )
+
+    def unregister_pipeline(self, pipeline_id: str) -> None:
+        """Forget the pipeline registered under ``pipeline_id`` (its tasks stay)."""
+        with self._lock:
+            self._pipelines.pop(pipeline_id, None)
+
+    def clear(self) -> None:
+        """Forget every registered pipeline and task."""
+        with self._lock:
+            self._pipelines.clear()
+            self._tasks.clear()
+
+    # -- finding ------------------------------------------------------------------------
+
+    def get_pipeline_class(self, pipeline_id: str) -> type[Pipeline]:
+        """The class of pipeline ``pipeline_id``; :class:`NotRegisteredError` if unknown."""
+        found = self._find_pipeline(pipeline_id)
+        return found if isinstance(found, type) else type(found)
+
+    def get_task_class(self, task_id: str) -> type[Task]:
+        """The class of task ``task_id``; :class:`NotRegisteredError` if unknown."""
+        from pipelines_events.task import Task
+
+        with self._lock:
+            found = self._tasks.get(task_id)
+        if found is not None:
+            return found
+        obj = self._import(task_id, "task")
+        if not (isinstance(obj, type) and issubclass(obj, Task)):
+            raise NotRegisteredError(
+                f"task {task_id!r}: the object at that path is not a Task subclass ({obj!r})"
+            )
+        if obj.task_id != task_id:
+            raise NotRegisteredError(
+                f"task {task_id!r}: the class at that path has task_id {obj.task_id!r}"
+            )
+        return obj
+
+    def _find_pipeline(self, pipeline_id: str) -> type[Pipeline] | Pipeline:
+        from pipelines_events.pipeline import Pipeline
+
+        with self._lock:
+            found = self._pipelines.get(pipeline_id)
+        if found is not None:
+            return found
+        obj = self._import(pipeline_id, "pipeline")
+        if not (isinstance(obj, type) and issubclass(obj, Pipeline)):
+            raise NotRegisteredError(
+                f"pipeline {pipeline_id!r}: the object at that path is not a Pipeline "
+                f"subclass ({obj!r})"
+            )
+        if obj.pipeline_id != pipeline_id:
+            raise NotRegisteredError(
+                f"pipeline {pipeline_id!r}: the class at that path has pipeline_id "
+                f"{obj.pipeline_id!r}"
+            )
+        return obj
+
+    @staticmethod
+    def _import(dotted: str, what: str) -> Any:
+        try:
+            return import_dotted(dotted)
+        except (ImportError, AttributeError) as exc:
+            raise NotRegisteredError(
+                f"no {what} with id {dotted!r}: it is not registered, and importing it as a "
+                f"dotted path failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    # -- the ObjectLoader protocol ----------------------------------------------------------
+
+    def load_pipeline(self, pipeline_id: str) -> Pipeline:
+        """The pipeline ``pipeline_id``: the registered object, or a new one of its class."""
+        found = self._find_pipeline(pipeline_id)
+        return found() if isinstance(found, type) else found
+
+    def load_task(self, task_id: str, pipeline_task: str, config: dict[str, Any]) -> Task:
+        """A new task of class ``task_id`` with ``config``, declared as ``pipeline_task``."""
+        task = self.get_task_class(task_id)(config=config)
+        task.pipeline_task = pipeline_task
+        return task
+
+
+registry = Registry()
+"""The registry the result objects load pipelines and tasks through."""
+
+register_pipeline = registry.register_pipeline
+register_task = registry.register_task
+get_pipeline_class = registry.get_pipeline_class
+get_task_class = registry.get_task_class
+load_pipeline = registry.load_pipeline
+load_task = registry.load_task
+
+PipelineStorageObject.loader = registry
