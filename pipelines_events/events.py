@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -133,6 +134,19 @@ def link_ok(line: bytes, prev_hash: str) -> bool:
     return line[-66:-2] == digest.encode("ascii")
 
 
+_clock: list[Any] = [-1, ""]
+
+
+def now_text() -> str:
+    """The current UTC time as the log writes it: ISO 8601 with microseconds."""
+    nanos = time.time_ns()
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    if seconds != _clock[0]:
+        _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _clock[0] = seconds
+    return f"{_clock[1]}.{rest // 1000:06d}+00:00"
+
+
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -174,7 +188,13 @@ def encode_value(field: str, value: Any) -> tuple[Any, str | None]:
                 f"field {field!r}: a naive datetime ({value.isoformat()}) cannot be stored; "
                 "give an aware datetime (with a timezone)"
             )
-        return format_time(value), DATETIME
+        try:
+            return format_time(value), DATETIME
+        except OverflowError:
+            raise InvalidValueError(
+                f"field {field!r}: the datetime {value.isoformat()} is out of range once "
+                "converted to UTC and cannot be stored"
+            ) from None
     _check_json(field, value, field, set())
     return value, None
 
@@ -234,6 +254,8 @@ def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
                         f"field {field!r}: {where} has a key of type {type(key).__name__} "
                         f"({key!r}); JSON object keys must be str"
                     )
+                if not key.isascii():
+                    _check_text(field if where == field else f"{field}: {where}", key)
                 _check_json(field, item, f"{where}[{key!r}]", active)
         else:
             for index, item in enumerate(value):

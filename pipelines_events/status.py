@@ -64,4 +64,7 @@ _FAILED = frozenset(
     }
 )
 _SUCCESS = frozenset({PipelineTaskStatus.DONE})
-_RANK = {status: (2 if status in _FINAL else 1 if status.name == "RUNNING" else 0) for status in PipelineTaskStatus}
+_RANK = {
+    status: (2 if status in _FINAL else 1 if status.name == "RUNNING" else 0)
+    for status in PipelineTaskStatus
+}

@@ -35,10 +35,9 @@ from pipelines_events.events import (
     LogPosition,
     decode_event,
     encode_event,
-    format_time,
     link_ok,
+    now_text,
     seal,
-    utc_now,
 )
 from pipelines_events.log.base import EventLog
 
@@ -258,42 +257,43 @@ class JsonlEventLog(EventLog):
         the lock instead of being returned; if it returns False nothing is written and
         the result is empty.
         """
-        self._check_usable()
-        if self._readonly:
-            raise LogError(f"{self._path}: the log was opened read-only")
+        if self._fd < 0 or self._readonly:
+            self._check_writable()
         if self._pid != os.getpid():
             self._reopen_after_fork()
         if not drafts:
             return list(self.read_new())
         count = len(drafts)
-        with self._locked():
-            caught = list(self._scan_to_end())
-            size = os.fstat(self._fd).st_size
-            if size != self._position.offset:
-                self._truncate_torn(self._position.offset, size)
+        fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            position = self._position
+            caught: list[AnyEvent] = []
+            if os.fstat(fd).st_size != position.offset:
+                caught = self._catch_up()
+                position = self._position
             if on_caught_up is not None:
                 if not on_caught_up(caught):
                     return []
                 caught = []
-            position = self._position
             seq = position.seq
             prev = position.hash
             lines: list[bytes] = []
             written: list[AnyEvent] = []
             replace = msgspec.structs.replace
+            force_setattr = msgspec.structs.force_setattr
+            limit = self._max_event_bytes - HASH_SUFFIX_LEN
             now = ""
             for index, draft in enumerate(drafts):
                 seq += 1
                 ts = draft.ts
                 if not ts:
-                    if not now:
-                        now = format_time(utc_now())
-                    ts = now
+                    ts = now = now or now_text()
                 event = replace(
                     draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
                 )
                 body = encode_event(event)
-                if len(body) + HASH_SUFFIX_LEN > self._max_event_bytes:
+                if len(body) > limit:
                     raise EventTooLargeError(
                         f"{self._path}: event {index + 1} of the batch ({draft.kind} {draft.id}"
                         f"{_field_note(draft)}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, "
@@ -301,16 +301,32 @@ class JsonlEventLog(EventLog):
                         "nothing was written"
                     )
                 line, prev = seal(body, prev)
+                force_setattr(event, "hash", prev)
                 lines.append(line)
-                written.append(replace(event, hash=prev))
-            data = b"".join(lines)
+                written.append(event)
+            data = lines[0] if count == 1 else b"".join(lines)
             self._write(data, position.offset)
             self._position = LogPosition(position.offset + len(data), seq, prev)
             self._unsynced = True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
         if caught:
             caught.extend(written)
             return caught
         return written
+
+    def _catch_up(self) -> list[AnyEvent]:
+        """Read what other writers appended and cut a torn tail; called holding the lock."""
+        caught = list(self._scan_to_end())
+        size = os.fstat(self._fd).st_size
+        if size != self._position.offset:
+            self._truncate_torn(self._position.offset, size)
+        return caught
+
+    def _check_writable(self) -> None:
+        self._check_usable()
+        if self._readonly:
+            raise LogError(f"{self._path}: the log was opened read-only")
 
     def _write(self, data: bytes, offset: int) -> None:
         try:

@@ -332,7 +332,9 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
         stored, vtype = encode_field_value(name, value)
-        record = self._record(object_id, kind)
+        record = self._results.get(object_id)
+        if record is None or record.kind != kind:
+            record = self._record(object_id, kind)
         self._emit(
             [
                 FieldSet(
