@@ -139,12 +139,12 @@ _clock: list[Any] = [-1, ""]
 
 def now_text() -> str:
     """The current UTC time as the log writes it: ISO 8601 with microseconds."""
-    nanos = time.time_ns()
-    seconds, rest = divmod(nanos, 1_000_000_000)
+    # Round to the microsecond: a clock given as a float (freezegun) is a hair low.
+    seconds, micros = divmod((time.time_ns() + 500) // 1000, 1_000_000)
     if seconds != _clock[0]:
         _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _clock[0] = seconds
-    return f"{_clock[1]}.{rest // 1000:06d}+00:00"
+    return f"{_clock[1]}.{micros:06d}+00:00"
 
 
 def utc_now() -> datetime:
