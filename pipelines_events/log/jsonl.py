@@ -266,13 +266,16 @@ class JsonlEventLog(EventLog):
         count = len(drafts)
         fd = self._fd
         fcntl.flock(fd, fcntl.LOCK_EX)
+        start = self._position
+        handed_over = False
         try:
-            position = self._position
+            position = start
             caught: list[AnyEvent] = []
             if os.fstat(fd).st_size != position.offset:
                 caught = self._catch_up()
                 position = self._position
             if on_caught_up is not None:
+                handed_over = True
                 if not on_caught_up(caught):
                     return []
                 caught = []
@@ -308,6 +311,11 @@ class JsonlEventLog(EventLog):
             self._write(data, position.offset)
             self._position = LogPosition(position.offset + len(data), seq, prev)
             self._unsynced = True
+        except BaseException:
+            if not handed_over:
+                # What was caught up never reached the caller: it is read again next time.
+                self._position = start
+            raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         if caught:
