@@ -107,7 +107,8 @@ class JsonlEventLog(EventLog):
         self._pid = os.getpid()
         if self._readonly:
             try:
-                self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                # O_NONBLOCK: opening a named pipe must not wait for a writer.
+                self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             except FileNotFoundError:
                 raise LogOpenError(f"{path}: no such log file") from None
             except OSError as exc:
