@@ -128,26 +128,31 @@ class DigestProjection:
         if totals.total == 0:
             del self._totals[result.pipeline_id]
         elif result.started is not None and result.started == totals.last_ran:
-            totals.last_ran = max(
-                (
-                    r.started
-                    for r in self._results.values()
-                    if r.pipeline_id == result.pipeline_id and r.started is not None
-                ),
-                default=None,
-            )
+            totals.last_ran = self._latest_start(result.pipeline_id)
+
+    def _latest_start(self, pipeline_id: str) -> datetime | None:
+        return max(
+            (
+                r.started
+                for r in self._results.values()
+                if r.pipeline_id == pipeline_id and r.started is not None
+            ),
+            default=None,
+        )
 
     def _change(self, result: _Result, field: str, value: Any) -> None:
         totals = self._totals[result.pipeline_id]
+        old = getattr(result, field)
         self._count(totals, result, -1)
         setattr(result, field, value)
         self._count(totals, result, 1)
-        if (
-            field == "started"
-            and value is not None
-            and (totals.last_ran is None or value > totals.last_ran)
-        ):
+        if field != "started":
+            return
+        if value is not None and (totals.last_ran is None or value > totals.last_ran):
             totals.last_ran = value
+        elif old is not None and old == totals.last_ran:
+            # The latest start moved back (or was cleared): find the latest one left.
+            totals.last_ran = self._latest_start(result.pipeline_id)
 
     @staticmethod
     def _count(totals: _Totals, result: _Result, sign: int) -> None:
