@@ -146,6 +146,11 @@ class JsonlEventLog(EventLog):
             return
         try:
             os.fsync(dir_fd)
+        except OSError as exc:
+            raise LogWriteError(
+                f"{self._path}: fsync of the log's directory {self._path.parent} failed "
+                f"({exc.strerror}); the new log may not be on disk"
+            ) from exc
         finally:
             os.close(dir_fd)
 
@@ -412,15 +417,21 @@ class JsonlEventLog(EventLog):
             self._truncate_torn(keep, size)
 
     def _truncate_torn(self, keep: int, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, keep)
+            if self._durability == "fsync":
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise LogWriteError(
+                f"{self._path}: cannot remove the unfinished batch after byte {keep} "
+                f"({exc.strerror}); nothing was written"
+            ) from exc
         warnings.warn(
             f"{self._path}: removed {size - keep} bytes after byte {keep}: an unfinished "
             "batch left by a writer that stopped mid-write (it was never acknowledged)",
             TornWriteRepaired,
             stacklevel=4,
         )
-        os.ftruncate(self._fd, keep)
-        if self._durability == "fsync":
-            os.fsync(self._fd)
 
 
 def _field_note(draft: AnyEvent) -> str:
