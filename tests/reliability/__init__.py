@@ -1,0 +1,1 @@
+"""Helpers shared by the reliability tests (``tests/test_reliability_*.py``)."""
