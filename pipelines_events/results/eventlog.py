@@ -9,6 +9,7 @@ then reads the projections.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,8 @@ from projections.results import ResultRecord, ResultsProjection
 DEFAULT_PATH: Final = "pipelines-events.jsonl"
 """The log file of the default storage, relative to the working directory."""
 
+_BIG_READ: Final = 1 << 20
+"""Catch-ups of more bytes than this run with the cyclic garbage collector paused."""
 _PENDING: Final = PipelineTaskStatus.PENDING.value
 _STATUS_TYPES: Final = {"status": STATUS}
 _RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
@@ -65,6 +68,7 @@ _INHERITED: Final = frozenset(
     }
 )
 _FAILED = PipelineTaskStatus.failed_statuses()
+_MISSING: Final = object()
 
 
 class _EventLogObject(PipelineStorageObject):
@@ -96,7 +100,7 @@ class _EventLogObject(PipelineStorageObject):
             return lambda: self._record().attrs.get(name)
         if name in _RECORD_NAMES:
             return lambda: getattr(self._record(), name)
-        if name in _INHERITED:
+        if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
             return lambda: self._storage._inherited(self._record(), name)
         raise AttributeError(
             f"{type(self).__name__} has no get_{name}() and no field {name!r} to fall back on"
@@ -258,8 +262,20 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def refresh(self) -> None:
         """Fold the events other processes appended since the last look."""
-        if not self._frozen and self._log.has_new():
+        if self._frozen or not self._log.has_new():
+            return
+        if self._log.size() - self._log.position.offset < _BIG_READ:
             self._fold(self._log.read_new())
+            return
+        # Folding creates many long-lived objects: the cyclic GC would rescan them again
+        # and again for nothing (it doubles replay time), so it waits until the end.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._fold(self._log.read_new())
+        finally:
+            if enabled:
+                gc.enable()
 
     def _fold(self, events: Iterator[AnyEvent] | list[AnyEvent]) -> None:
         apply_results = self._results.apply
@@ -348,14 +364,15 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             ]
         )
 
-    def _inherited(self, record: ResultRecord, name: str) -> Any:
+    def _inherited(self, record: ResultRecord, name: str, default: Any = None) -> Any:
+        """Field ``name`` of ``record`` or its nearest ancestor holding it, else ``default``."""
         current: ResultRecord | None = record
         while current is not None:
             if name in current.attrs:
                 return current.attrs[name]
             parent_id = current.parent_id
             current = None if parent_id is None else self._results.get(parent_id)
-        return None
+        return default
 
     def _wrap(self, object_id: str) -> _EventLogObject:
         record = self._results.get(object_id)
