@@ -1,0 +1,1 @@
+"""Benchmark scripts of pipelines-events and the baselines they compare against."""
