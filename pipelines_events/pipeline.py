@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from pipelines_events import registry
 from pipelines_events.errors import PipelineDefinitionError
+from pipelines_events.registry import registry
 from pipelines_events.reporters import LoggingReporter
 from pipelines_events.results.base import (
     PipelineExecution,
@@ -107,7 +107,7 @@ class Pipeline:
             runner = Runner()
         if reporter is None:
             reporter = LoggingReporter()
-        registry.register_pipeline(self, replace=True)
+        registry.register_pipeline(type(self), pipeline_id=self.get_id(), replace=True)
 
         config_errors = self.get_config_errors()
         if config_errors:
@@ -126,7 +126,8 @@ class Pipeline:
         if input_errors:
             _report_input_errors(execution, reporter, input_errors, self._run_order)
             return execution
-        runner.run(execution, reporter)
+        with registry.using(self):
+            runner.run(execution, reporter)
         return execution
 
     def get_config_errors(self) -> dict[str, str]:

@@ -3,14 +3,16 @@
 Importing this module installs :data:`registry` as the loader of the result objects
 (``PipelineExecution.get_pipeline()``, ``TaskExecution.get_task()``). Pipelines are
 registered explicitly (:func:`register_pipeline`, usable as a class decorator) or by
-``Pipeline.start()``; a pipeline's tasks are registered with it. An id that is not
+``Pipeline.start()`` (the class); a pipeline's tasks are registered with it. An id that is not
 registered is imported as a dotted path (``module.QualName``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines_events.errors import PipelinesEventsError
@@ -75,38 +77,63 @@ class Registry:
         self._lock = threading.RLock()
         self._pipelines: dict[str, type[Pipeline] | Pipeline] = {}
         self._tasks: dict[str, type[Task]] = {}
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def using(self, pipeline: Pipeline) -> Iterator[None]:
+        """Within the block, in this thread only, :meth:`load_pipeline` of ``pipeline``'s
+        id returns ``pipeline`` itself (how ``Pipeline.start()`` lets its runner see the
+        object it was started on)."""
+        active: dict[str, Pipeline] = getattr(self._local, "active", None) or {}
+        pipeline_id = pipeline.get_id()
+        previous = active.get(pipeline_id)
+        active[pipeline_id] = pipeline
+        self._local.active = active
+        try:
+            yield
+        finally:
+            if previous is None:
+                del active[pipeline_id]
+            else:
+                active[pipeline_id] = previous
 
     # -- registering --------------------------------------------------------------------
 
-    def register_pipeline(self, pipeline: _P, *, replace: bool = False) -> _P:
+    def register_pipeline(
+        self, pipeline: _P, *, pipeline_id: str | None = None, replace: bool = False
+    ) -> _P:
         """Register a pipeline class (or a pipeline object, returned as it is by
-        :meth:`load_pipeline`) under its id, with its tasks; returns it (a decorator).
+        :meth:`load_pipeline`) under its id (or ``pipeline_id``), with its tasks; returns
+        it, so it works as a class decorator.
 
-        Without ``replace``, another pipeline already registered under the same id is an
-        error (:class:`ValueError`); a pipeline object replaces one of its class.
+        Registering a class that is already registered, as itself or through an object of
+        it, changes nothing. Without ``replace``, another class already registered under
+        the id, or a task class under a task's id, is an error (:class:`ValueError`).
         """
         from pipelines_events.pipeline import Pipeline
 
         cls: type[Pipeline]
         if isinstance(pipeline, Pipeline):
-            pipeline_id, cls = pipeline.get_id(), type(pipeline)
+            default_id, cls = pipeline.get_id(), type(pipeline)
         elif isinstance(pipeline, type) and issubclass(pipeline, Pipeline):
-            pipeline_id, cls = pipeline.pipeline_id, pipeline
+            default_id, cls = pipeline.pipeline_id, pipeline
         else:
             raise TypeError(f"register a Pipeline subclass or object, not {pipeline!r}")
+        key = default_id if pipeline_id is None else pipeline_id
         with self._lock:
-            current = self._pipelines.get(pipeline_id)
-            if current is not None and not replace:
-                current_cls = current if isinstance(current, type) else type(current)
-                if current_cls is not cls:
-                    raise ValueError(
-                        f"pipeline id {pipeline_id!r} is already registered to "
-                        f"{class_path(current_cls)}; cannot register {class_path(cls)}"
-                    )
+            current = self._pipelines.get(key)
+            current_cls = current if current is None or isinstance(current, type) else type(current)
+            if current_cls is cls and isinstance(pipeline, type):
+                return pipeline
+            if current_cls is not None and current_cls is not cls and not replace:
+                raise ValueError(
+                    f"pipeline id {key!r} is already registered to "
+                    f"{class_path(current_cls)}; cannot register {class_path(cls)}"
+                )
             tasks = [type(task) for task in cls.get_tasks().values()]
             for task_cls in tasks:
                 self._check_task(task_cls, replace)
-            self._pipelines[pipeline_id] = pipeline
+            self._pipelines[key] = pipeline
             for task_cls in tasks:
                 self._tasks[task_cls.task_id] = task_cls
         return pipeline
@@ -174,6 +201,9 @@ class Registry:
     def _find_pipeline(self, pipeline_id: str) -> type[Pipeline] | Pipeline:
         from pipelines_events.pipeline import Pipeline
 
+        active: dict[str, Pipeline] = getattr(self._local, "active", None) or {}
+        if pipeline_id in active:
+            return active[pipeline_id]
         with self._lock:
             found = self._pipelines.get(pipeline_id)
         if found is not None:
@@ -204,7 +234,8 @@ class Registry:
     # -- the ObjectLoader protocol ----------------------------------------------------------
 
     def load_pipeline(self, pipeline_id: str) -> Pipeline:
-        """The pipeline ``pipeline_id``: the registered object, or a new one of its class."""
+        """The pipeline ``pipeline_id``: the one in use in this thread (see :meth:`using`),
+        else the registered object, else a new object of its class."""
         found = self._find_pipeline(pipeline_id)
         return found() if isinstance(found, type) else found
 
