@@ -111,8 +111,9 @@ encode_event = _encoder.encode
 decode_event = _decoder.decode
 """Decode one JSON line (bytes) to an event; raises :class:`msgspec.DecodeError`."""
 
-_HASH_HEAD: Final = b',"hash":"'
-HASH_SUFFIX_LEN: Final = len(_HASH_HEAD) + 64 + 2
+HASH_HEAD: Final = b',"hash":"'
+"""The bytes that open the last member of every line."""
+HASH_SUFFIX_LEN: Final = len(HASH_HEAD) + 64 + 2
 """Bytes of ``,"hash":"<64 hex>"}`` at the end of every line (before the newline)."""
 
 
@@ -123,12 +124,12 @@ def seal(body: bytes, prev_hash: str) -> tuple[bytes, str]:
     """
     head = body[:-1]
     digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
-    return b"".join((head, _HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
+    return b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
 
 
 def link_ok(line: bytes, prev_hash: str) -> bool:
     """Whether ``line`` (without its newline) chains to ``prev_hash`` through its own hash."""
-    if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != _HASH_HEAD:
+    if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != HASH_HEAD:
         return False
     digest = hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
     return line[-66:-2] == digest.encode("ascii")

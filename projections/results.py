@@ -14,7 +14,6 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
-    decode_attrs,
     decode_value,
     encode_attrs,
 )
@@ -47,10 +46,6 @@ class ResultRecord:
 
 
 _FINAL = PipelineTaskStatus.final_statuses()
-
-
-def _is_final(status: Any) -> bool:
-    return status in _FINAL
 
 
 class _SnapshotRecord(msgspec.Struct, array_like=True):
@@ -94,36 +89,39 @@ class ResultsProjection:
             apply(event)
 
     def _created(self, event: ObjectCreated) -> None:
-        if event.id in self._records:
-            raise ProjectionError(f"seq {event.seq}: {event.kind} {event.id} is created twice")
+        records = self._records
+        object_id = event.id
+        if object_id in records:
+            raise ProjectionError(f"seq {event.seq}: {event.kind} {object_id} is created twice")
+        parent_id = event.parent_id
         parent = None
-        if event.parent_id is not None:
-            parent = self._records.get(event.parent_id)
+        if parent_id is not None:
+            parent = records.get(parent_id)
             if parent is None:
                 if event.run_id in self._removed_runs:
                     return
                 raise ProjectionError(
-                    f"seq {event.seq}: {event.kind} {event.id} names parent {event.parent_id}, "
+                    f"seq {event.seq}: {event.kind} {object_id} names parent {parent_id}, "
                     "which was never created"
                 )
-        elif event.kind == PIPELINE_EXECUTION:
-            if event.run_id in self._runs:
-                raise ProjectionError(
-                    f"seq {event.seq}: run {event.run_id} already has an execution"
-                )
-            self._removed_runs.discard(event.run_id)
-        attrs = decode_attrs(event.attrs, event.types) if event.types else dict(event.attrs)
-        record = ResultRecord(event.kind, event.id, event.run_id, event.parent_id, attrs)
-        self._records[event.id] = record
+        elif event.kind == PIPELINE_EXECUTION and event.run_id in self._runs:
+            raise ProjectionError(f"seq {event.seq}: run {event.run_id} already has an execution")
+        attrs = dict(event.attrs)
+        for name, vtype in event.types.items():
+            if name in attrs:
+                attrs[name] = decode_value(attrs[name], vtype)
+        record = ResultRecord(event.kind, object_id, event.run_id, parent_id, attrs)
+        records[object_id] = record
         if parent is not None:
-            parent.children.append(event.id)
-            if not _is_final(attrs.get("status")):
+            parent.children.append(object_id)
+            if attrs.get("status") not in _FINAL:
                 parent.open_children += 1
         elif event.kind == PIPELINE_EXECUTION:
-            self._runs[event.run_id] = event.id
+            self._removed_runs.discard(event.run_id)
+            self._runs[event.run_id] = object_id
             pipeline_id = attrs.get("pipeline_id")
             if isinstance(pipeline_id, str):
-                self._by_pipeline.setdefault(pipeline_id, {})[event.id] = None
+                self._by_pipeline.setdefault(pipeline_id, {})[object_id] = None
 
     def _set(self, event: FieldSet) -> None:
         record = self._records.get(event.id)
@@ -138,8 +136,8 @@ class ResultsProjection:
         value = event.value if vtype is None else decode_value(event.value, vtype)
         field = event.field
         if field == "status" and record.parent_id is not None:
-            was_final = _is_final(record.attrs.get("status"))
-            if was_final != _is_final(value):
+            was_final = record.attrs.get("status") in _FINAL
+            if was_final != (value in _FINAL):
                 parent = self._records.get(record.parent_id)
                 if parent is not None:
                     parent.open_children += 1 if was_final else -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import stat
 import warnings
@@ -28,6 +29,7 @@ from pipelines_events.errors import (
 )
 from pipelines_events.events import (
     GENESIS_HASH,
+    HASH_HEAD,
     HASH_SUFFIX_LEN,
     SCHEMA_VERSION,
     START,
@@ -208,7 +210,7 @@ class JsonlEventLog(EventLog):
             )
         try:
             event = decode_event(line)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise LogError(f"{self._path}: the line before byte {position.offset}: {exc}") from None
         if event.seq != position.seq or event.hash != position.hash:
             raise LogError(
@@ -223,13 +225,15 @@ class JsonlEventLog(EventLog):
         return os.fstat(self._fd).st_size != self._position.offset
 
     def read_new(self) -> Iterator[AnyEvent]:
-        self._check_usable()
-        yield from self._scan_to_end()
+        for batch in self.read_batches():
+            yield from batch
 
-    def _scan_to_end(self) -> Iterator[AnyEvent]:
+    def read_batches(self) -> Iterator[list[AnyEvent]]:
+        """Yield the complete batches appended after the position, advancing it."""
+        self._check_usable()
         for batch, position in scan(self._fd, self._position, str(self._path)):
             self._position = position
-            yield from batch
+            yield batch
 
     def _line_ending_at(self, offset: int) -> bytes | None:
         """The line (without newline) whose newline is the byte before ``offset``."""
@@ -331,7 +335,7 @@ class JsonlEventLog(EventLog):
 
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""
-        caught = list(self._scan_to_end())
+        caught = [event for batch in self.read_batches() for event in batch]
         size = os.fstat(self._fd).st_size
         if size != self._position.offset:
             self._truncate_torn(self._position.offset, size)
@@ -460,7 +464,7 @@ def _complete_prefix(fd: int, size: int, name: str) -> int:
             line = data[cut : lines_end - 1]
             try:
                 more = decode_event(line).more
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 # Damage, not a torn write: keep it all so readers report it precisely.
                 return size
             if more == 0:
@@ -500,6 +504,11 @@ def scan(
     batch: list[AnyEvent] = []
     carry = b""
     read_at = offset
+    sha256 = hashlib.sha256
+    decode = decode_event
+    version = SCHEMA_VERSION
+    cut = -HASH_SUFFIX_LEN
+    head_end = cut + len(HASH_HEAD)
     while read_at < end:
         chunk = os.pread(fd, min(_CHUNK, end - read_at), read_at)
         if not chunk:
@@ -510,8 +519,20 @@ def scan(
         carry = lines.pop()
         for line in lines:
             seq += 1
-            event = _check_line(line, seq, prev, name, batch)
-            prev = event.hash
+            digest = sha256(prev.encode() + line[:cut]).hexdigest()
+            try:
+                event = decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                event = _check_line(line, seq, prev, name, batch)
+            if (
+                event.hash != digest
+                or event.seq != seq
+                or event.v != version
+                or line[cut:head_end] != HASH_HEAD
+                or (batch and batch[-1].more != event.more + 1)
+            ):
+                event = _check_line(line, seq, prev, name, batch)
+            prev = digest
             offset += len(line) + 1
             batch.append(event)
             if event.more == 0:
@@ -528,6 +549,8 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
         raise LogCorruptError(name, seq, f"not a valid event: {exc}") from None
     except msgspec.DecodeError as exc:
         raise LogCorruptError(name, seq, f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LogCorruptError(name, seq, f"not valid UTF-8: {exc.reason}") from None
     if event.v != SCHEMA_VERSION:
         _raise_version(event.v, seq, name)
     if event.seq != seq:
@@ -544,6 +567,8 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
             f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
             f"more events here, found {event.more} (a batch was cut or spliced)",
         )
+    if event.hash != hashlib.sha256(prev.encode() + line[:-HASH_SUFFIX_LEN]).hexdigest():
+        raise LogCorruptError(name, seq, 'the "hash" member does not match the line')
     return event
 
 

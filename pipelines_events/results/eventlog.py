@@ -265,14 +265,16 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if self._frozen or not self._log.has_new():
             return
         if self._log.size() - self._log.position.offset < _BIG_READ:
-            self._fold(self._log.read_new())
+            for batch in self._log.read_batches():
+                self._fold(batch)
             return
         # Folding creates many long-lived objects: the cyclic GC would rescan them again
         # and again for nothing (it doubles replay time), so it waits until the end.
         enabled = gc.isenabled()
         gc.disable()
         try:
-            self._fold(self._log.read_new())
+            for batch in self._log.read_batches():
+                self._fold(batch)
         finally:
             if enabled:
                 gc.enable()
