@@ -426,3 +426,27 @@ def test_cutting_the_last_batch_at_every_byte(
             (event,) = log.append([fs("after", size)])
             assert event.seq == len(expected) + 1
         assert list(read_events(path)) == [*expected, event], size
+
+
+@pytest.mark.parametrize("content", [b"hello world", b"# notes\nno newline at the end"])
+def test_a_file_that_is_not_a_log_is_never_cut(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(LogCorruptError, match="not the start of an event") as caught:
+        JsonlEventLog(path)
+    assert "is this file a pipelines-events log?" in caught.value.reason
+    assert path.read_bytes() == content
+
+
+def test_a_tail_of_zero_bytes_is_a_torn_write(
+    tmp_path: Path, sample_batches: list[list[AnyEvent]]
+) -> None:
+    path = tmp_path / "log.jsonl"
+    with JsonlEventLog(path) as log:
+        for batch in sample_batches:
+            log.append(batch)
+    intact = path.read_bytes()
+    path.write_bytes(intact + b"\0" * 100)  # the size grew, the data never reached the disk
+    with pytest.warns(TornWriteRepaired):
+        JsonlEventLog(path).close()
+    assert path.read_bytes() == intact

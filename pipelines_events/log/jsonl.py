@@ -421,6 +421,17 @@ class JsonlEventLog(EventLog):
             self._truncate_torn(keep, size)
 
     def _truncate_torn(self, keep: int, size: int) -> None:
+        tail = os.pread(self._fd, min(size - keep, 64), keep)
+        if not _looks_torn(tail):
+            line = self._position.seq + 1 if keep == self._position.offset else None
+            where = f"line {line}" if line is not None else f"byte {keep}"
+            raise LogCorruptError(
+                str(self._path),
+                line or 0,
+                f"the file ends ({where} on, {size - keep} bytes: {tail[:40]!r}) with bytes "
+                "that are not the start of an event, so they are not a torn write; "
+                "refusing to cut them: is this file a pipelines-events log?",
+            )
         try:
             os.ftruncate(self._fd, keep)
             if self._durability == "fsync":
@@ -473,6 +484,16 @@ def _complete_prefix(fd: int, size: int, name: str) -> int:
                 return 0
             lines_end = cut
         window *= 4
+
+
+_LINE_START: Final = b'{"type":"'
+
+
+def _looks_torn(tail: bytes) -> bool:
+    """Whether bytes after the last complete batch can be an interrupted write."""
+    if not tail.strip(b"\0"):
+        return True  # the file grew but the data never reached the disk
+    return tail[: len(_LINE_START)] == _LINE_START[: len(tail)]
 
 
 class _FileLock:

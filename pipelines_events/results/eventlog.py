@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+import msgspec
+
 from pipelines_events.errors import InvalidValueError, ObjectNotFoundError
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
@@ -350,6 +352,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
         stored, vtype = encode_field_value(name, value)
+        stored = _detached(stored)
         record = self._results.get(object_id)
         if record is None or record.kind != kind:
             record = self._record(object_id, kind)
@@ -414,7 +417,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                     "status": _PENDING,
                     "runner": plan.runner,
                     "reporter": plan.reporter,
-                    "input_data": plan.input_data,
+                    "input_data": _detached(plan.input_data),
                 },
                 types=_STATUS_TYPES,
             )
@@ -430,7 +433,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                     attrs={
                         "pipeline_id": plan.pipeline_id,
                         "status": _PENDING,
-                        "serializable_pipeline_object": planned_result.pipeline_object,
+                        "serializable_pipeline_object": _detached(planned_result.pipeline_object),
                     },
                     types=_STATUS_TYPES,
                 )
@@ -447,7 +450,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                             "task_id": planned_execution.task_id,
                             "pipeline_task": planned_execution.pipeline_task,
                             "status": _PENDING,
-                            "config": planned_execution.config,
+                            "config": _detached(planned_execution.config),
                         },
                         types=_STATUS_TYPES,
                     )
@@ -459,7 +462,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                             kind=TASK_RESULT,
                             id=_new_id(),
                             parent_id=task_execution_id,
-                            attrs={"status": _PENDING, "serializable_task_object": task_object},
+                            attrs={
+                                "status": _PENDING,
+                                "serializable_task_object": _detached(task_object),
+                            },
                             types=_STATUS_TYPES,
                         )
                     )
@@ -585,3 +591,14 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def _detached(value: Any) -> Any:
+    """``value`` as a replay of the log gives it back: a copy the caller cannot change
+    afterwards, tuples as lists."""
+    if type(value) in _CONTAINERS:
+        return msgspec.json.decode(msgspec.json.encode(value))
+    return value
