@@ -428,13 +428,20 @@ def test_cutting_the_last_batch_at_every_byte(
         assert list(read_events(path)) == [*expected, event], size
 
 
-@pytest.mark.parametrize("content", [b"hello world", b"# notes\nno newline at the end"])
-def test_a_file_that_is_not_a_log_is_never_cut(tmp_path: Path, content: bytes) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"hello world", "is this file a pipelines-events log?"),
+        (b"# notes\nno newline at the end", "not valid JSON"),
+    ],
+)
+def test_a_file_that_is_not_a_log_is_never_cut(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(content)
-    with pytest.raises(LogCorruptError, match="not the start of an event") as caught:
-        JsonlEventLog(path)
-    assert "is this file a pipelines-events log?" in caught.value.reason
+    with pytest.raises(LogCorruptError) as caught, JsonlEventLog(path) as log:
+        list(log.read_new())
+    assert caught.value.line == 1
+    assert reason in caught.value.reason
     assert path.read_bytes() == content
 
 
