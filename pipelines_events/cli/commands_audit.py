@@ -1,10 +1,391 @@
-"""Commands for audit: ``history``, ``export``, ``replay``, ``verify``, ``head``, ``follow``."""
+"""Commands for audit: ``history``, ``export``, ``replay``, ``verify``, ``head``, ``follow``.
+
+Also the ``--as-of``/``--at-seq`` options of ``show`` (:func:`add_point_in_time_options`
+and :func:`open_view`), which ``commands_runs`` registers.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from pipelines_events import audit
+from pipelines_events.cli import render_audit as render
+from pipelines_events.cli.common import add_format_option, add_log_option, console, log_path
+from pipelines_events.errors import InvalidValueError
+from pipelines_events.events import KINDS
+from pipelines_events.status import PipelineTaskStatus
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_TIMED_OUT: Final = 124
+"""``follow --until-done`` gave up after ``--timeout`` (the exit status of timeout(1))."""
+
+_TIME_HELP: Final = "an ISO 8601 time such as 2026-11-05T12:00:00Z (UTC when no offset is given)"
 
 
 def register(commands: Any) -> None:
     """Add this module's commands to the parser's subcommands."""
-    del commands
+    _register_history(commands)
+    _register_export(commands)
+    _register_replay(commands)
+    _register_verify(commands)
+    _register_head(commands)
+    _register_follow(commands)
+
+
+def _command(
+    commands: Any, name: str, summary: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
+    parser.set_defaults(handler=handler)
+    add_log_option(parser)
+    add_format_option(parser)
+    return parser
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def parse_time_option(option: str, text: str | None) -> datetime | None:
+    """The time given to ``option``; :class:`InvalidValueError` naming it if it is not one."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidValueError(f"{option}: {text!r} is not a time; give {_TIME_HELP}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def parse_count_option(option: str, text: str | None) -> int | None:
+    """The whole number (at least 0) given to ``option``."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidValueError(f"{option}: {text!r} is not a seq; give a whole number, 0 or more")
+    return value
+
+
+def parse_seconds_option(option: str, text: str | None) -> float | None:
+    """The seconds (a number, at least 0) given to ``option``."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise InvalidValueError(f"{option}: {text!r} is not a number of at least 0")
+    return value
+
+
+# -- show --as-of / --at-seq ------------------------------------------------------------------
+
+
+def add_point_in_time_options(parser: argparse.ArgumentParser) -> None:
+    """``--as-of TIME`` and ``--at-seq N`` for a command that shows stored state (``show``)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help=f"show the state as it stood at TIME: {_TIME_HELP}",
+    )
+    group.add_argument(
+        "--at-seq",
+        metavar="N",
+        help="show the state after the batch holding event N of the log (0: empty)",
+    )
+
+
+def open_view(args: argparse.Namespace) -> audit.StorageView | None:
+    """The read-only storage view ``--as-of``/``--at-seq`` ask for, or None without them.
+
+    The view offers the storage's ``get_`` methods and queries; ``view.describe()`` says
+    where it stands, for a title.
+    """
+    as_of = parse_time_option("--as-of", getattr(args, "as_of", None))
+    at_seq = parse_count_option("--at-seq", getattr(args, "at_seq", None))
+    if as_of is None and at_seq is None:
+        return None
+    return audit.view_at(log_path(args), seq=at_seq, as_of=as_of)
+
+
+def view_title(run_id: str, view: audit.StorageView) -> str:
+    """The title of a run shown through a view: where in the log it stands."""
+    title = f"run {run_id} as of seq {view.seq}"
+    if view.requested_seq is not None and view.requested_seq != view.seq:
+        title += f" (the batch holding seq {view.requested_seq} ends there)"
+    if view.time is not None:
+        title += f", {render.format_time(view.time)} UTC"
+    if view.as_of is not None:
+        title += f" (asked: as of {render.format_time(view.as_of)} UTC)"
+    return title
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def _register_history(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "history",
+        "List every change of a run, or of one object, in log order.",
+        _history,
+    )
+    parser.add_argument(
+        "id", metavar="RUN_ID|OBJECT_ID", help="a run id, an object id or its start"
+    )
+    parser.add_argument("--kind", metavar="KIND", help=f"only objects of KIND: {', '.join(KINDS)}")
+    parser.add_argument("--field", metavar="F", help="only changes of field F (status, message...)")
+    parser.add_argument(
+        "--status", metavar="S", help="only the changes that set status S (DONE, RUNNING...)"
+    )
+    parser.add_argument("--since", metavar="TIME", help=f"only changes at or after {_TIME_HELP}")
+    parser.add_argument("--until", metavar="TIME", help="only changes at or before TIME")
+
+
+def _history(args: argparse.Namespace) -> int:
+    since = parse_time_option("--since", args.since)
+    until = parse_time_option("--until", args.until)
+    changes = audit.history(
+        log_path(args),
+        args.id,
+        kind=args.kind,
+        field=args.field,
+        status=args.status,
+        since=since,
+        until=until,
+    )
+    render.print_changes(console(), changes, args.format, f"history of {args.id}")
+    return EXIT_OK
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def _register_export(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "export",
+        "Write a run's events as a log of their own that verifies on its own.",
+        _export,
+    )
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument(
+        "-o", "--output", metavar="PATH", type=Path, required=True, help="the log file to write"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+
+
+def _export(args: argparse.Namespace) -> int:
+    summary = audit.export(log_path(args), args.run_id, args.output, force=args.force)
+    if args.format == "table":
+        console().print(Text(render.export_line(summary)), soft_wrap=True)
+    else:
+        render.write_json(summary)
+    return EXIT_OK
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+def _register_replay(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "replay",
+        "Step through a log (an exported run, say), printing each state transition, "
+        "and end with the final state; --into imports its runs into another log.",
+        _replay,
+    )
+    parser.add_argument(
+        "file", metavar="FILE", type=Path, nargs="?", help="the log to replay (default: --log)"
+    )
+    parser.add_argument(
+        "--into", metavar="PATH", type=Path, help="import the runs into this log as they replay"
+    )
+    parser.add_argument(
+        "--speed",
+        metavar="X",
+        help="wait the original time between steps divided by X (default 0: no waiting)",
+    )
+
+
+def _replay(args: argparse.Namespace) -> int:
+    speed = parse_seconds_option("--speed", args.speed)
+    source: Path = args.file if args.file is not None else log_path(args)
+    player = audit.Replay(source, into=args.into, speed=speed)
+    out = console()
+    fmt = args.format
+    steps: list[audit.ReplayStep] = []
+    for step in player.steps():
+        if fmt == "table":
+            render.print_step(out, step)
+        elif fmt == "jsonl":
+            render.write_json({"type": "step", **_fields(step)})
+        else:
+            steps.append(step)
+    view = player.final_view()
+    states = [audit.run_state(view, run_id) for run_id in view.results.run_ids()]
+    into = str(args.into) if args.into is not None else ""
+    if fmt == "json":
+        render.write_json({"steps": steps, "final": states, "imports": player.outcomes})
+    elif fmt == "jsonl":
+        render.write_jsonl({"type": "final", **_fields(state)} for state in states)
+        render.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
+    else:
+        out.print(Text(f"final state ({view.describe()}):", "bold"), soft_wrap=True)
+        if not states:
+            out.print(Text("no run is left in the storage"))
+        for state in states:
+            out.print(render.run_tree(state, f"run {state.run_id}"))
+        for outcome in player.outcomes:
+            out.print(Text(render.import_line(outcome, into)), soft_wrap=True)
+    return EXIT_OK
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__struct_fields__}
+
+
+# -- verify and head --------------------------------------------------------------------------
+
+
+def _register_verify(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "verify",
+        "Check every line of the log: JSON, schema, seq, batches and the hash chain.",
+        _verify,
+    )
+    parser.add_argument(
+        "--expect",
+        metavar="SEQ:HASH",
+        help="also prove the log still extends this head (as `head` printed it earlier)",
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    expect = None if args.expect is None else audit.parse_head(args.expect)
+    path = log_path(args)
+    bar = sys.stderr.isatty()
+    report = _verify_with_bar(path, expect) if bar else audit.verify(path, expect)
+    if args.format == "table":
+        out = console()
+        for line in render.verify_lines(report):
+            out.print(Text(line), soft_wrap=True)
+    else:
+        render.write_json(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _verify_with_bar(path: Path, expect: audit.Head | None) -> audit.VerifyReport:
+    progress = Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("verify", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return audit.verify(path, expect, progress=advance)
+
+
+def _register_head(commands: Any) -> None:
+    _command(
+        commands,
+        "head",
+        "Print the log's head as SEQ:HASH, to keep elsewhere for `verify --expect`.",
+        _head,
+    )
+
+
+def _head(args: argparse.Namespace) -> int:
+    found = audit.head(log_path(args))
+    if args.format == "table":
+        sys.stdout.write(f"{found}\n")
+    else:
+        render.write_json(found)
+    return EXIT_OK
+
+
+# -- follow -----------------------------------------------------------------------------------
+
+
+def _register_follow(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "follow",
+        "Print status changes as other processes append them to the log.",
+        _follow,
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", nargs="?", help="only this run")
+    parser.add_argument(
+        "--from-seq", metavar="N", help="first print the changes already logged from seq N on"
+    )
+    parser.add_argument(
+        "--until-done",
+        action="store_true",
+        help="exit once the run is in a final status: 0 if DONE, 1 if it failed or was "
+        f"cancelled, {EXIT_TIMED_OUT} if --timeout passed first",
+    )
+    parser.add_argument("--timeout", metavar="S", help="stop after S seconds")
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from_seq = parse_count_option("--from-seq", args.from_seq)
+    timeout = parse_seconds_option("--timeout", args.timeout)
+    if args.until_done and args.run_id is None:
+        raise InvalidValueError("--until-done needs the RUN_ID of the run to wait for")
+    follower = audit.Follower(
+        log_path(args),
+        args.run_id,
+        from_seq=from_seq,
+        until_done=args.until_done,
+        timeout=timeout,
+    )
+    out = console()
+    seen: list[audit.AuditChange] = []
+    with follower:
+        try:
+            for change in follower:
+                if args.format == "json":
+                    seen.append(change)
+                else:
+                    render.print_change(out, change, args.format)
+        finally:
+            if args.format == "json":
+                render.write_json(seen)
+    if not args.until_done:
+        return EXIT_OK
+    status = follower.status
+    if follower.timed_out:
+        now = "not started yet" if status is None else status.name
+        print(
+            f"pipelines-events: follow: timed out after {timeout} s; run {args.run_id} is {now}",
+            file=sys.stderr,
+        )
+        return EXIT_TIMED_OUT
+    name = "?" if status is None else status.name
+    print(f"run {args.run_id} finished: {name}", file=sys.stderr)
+    return EXIT_OK if status is PipelineTaskStatus.DONE else EXIT_FAILED

@@ -1,0 +1,297 @@
+"""How the audit commands print their records: tables, lines, run trees, JSON."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from pipelines_events.audit import (
+    CREATED,
+    REMOVED,
+    AuditChange,
+    ExportSummary,
+    ImportOutcome,
+    ObjectState,
+    ReplayStep,
+    VerifyReport,
+)
+from pipelines_events.events import PIPELINE_EXECUTION, PIPELINE_RESULT, TASK_EXECUTION
+from pipelines_events.status import PipelineTaskStatus
+
+KIND_LABELS: Final = {
+    "pipeline_execution": "execution",
+    "pipeline_result": "pipeline result",
+    "task_execution": "task execution",
+    "task_result": "task result",
+}
+
+_STATUS_STYLES: Final = {
+    PipelineTaskStatus.PENDING: "dim",
+    PipelineTaskStatus.RUNNING: "cyan",
+    PipelineTaskStatus.DONE: "green",
+    PipelineTaskStatus.CANCELLED: "yellow",
+}
+_ARROW: Final = " → "
+_NONE: Final = "—"
+
+_encoder = msgspec.json.Encoder()
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def short_id(object_id: str) -> str:
+    """The first 8 characters of a generated id (a UUID); other ids whole."""
+    return object_id[:8] if len(object_id) == 36 and object_id.count("-") == 4 else object_id
+
+
+def format_time(moment: datetime | None) -> str:
+    """A time in UTC to the millisecond, as tables show it."""
+    if moment is None:
+        return _NONE
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d}"
+
+
+def format_value(value: Any, limit: int = 48) -> str:
+    """A stored value, short: statuses by name, times in UTC, the rest as compact JSON."""
+    if value is None:
+        return _NONE
+    if isinstance(value, PipelineTaskStatus):
+        return value.name
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = _encoder.encode(value).decode()
+        except (TypeError, msgspec.EncodeError):
+            text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def status_text(status: Any) -> Text:
+    """A status by name, coloured."""
+    if isinstance(status, PipelineTaskStatus):
+        style = _STATUS_STYLES.get(status, "red" if status.is_final else "")
+        return Text(status.name, style=style)
+    return Text(format_value(status))
+
+
+def object_label(
+    kind: str,
+    object_id: str,
+    *,
+    pipeline_task: str | None = None,
+    pipeline_object: Any = None,
+    task_object: Any = None,
+) -> str:
+    """``task result 1a2b3c4d · extract · 'a' · 1``: the kind, short id and context."""
+    parts = [f"{KIND_LABELS.get(kind, kind)} {short_id(object_id)}"]
+    if pipeline_task is not None:
+        parts.append(pipeline_task)
+    if pipeline_object is not None and kind != PIPELINE_EXECUTION:
+        parts.append(format_value(pipeline_object, 24))
+    if task_object is not None:
+        parts.append(format_value(task_object, 24))
+    return " · ".join(parts)
+
+
+def change_label(change: AuditChange) -> str:
+    """The object a change is about, with its context."""
+    return object_label(
+        change.kind,
+        change.id,
+        pipeline_task=change.pipeline_task,
+        pipeline_object=change.pipeline_object,
+        task_object=change.task_object,
+    )
+
+
+def change_text(change: AuditChange) -> str:
+    """What changed: ``status: PENDING → RUNNING``, ``created (PENDING)``, ``removed``."""
+    if change.action == REMOVED:
+        return "run removed"
+    if change.action == CREATED:
+        if change.field is not None:
+            return f"{change.field}: created{_ARROW}{format_value(change.new)}"
+        status = change.new.get("status") if isinstance(change.new, dict) else None
+        return "created" if status is None else f"created ({format_value(status)})"
+    return f"{change.field}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
+
+
+def change_line(change: AuditChange) -> str:
+    """One change on one line, for streams (``follow``, ``replay``)."""
+    line = (
+        f"{format_time(change.time)}  seq {change.seq:>6}  run {change.run_id}  "
+        f"{change_label(change)}  {change_text(change)}"
+    )
+    if change.message:
+        line += f"  «{change.message}»"
+    return line
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def write_json(value: Any) -> None:
+    """Print ``value`` as one JSON document (records, lists of records, dicts)."""
+    sys.stdout.write(_encoder.encode(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def write_jsonl(values: Iterable[Any]) -> None:
+    """Print each value as one line of JSON."""
+    for value in values:
+        write_json(value)
+
+
+def changes_table(changes: list[AuditChange], title: str | None = None) -> Table:
+    """Changes as a table: time, seq, object, change, message."""
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("seq", justify="right", no_wrap=True)
+    table.add_column("object")
+    table.add_column("change")
+    table.add_column("message")
+    for change in changes:
+        table.add_row(
+            Text(format_time(change.time)),
+            Text(str(change.seq)),
+            Text(change_label(change)),
+            Text(change_text(change)),
+            Text(change.message or ""),
+        )
+    return table
+
+
+def print_changes(console: Console, changes: list[AuditChange], fmt: str, title: str) -> None:
+    """Print changes in the format asked for."""
+    if fmt == "json":
+        write_json(changes)
+    elif fmt == "jsonl":
+        write_jsonl(changes)
+    elif not changes:
+        console.print(Text(f"{title}: no change matches"))
+    else:
+        console.print(changes_table(changes, title))
+
+
+def print_change(console: Console, change: AuditChange, fmt: str) -> None:
+    """Print one change of a stream (``json`` and ``jsonl`` both print one line)."""
+    if fmt == "table":
+        console.print(Text(change_line(change)), soft_wrap=True)
+    else:
+        write_json(change)
+
+
+def print_step(console: Console, step: ReplayStep) -> None:
+    """A replay step as a header and one line per change."""
+    runs = ", ".join(step.run_ids)
+    seqs = f"seq {step.first_seq}" + (
+        f"-{step.last_seq}" if step.last_seq != step.first_seq else ""
+    )
+    console.print(
+        Text(f"step {step.number} · {seqs} · {format_time(step.time)} · run {runs}", "bold"),
+        soft_wrap=True,
+    )
+    for change in step.changes:
+        line = f"    {change_label(change)}  {change_text(change)}"
+        if change.message:
+            line += f"  «{change.message}»"
+        console.print(Text(line), soft_wrap=True)
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def _state_label(state: ObjectState) -> Text:
+    if state.kind == PIPELINE_EXECUTION:
+        head = f"execution {short_id(state.id)} · pipeline {state.pipeline_id}"
+    elif state.kind == PIPELINE_RESULT:
+        head = object_label(state.kind, state.id, pipeline_object=state.pipeline_object)
+    elif state.kind == TASK_EXECUTION:
+        head = object_label(state.kind, state.id, pipeline_task=state.pipeline_task)
+        if state.task_id:
+            head += f" ({state.task_id})"
+    else:
+        head = object_label(state.kind, state.id, task_object=state.task_object)
+    label = Text(head + " · ")
+    label.append_text(status_text(state.status))
+    if state.started is not None:
+        label.append(f" · {format_time(state.started)}")
+        if state.completed is not None:
+            seconds = (state.completed - state.started).total_seconds()
+            label.append(f"{_ARROW}{format_time(state.completed)} ({seconds:.3f} s)")
+    if state.message:
+        label.append(f" · «{state.message}»")
+    return label
+
+
+def run_tree(state: ObjectState, title: str) -> Tree:
+    """A run as a tree: the execution, its pipeline results, task executions, task results."""
+    tree = Tree(Text(title, "bold"))
+    _grow(tree, state)
+    return tree
+
+
+def _grow(tree: Tree, state: ObjectState) -> None:
+    branch = tree.add(_state_label(state))
+    for child in state.children:
+        _grow(branch, child)
+
+
+# -- summaries ----------------------------------------------------------------------------
+
+
+def verify_lines(report: VerifyReport) -> list[str]:
+    """What ``verify`` prints for a report."""
+    if not report.ok:
+        return [
+            f"FAILED: {report.path}: line {report.line}: {report.reason}",
+            f"the {report.events} events before it verify (head {report.head_seq}:"
+            f"{report.head_hash})",
+        ]
+    lines = [
+        f"OK: {report.path}: {report.events} events in {report.batches} batches, "
+        f"{report.runs} runs, {report.bytes} bytes",
+        f"head {report.head_seq}:{report.head_hash}",
+    ]
+    if report.expected is not None:
+        lines.append(f"extends the expected head {report.expected}")
+    if report.unfinished_bytes:
+        lines.append(
+            f"note: {report.unfinished_bytes} bytes after the head are an unfinished batch "
+            "(a write in progress, or a writer that crashed; the next writer removes them)"
+        )
+    return lines
+
+
+def export_line(summary: ExportSummary) -> str:
+    """What ``export`` prints."""
+    return (
+        f"exported run {summary.run_id}: {summary.events} events in {summary.batches} "
+        f"batches to {summary.path} (head {summary.head_seq}:{summary.head_hash})"
+    )
+
+
+def import_line(outcome: ImportOutcome, into: str) -> str:
+    """What ``replay --into`` prints for one run."""
+    if outcome.action == "already present":
+        text = f"run {outcome.run_id}: already present in {into}; nothing added"
+    elif outcome.action == "extended":
+        text = f"run {outcome.run_id}: added its {outcome.events} missing events to {into}"
+    else:
+        text = f"run {outcome.run_id}: imported {outcome.events} events into {into}"
+    return f"{text} ({outcome.note})" if outcome.note else text
