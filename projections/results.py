@@ -15,7 +15,6 @@ from pipelines_events.events import (
     ObjectCreated,
     RunRemoved,
     decode_value,
-    encode_attrs,
 )
 from pipelines_events.status import PipelineTaskStatus
 
@@ -54,7 +53,7 @@ class _SnapshotRecord(msgspec.Struct, array_like=True):
     run_id: str
     parent_id: str | None
     attrs: dict[str, Any]
-    types: dict[str, str]
+    statuses: list[str]
 
 
 class _Snapshot(msgspec.Struct):
@@ -118,10 +117,7 @@ class ResultsProjection:
                 parent.open_children += 1
         elif event.kind == PIPELINE_EXECUTION:
             self._removed_runs.discard(event.run_id)
-            self._runs[event.run_id] = object_id
-            pipeline_id = attrs.get("pipeline_id")
-            if isinstance(pipeline_id, str):
-                self._by_pipeline.setdefault(pipeline_id, {})[object_id] = None
+            self._index_execution(record)
 
     def _set(self, event: FieldSet) -> None:
         record = self._records.get(event.id)
@@ -227,14 +223,16 @@ class ResultsProjection:
     # -- snapshots ---------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """The state as bytes, for :meth:`restore`."""
+        """The state as bytes, for :meth:`restore` (msgpack; datetimes as timestamps)."""
         records = []
+        status_type = PipelineTaskStatus
         for execution_id in self._runs.values():
             for record in self._walk(self._records[execution_id]):
-                attrs, types = encode_attrs(record.attrs)
+                attrs = record.attrs
+                statuses = [name for name, value in attrs.items() if type(value) is status_type]
                 records.append(
                     _SnapshotRecord(
-                        record.kind, record.id, record.run_id, record.parent_id, attrs, types
+                        record.kind, record.id, record.run_id, record.parent_id, attrs, statuses
                     )
                 )
         return msgspec.msgpack.encode(_Snapshot(records, sorted(self._removed_runs)))
@@ -244,19 +242,28 @@ class ResultsProjection:
         """A projection holding the state :meth:`snapshot` wrote."""
         try:
             snapshot = msgspec.msgpack.decode(data, type=_Snapshot)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise SnapshotError(f"results snapshot is damaged: {exc}") from None
-        projection = cls()
-        for item in snapshot.records:
-            projection._created(
-                ObjectCreated(
-                    run_id=item.run_id,
-                    kind=item.kind,
-                    id=item.id,
-                    parent_id=item.parent_id,
-                    attrs=item.attrs,
-                    types=item.types,
-                )
-            )
+            projection = cls()
+            records = projection._records
+            for item in snapshot.records:
+                attrs = item.attrs
+                for name in item.statuses:
+                    attrs[name] = PipelineTaskStatus(attrs[name])
+                record = ResultRecord(item.kind, item.id, item.run_id, item.parent_id, attrs)
+                records[item.id] = record
+                if item.parent_id is None:
+                    projection._index_execution(record)
+                    continue
+                parent = records[item.parent_id]
+                parent.children.append(item.id)
+                if attrs.get("status") not in _FINAL:
+                    parent.open_children += 1
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
+            raise SnapshotError(f"results snapshot is damaged: {exc!r}") from None
         projection._removed_runs.update(snapshot.removed_runs)
         return projection
+
+    def _index_execution(self, record: ResultRecord) -> None:
+        self._runs[record.run_id] = record.id
+        pipeline_id = record.attrs.get("pipeline_id")
+        if isinstance(pipeline_id, str):
+            self._by_pipeline.setdefault(pipeline_id, {})[record.id] = None

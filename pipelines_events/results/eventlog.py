@@ -12,16 +12,19 @@ import contextlib
 import gc
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import msgspec
 
-from pipelines_events.errors import InvalidValueError, ObjectNotFoundError
+from pipelines_events.errors import InvalidValueError, LogError, ObjectNotFoundError, SnapshotError
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
+    START,
     STATUS,
     TASK_EXECUTION,
     TASK_RESULT,
@@ -44,6 +47,13 @@ from pipelines_events.results.base import (
     encode_field_value,
     plan_build,
 )
+from pipelines_events.results.snapshots import (
+    Snapshot,
+    SnapshotIgnored,
+    read_snapshot,
+    snapshot_path,
+    write_snapshot,
+)
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -51,6 +61,8 @@ from projections.results import ResultRecord, ResultsProjection
 DEFAULT_PATH: Final = "pipelines-events.jsonl"
 """The log file of the default storage, relative to the working directory."""
 
+DEFAULT_SNAPSHOT_EVERY: Final = 100_000
+"""A snapshot is written when a storage opens or closes this many events past the last."""
 _BIG_READ: Final = 1 << 20
 """Catch-ups of more bytes than this run with the cyclic garbage collector paused."""
 _PENDING: Final = PipelineTaskStatus.PENDING.value
@@ -240,7 +252,15 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         durability: Durability = "fsync",
         mode: int = 0o600,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        snapshots: bool = True,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     ) -> None:
+        if not isinstance(snapshots, bool):
+            raise InvalidValueError(f"snapshots must be True or False, not {snapshots!r}")
+        if type(snapshot_every) is not int or snapshot_every < 1:
+            raise InvalidValueError(
+                f"snapshot_every must be a positive int (events), not {snapshot_every!r}"
+            )
         self._log = JsonlEventLog(
             path, durability=durability, mode=mode, max_event_bytes=max_event_bytes
         )
@@ -248,7 +268,15 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self._digest = DigestProjection()
         self._pending: list[AnyEvent] | None = None
         self._frozen = False
+        self._snapshots = snapshots
+        self._snapshot_every = snapshot_every
+        self._mode = mode
+        self._unsnapshotted = 0
+        if snapshots:
+            self._restore_snapshot()
         self.refresh()
+        if snapshots and self._unsnapshotted >= snapshot_every:
+            self.write_snapshot()
 
     @property
     def log(self) -> JsonlEventLog:
@@ -270,18 +298,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             for batch in self._log.read_batches():
                 self._fold(batch)
             return
-        # Folding creates many long-lived objects: the cyclic GC would rescan them again
-        # and again for nothing (it doubles replay time), so it waits until the end.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _gc_paused():
             for batch in self._log.read_batches():
                 self._fold(batch)
-        finally:
-            if enabled:
-                gc.enable()
 
-    def _fold(self, events: Iterator[AnyEvent] | list[AnyEvent]) -> None:
+    def _fold(self, events: list[AnyEvent]) -> None:
+        self._unsnapshotted += len(events)
         apply_results = self._results.apply
         apply_digest = self._digest.apply
         for event in events:
@@ -337,8 +359,57 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self._log.commit()
 
     def close(self) -> None:
-        """Commit and close the log."""
+        """Commit, write a snapshot if many events came since the last, close the log."""
+        if self._snapshots and self._unsnapshotted >= self._snapshot_every:
+            self.write_snapshot()
         self._log.close()
+
+    # -- snapshots --------------------------------------------------------------------
+
+    @property
+    def snapshot_path(self) -> Path:
+        """Where the storage keeps the snapshot of its projections."""
+        return snapshot_path(self._log.path)
+
+    def write_snapshot(self) -> None:
+        """Write the projections' state at the current log position (a warning on failure:
+        a snapshot is a cache, never needed for correctness)."""
+        snapshot = Snapshot(
+            position=self._log.position,
+            parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
+        )
+        try:
+            write_snapshot(self.snapshot_path, snapshot, self._mode)
+        except OSError as exc:
+            warnings.warn(
+                f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
+                "the next open replays more of the log",
+                SnapshotIgnored,
+                stacklevel=2,
+            )
+            return
+        self._unsnapshotted = 0
+
+    def _restore_snapshot(self) -> None:
+        path = self.snapshot_path
+        if not path.exists():
+            return
+        try:
+            snapshot = read_snapshot(path)
+            self._log.seek(snapshot.position)
+            with _gc_paused():
+                results = ResultsProjection.restore(snapshot.parts["results"])
+                digest = DigestProjection.restore(snapshot.parts["digest"])
+        except (SnapshotError, LogError, KeyError) as exc:
+            self._log.seek(START)
+            warnings.warn(
+                f"{path}: snapshot ignored ({exc}); replaying the whole log",
+                SnapshotIgnored,
+                stacklevel=3,
+            )
+            return
+        self._results = results
+        self._digest = digest
 
     def _record(self, object_id: str, kind: str) -> ResultRecord:
         self.refresh()
@@ -587,6 +658,19 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             self._emit(drafts)
             self.commit()
         return removed
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many long-lived objects: it would rescan them
+    again and again for nothing (that doubles replay time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _new_id() -> str:
