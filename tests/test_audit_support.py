@@ -5,6 +5,7 @@ No tests here; the audit test modules import these helpers.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,9 +91,12 @@ def run_objects(execution: PipelineExecution) -> list[PipelineStorageObject]:
 class SnapshotReporter:
     """A reporter that records the whole run's state each time it hears of a change."""
 
-    def __init__(self, storage: EventLogPipelineResultsStorage, run_id: str) -> None:
+    def __init__(
+        self, storage: EventLogPipelineResultsStorage, run_id: str, pause: float = 0.0
+    ) -> None:
         self.storage = storage
         self.run_id = run_id
+        self.pause = pause
         self.snapshots: list[Snapshot] = []
 
     def take(self) -> None:
@@ -112,6 +116,8 @@ class SnapshotReporter:
         message: str,
     ) -> None:
         self.take()
+        if self.pause:
+            time.sleep(self.pause)
 
 
 def last_ts(path: Path) -> str:
@@ -129,14 +135,16 @@ def drive_run(
     *,
     fail: tuple[str, str] | None = ("lima", "part-2"),
     cities: tuple[str, ...] = ("oslo", "lima"),
+    pause: float = 0.0,
 ) -> tuple[PipelineExecution, SnapshotReporter]:
     """Build a run of :class:`TinyPipeline` and move every task result along by hand.
 
     ``fail`` names the (city, part) whose extract fails; the rest of that city's task
     results are then cancelled. Returns the execution and the reporter holding a snapshot
-    after the build and after every batch of status changes.
+    after the build and after every batch of status changes; ``pause`` seconds pass after
+    each batch.
     """
-    reporter = SnapshotReporter(storage, run_id)
+    reporter = SnapshotReporter(storage, run_id, pause)
     execution = storage.build_pipeline_execution(
         TinyPipeline(cities), run_id, object(), reporter, {"day": "2026-11-05"}
     )
@@ -167,3 +175,17 @@ def log_lines(path: Path) -> list[bytes]:
 
 def write_lines(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def write_slowly(path: str, go: str, run_id: str, pause: float, fail: bool) -> None:
+    """In another process: once the file ``go`` exists, write a short run ``noise`` and
+    then run ``run_id``, pausing after each batch. Gives up after 30 seconds."""
+    deadline = time.monotonic() + 30
+    while not Path(go).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the test never said go")
+        time.sleep(0.01)
+    storage = EventLogPipelineResultsStorage(path, durability="none")
+    drive_run(storage, "noise", fail=None, cities=("cairo",))
+    drive_run(storage, run_id, fail=("lima", "part-2") if fail else None, pause=pause)
+    storage.close()
