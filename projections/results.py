@@ -23,7 +23,8 @@ class ResultRecord:
     """The current state of one result object.
 
     ``attrs`` holds every field by name (``status``, ``started``, ``pipeline_id``, ...);
-    ``children`` the ids of its child objects in creation order; ``open_children``
+    ``children`` the ids of its child objects in creation order (an empty tuple until
+    the first, to save memory on the many task results); ``open_children``
     how many of them are not in a final status.
     """
 
@@ -37,7 +38,7 @@ class ResultRecord:
         self.run_id = run_id
         self.parent_id = parent_id
         self.attrs = attrs
-        self.children: list[str] = []
+        self.children: list[str] | tuple[()] = ()
         self.open_children = 0
 
     def __repr__(self) -> str:
@@ -45,6 +46,13 @@ class ResultRecord:
 
 
 _FINAL = PipelineTaskStatus.final_statuses()
+
+
+def _adopt(parent: ResultRecord, child_id: str) -> None:
+    if parent.children:
+        parent.children.append(child_id)
+    else:
+        parent.children = [child_id]
 
 
 class _SnapshotRecord(msgspec.Struct, array_like=True):
@@ -109,10 +117,16 @@ class ResultsProjection:
         for name, vtype in event.types.items():
             if name in attrs:
                 attrs[name] = decode_value(attrs[name], vtype)
-        record = ResultRecord(event.kind, object_id, event.run_id, parent_id, attrs)
+        run_id = event.run_id
+        if parent is not None:
+            # Share the parent's strings instead of keeping the decoded copies.
+            parent_id = parent.id
+            if parent.run_id == run_id:
+                run_id = parent.run_id
+        record = ResultRecord(event.kind, object_id, run_id, parent_id, attrs)
         records[object_id] = record
         if parent is not None:
-            parent.children.append(object_id)
+            _adopt(parent, object_id)
             if attrs.get("status") not in _FINAL:
                 parent.open_children += 1
         elif event.kind == PIPELINE_EXECUTION:
@@ -254,7 +268,10 @@ class ResultsProjection:
                     projection._index_execution(record)
                     continue
                 parent = records[item.parent_id]
-                parent.children.append(item.id)
+                record.parent_id = parent.id
+                if parent.run_id == record.run_id:
+                    record.run_id = parent.run_id
+                _adopt(parent, item.id)
                 if attrs.get("status") not in _FINAL:
                     parent.open_children += 1
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
