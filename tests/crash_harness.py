@@ -41,18 +41,26 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``reliability`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reliability.common import TinyPipeline, TinyTask, build
+from reliability.common import TinyPipeline, TinyTask, build, snapshot
 
 import pipelines_events.log.jsonl as jsonl
 from pipelines_events.events import FieldSet, ObjectCreated
 from pipelines_events.log import JsonlEventLog, TornWriteRepaired, read_events
-from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.eventlog import (
+    DEFAULT_SNAPSHOT_EVERY,
+    EventLogPipelineResultsStorage,
+)
+from pipelines_events.results.snapshots import SnapshotIgnored, snapshot_path
 from pipelines_events.status import PipelineTaskStatus
 
 KILLS_ENV = "PIPELINES_EVENTS_CRASH_KILLS"
 SEED_ENV = "PIPELINES_EVENTS_CRASH_SEED"
 DEFAULT_KILLS = 40
 FULL_KILLS = 200
+
+SNAPSHOT_EVERY = (DEFAULT_SNAPSHOT_EVERY, 1, 40)
+"""How often writers write snapshots of the projections (chosen at random per writer):
+with the small values, kills also land while a snapshot is written."""
 
 WAIT_TIMEOUT = 30.0
 """Longest wait for a killed writer to be reaped (it is killed, so this never binds)."""
@@ -99,8 +107,9 @@ def _slow_writes(storage: EventLogPipelineResultsStorage, rng: random.Random) ->
     jsonl.os.write = write  # type: ignore[assignment]  # this process only; it is killed
 
 
-def writer(path: str, tag: str, ack_fd: int, seed: int, slow: bool) -> None:
-    """Work on the log until killed, acknowledging every committed change."""
+def writer(path: str, tag: str, ack_fd: int, seed: int, slow: bool, snapshot_every: int) -> None:
+    """Work on the log until killed, acknowledging every committed change; the storage
+    writes a snapshot when it opens ``snapshot_every`` events past the last one."""
     ack = _Acks(ack_fd)
     rng = random.Random(seed)
     warnings.simplefilter("always", TornWriteRepaired)
@@ -113,7 +122,8 @@ def writer(path: str, tag: str, ack_fd: int, seed: int, slow: bool) -> None:
             show(message, category, *args, **kwargs)
 
     warnings.showwarning = count_repairs
-    storage = EventLogPipelineResultsStorage(path)  # durability="fsync": the default
+    # durability="fsync": the default
+    storage = EventLogPipelineResultsStorage(path, snapshot_every=snapshot_every)
     ack("opened", tag)
     if slow:
         _slow_writes(storage, rng)
@@ -162,6 +172,11 @@ class CrashReport:
     """Events in the logs at the end (each was verified again after every later kill)."""
     event_reads: int = 0
     killed_before_open: int = 0
+    snapshot_checks: int = 0
+    """Checks of projections restored from a snapshot against a full replay."""
+    snapshots_ignored: int = 0
+    snapshot_litter: int = 0
+    """Temporary snapshot files left behind by writers killed while writing one."""
     lost: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -173,6 +188,9 @@ class CrashReport:
             f"open and {self.repaired_by_writers} times by surviving writers; "
             f"{self.acknowledged} acknowledged changes checked after every kill; "
             f"{self.events_checked} events in the logs ({self.event_reads} verified reads); "
+            f"{self.snapshot_checks} snapshot restores equal to a full replay "
+            f"({self.snapshots_ignored} snapshots ignored, {self.snapshot_litter} temporary "
+            f"snapshot files left by killed writers); "
             f"lost: {len(self.lost)}; {self.seconds:.1f} s"
         )
 
@@ -237,8 +255,18 @@ def _check(path: Path, acked: _Acked, report: CrashReport) -> None:
     repairs = [w for w in caught if issubclass(w.category, TornWriteRepaired)]
     assert len(repairs) == (size != end), [str(w.message) for w in caught]
     report.repaired_on_open += len(repairs)
+    report.snapshots_ignored += sum(issubclass(w.category, SnapshotIgnored) for w in caught)
     assert path.stat().st_size == end
     try:
+        if snapshot_path(path).exists():
+            # The projections restored from the snapshot equal a full replay of the log.
+            report.snapshot_checks += 1
+            replayed = EventLogPipelineResultsStorage(path, snapshots=False)
+            try:
+                if snapshot(replayed) != snapshot(storage):
+                    report.lost.append(f"the snapshot of {path} does not match its log")
+            finally:
+                replayed.close()
         events = list(read_events(path))  # verifies the chain, seq and batches
         assert events == before_repair
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -308,8 +336,10 @@ def run_crash_rounds(
             read_fd, write_fd = os.pipe()
             tag = f"r{report.rounds}w{index}"
             slow = rng.random() < slow_share
+            every = rng.choice(SNAPSHOT_EVERY)
             process = ctx.Process(
-                target=writer, args=(str(path), tag, write_fd, rng.randrange(2**32), slow)
+                target=writer,
+                args=(str(path), tag, write_fd, rng.randrange(2**32), slow, every),
             )
             process.start()
             os.close(write_fd)
@@ -336,6 +366,7 @@ def run_crash_rounds(
         report.rounds += 1
         _check(path, acked, report)
         if report.rounds % rounds_per_log == 0 or report.kills >= kills:
+            report.snapshot_litter += len(list(directory.glob(f"{path.name}.snapshot.*")))
             report.acknowledged += acked.count()
             report.events_checked += acked.events
         if progress is not None:
