@@ -2,9 +2,513 @@
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from pipelines_events.audit import SET, AuditChange, ChangeFold, StorageView
+from pipelines_events.cli import render
+from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
+from pipelines_events.cli.common import add_format_option, add_log_option, console, open_storage
+from pipelines_events.conf import STORAGE_SETTING, settings
+from pipelines_events.demo import DemoPipeline
+from pipelines_events.errors import (
+    ImproperlyConfigured,
+    InvalidValueError,
+    LogError,
+    LogOpenError,
+    ObjectNotFoundError,
+    PipelinesEventsError,
+)
+from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.pipeline import Pipeline
+from pipelines_events.registry import import_dotted
+from pipelines_events.reporters import PipelineReporter
+from pipelines_events.results.base import (
+    PipelineExecution,
+    PipelineResultsStorage,
+    class_path,
+)
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.helpers import get_pipeline_results_storage, reset_storage_object
+from pipelines_events.runners.eager import Runner
+from pipelines_events.status import PipelineTaskStatus
+
+__all__ = ["ConsoleReporter", "RunChanges", "load_pipeline_class", "parse_input", "register"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+
+DEMO_PIPELINE: Final = class_path(DemoPipeline)
+"""The pipeline ``demo`` runs."""
+_PIPED_WIDTH: Final = 1000
+_MIN_PREFIX: Final = 4
+"""``show`` takes a unique start of a run id at least this long."""
 
 
 def register(commands: Any) -> None:
     """Add this module's commands to the parser's subcommands."""
-    del commands
+    _register_run(commands)
+    _register_runs(commands)
+    _register_show(commands)
+    _register_demo(commands)
+
+
+def _command(
+    commands: Any, name: str, summary: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
+    parser.set_defaults(handler=handler)
+    add_log_option(parser)
+    return parser
+
+
+def _add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not print status changes as they happen (a terminal still shows progress)",
+    )
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def parse_input(text: str | None) -> dict[str, Any] | None:
+    """The JSON object given to ``--input``; :class:`InvalidValueError` naming the option."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"--input: {text!r} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidValueError(
+            f"--input: give a JSON object such as '{{\"days\": 3}}', "
+            f"not a JSON {type(value).__name__} ({text!r})"
+        )
+    return value
+
+
+def load_pipeline_class(path: str) -> type[Pipeline]:
+    """The :class:`Pipeline` subclass at dotted ``path``; :class:`InvalidValueError` naming
+    the path if it does not import or is not one."""
+    if path.count(".") < 1 or not all(part.isidentifier() for part in path.split(".")):
+        raise InvalidValueError(
+            f"pipeline {path!r}: not a dotted path; give module.ClassName, such as {DEMO_PIPELINE}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside you import
+    try:
+        found = import_dotted(path)
+    except Exception as exc:
+        raise InvalidValueError(
+            f"pipeline {path!r}: cannot import it: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(found, type) or not issubclass(found, Pipeline):
+        what = (
+            f"the class {found.__qualname__}" if isinstance(found, type) else type(found).__name__
+        )
+        raise InvalidValueError(
+            f"pipeline {path!r}: not a subclass of {class_path(Pipeline)} (it is {what})"
+        )
+    if found is Pipeline:
+        raise InvalidValueError(
+            f"pipeline {path!r}: the base class has no tasks; give a subclass of it"
+        )
+    return found
+
+
+# -- storages ---------------------------------------------------------------------------------
+
+
+def _stdout() -> Console:
+    """The console of results: as wide as a line needs when it is not a terminal (and
+    ``COLUMNS`` does not say), so piped output is neither wrapped nor cut."""
+    out = console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = _PIPED_WIDTH
+    return out
+
+
+def _progress_shown() -> bool:
+    """Whether to show progress: only when stdout is a terminal."""
+    return sys.stdout.isatty()
+
+
+@contextlib.contextmanager
+def _working(text: str) -> Iterator[None]:
+    """A spinner on stderr while the block runs, when stdout is a terminal."""
+    if not _progress_shown():
+        yield
+        return
+    with Console(stderr=True).status(text):
+        yield
+
+
+@contextlib.contextmanager
+def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
+    """The storage of ``--log`` (which must exist: reading never creates it) or the
+    configured one; a ``--log`` storage is closed afterwards."""
+    log: Path | None = args.log
+    if log is not None and not log.exists():
+        raise LogOpenError(f"{log}: no such log file")
+    with _working("reading the log"):
+        storage = open_storage(args)
+    try:
+        yield storage
+    finally:
+        if log is not None:
+            storage.close()
+
+
+@contextlib.contextmanager
+def _writing(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
+    """Within the block the helpers (so ``Pipeline.start``) use the storage of ``--log``,
+    else the configured one; yields it, opened."""
+    log: Path | None = args.log
+    override: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if log is not None:
+        override = settings.override_settings(
+            **{STORAGE_SETTING: (class_path(EventLogPipelineResultsStorage), {"path": str(log)})}
+        )
+    with override:
+        try:
+            try:
+                storage = get_pipeline_results_storage()
+            except ImproperlyConfigured as exc:
+                if log is not None and isinstance(exc.__cause__, LogError):
+                    raise exc.__cause__ from None  # --log names the problem, not the setting
+                raise
+            yield storage
+        finally:
+            if log is not None:
+                reset_storage_object()
+
+
+def _where(args: argparse.Namespace, storage: PipelineResultsStorage) -> str:
+    if args.log is not None:
+        return str(args.log)
+    if isinstance(storage, EventLogPipelineResultsStorage):
+        return storage.log.location
+    return "the configured storage"
+
+
+def _open_show_storage(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The storage ``show`` reads: the point-in-time view ``--as-of``/``--at-seq`` ask for
+    (from the audit commands), else the storage of :func:`_reading`."""
+    view = open_view(args)
+    if view is not None:
+        return contextlib.nullcontext(view)
+    return _reading(args)
+
+
+def _find_run(storage: PipelineResultsStorage, run_id: str, where: str) -> PipelineExecution:
+    """The execution of ``run_id``, or of the one run whose id starts with it."""
+    execution = storage.get_pipeline_execution(run_id)
+    if execution is not None:
+        return execution
+    if len(run_id) >= _MIN_PREFIX:
+        found = [e for e in storage.get_pipeline_executions() if e.get_run_id().startswith(run_id)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            ids = ", ".join(e.get_run_id() for e in found[:5])
+            more = ", …" if len(found) > 5 else ""
+            raise ObjectNotFoundError(
+                f"{len(found)} runs have an id starting with {run_id!r} in {where} "
+                f"({ids}{more}); give more of it"
+            )
+    raise ObjectNotFoundError(
+        f"no run has the id {run_id!r} in {where}; `pipelines-events runs` lists them"
+    )
+
+
+# -- reporting while running ------------------------------------------------------------------
+
+
+class RunChanges:
+    """The status changes of one run, read back from an event log as they are appended
+    (with where each object sits in its run, which a reporter is not told)."""
+
+    def __init__(self, storage: EventLogPipelineResultsStorage, run_id: str) -> None:
+        self.run_id = run_id
+        self._fold = ChangeFold()
+        self._log = JsonlEventLog(storage.log.path, readonly=True)
+        try:
+            self._log.seek(storage.log.position)
+        except BaseException:
+            self._log.close()
+            raise
+
+    def read(self) -> list[AuditChange]:
+        """The status changes of the run appended since the last call."""
+        changes: list[AuditChange] = []
+        for batch in self._log.read_batches():
+            mine = [event for event in batch if event.run_id == self.run_id]
+            if mine:
+                changes.extend(
+                    change
+                    for change in self._fold.batch(mine)
+                    if change.action == SET and change.field == "status"
+                )
+        return changes
+
+    def close(self) -> None:
+        """Stop reading the log."""
+        self._log.close()
+
+
+class ConsoleReporter(PipelineReporter):
+    """Prints each status change on one line to ``console`` (nothing when it is None) and
+    tells ``on_change`` of it.
+
+    With ``changes`` the lines are the changes read back from the log, which say which
+    object changed; without, they say what the reporter is told.
+    """
+
+    def __init__(
+        self,
+        console: Console | None,
+        changes: RunChanges | None = None,
+        on_change: Callable[[str | None, PipelineTaskStatus], None] | None = None,
+    ) -> None:
+        self.console = console
+        self.changes = changes
+        self.on_change = on_change
+
+    def report(
+        self,
+        pipeline_id: str | None,
+        task_id: str | None,
+        status: PipelineTaskStatus,
+        message: str,
+    ) -> None:
+        if self.console is not None:
+            if self.changes is None:
+                line = render.status_change_line(pipeline_id, task_id, status, message)
+                self.console.print(line, soft_wrap=True)
+            else:
+                for change in self.changes.read():
+                    self.console.print(
+                        render.change_line(change, pipeline_id or "?"), soft_wrap=True
+                    )
+        if self.on_change is not None:
+            self.on_change(task_id, status)
+
+
+class _TaskProgress:
+    """Counts the task executions and task results of a run that reached a final status."""
+
+    def __init__(self, progress: Progress, storage: PipelineResultsStorage, run_id: str) -> None:
+        self._progress = progress
+        self._storage = storage
+        self._run_id = run_id
+        self._task: Any = None
+
+    def __call__(self, task_id: str | None, status: PipelineTaskStatus) -> None:
+        if self._task is None:  # the first change comes once every object is built
+            total = len(self._storage.get_task_results(run_id=self._run_id)) + len(
+                self._storage.get_task_executions(run_id=self._run_id)
+            )
+            self._task = self._progress.add_task("running", total=total)
+        if task_id is not None and status.is_final:
+            self._progress.advance(self._task)
+
+
+def _start(
+    args: argparse.Namespace,
+    storage: PipelineResultsStorage,
+    pipeline: Pipeline,
+    run_id: str,
+    input_data: Any,
+) -> PipelineExecution:
+    """Start ``pipeline`` with the eager runner, printing status changes to stderr unless
+    ``--quiet``; a progress bar on stderr when stdout is a terminal."""
+    with contextlib.ExitStack() as stack:
+        err = Console(stderr=True, highlight=False)
+        changes = None
+        if not args.quiet and isinstance(storage, EventLogPipelineResultsStorage):
+            changes = stack.enter_context(contextlib.closing(RunChanges(storage, run_id)))
+        on_change = None
+        if _progress_shown():
+            progress = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            stack.enter_context(progress)
+            on_change = _TaskProgress(progress, storage, run_id)
+        reporter = ConsoleReporter(None if args.quiet else err, changes, on_change)
+        execution = _run(pipeline, run_id, input_data, reporter)
+    return execution
+
+
+def _run(
+    pipeline: Pipeline, run_id: str, input_data: Any, reporter: ConsoleReporter
+) -> PipelineExecution:
+    try:
+        return pipeline.start(run_id, input_data, Runner(), reporter)
+    except PipelinesEventsError:
+        raise
+    except Exception as exc:  # the pipeline's own code failed while the run was being built
+        raise PipelinesEventsError(
+            f"pipeline {pipeline.get_id()!r}: building the run failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _print_run(out: Console, execution: PipelineExecution, fmt: str) -> None:
+    """The run's tree in ``fmt``."""
+    with _working("reading the run"):
+        tree = render.result_tree(execution)
+    if fmt == "json":
+        render.write_json(tree)
+    elif fmt == "jsonl":
+        render.write_jsonl(render.result_lines(tree))
+    else:
+        out.print(render.run_tree(tree))
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def _register_run(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "run",
+        "Run a pipeline with the eager runner, then show its tree; exit status 0 if the "
+        "run is DONE, 1 if it ended in a failure.",
+        _run_command,
+    )
+    parser.add_argument(
+        "pipeline", metavar="DOTTED.PATH", help="the Pipeline subclass, as module.ClassName"
+    )
+    parser.add_argument(
+        "--input", metavar="JSON", help="the run's input data, a JSON object such as '{\"n\": 1}'"
+    )
+    parser.add_argument("--run-id", metavar="ID", help="the run's id (default: a new UUID)")
+    _add_quiet_option(parser)
+    add_format_option(parser)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    input_data = parse_input(args.input)
+    run_id: str = args.run_id if args.run_id is not None else str(uuid.uuid4())
+    if not run_id.strip():
+        raise InvalidValueError("--run-id: give a non-empty id")
+    cls = load_pipeline_class(args.pipeline)
+    try:
+        pipeline = cls()
+    except Exception as exc:
+        raise InvalidValueError(
+            f"pipeline {args.pipeline!r}: cannot create it: {type(exc).__name__}: {exc}"
+        ) from exc
+    with _writing(args) as storage:
+        execution = _start(args, storage, pipeline, run_id, input_data)
+        _print_run(_stdout(), execution, args.format)
+        done = execution.get_status() is PipelineTaskStatus.DONE
+    return EXIT_OK if done else EXIT_FAILED
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def _register_runs(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "runs",
+        "List the runs: run id, pipeline, status, start, duration, task results by status.",
+        _runs_command,
+    )
+    parser.add_argument("--pipeline", metavar="ID", help="only the runs of pipeline ID")
+    add_format_option(parser)
+
+
+def _runs_command(args: argparse.Namespace) -> int:
+    with _reading(args) as storage, _working("counting task results"):
+        executions = storage.get_pipeline_executions(pipeline_id=args.pipeline)
+        runs = [render.run_summary(storage, execution) for execution in executions]
+        where = _where(args, storage)
+    if args.pipeline is not None:
+        where = f"{where} of pipeline {args.pipeline!r}"
+    render.print_records(_stdout(), runs, args.format, where)
+    return EXIT_OK
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+def _register_show(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "show",
+        "Show a run as a tree: execution, pipeline results, task executions, task results.",
+        _show_command,
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a unique start of it")
+    add_format_option(parser)
+    add_point_in_time_options(parser)
+
+
+def _show_command(args: argparse.Namespace) -> int:
+    with _open_show_storage(args) as storage:
+        view = storage if isinstance(storage, StorageView) else None
+        where = view.describe() if view is not None else _where(args, storage)
+        execution = _find_run(storage, args.run_id, where)
+        with _working("reading the run"):
+            tree = render.result_tree(execution)
+    if args.format == "json":
+        render.write_json(tree)
+    elif args.format == "jsonl":
+        render.write_jsonl(render.result_lines(tree))
+    else:
+        title = None if view is None else view_title(tree.run_id, view)
+        _stdout().print(render.run_tree(tree, title))
+    return EXIT_OK
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def _register_demo(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "demo",
+        "Run the bundled demo pipeline (three cities, one failing reading) and show its tree.",
+        _demo_command,
+    )
+    _add_quiet_option(parser)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    run_id = str(uuid.uuid4())
+    out = _stdout()
+    with _writing(args) as storage:
+        execution = _start(args, storage, DemoPipeline(), run_id, None)
+        _print_run(out, execution, "table")
+        where = _where(args, storage)
+    log = "" if args.log is None else f" --log {shlex.quote(str(args.log))}"
+    out.print(
+        Text(
+            f"recorded in {where}; try next: pipelines-events history {run_id}{log}   "
+            f"pipelines-events runs{log}   pipelines-events verify{log}",
+            style="dim",
+        ),
+        soft_wrap=True,
+    )
+    return EXIT_OK

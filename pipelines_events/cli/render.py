@@ -1,0 +1,401 @@
+"""How the run commands print results: records for JSON, the run tree, the runs table.
+
+Records are built from the storage's public ``get_`` methods, so any
+:class:`~pipelines_events.results.base.PipelineResultsStorage` (and a point-in-time view)
+renders the same way. JSON gives statuses by name and times in ISO 8601 (UTC).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from pipelines_events.audit import AuditChange
+from pipelines_events.results.base import (
+    PipelineExecution,
+    PipelineResult,
+    PipelineResultsStorage,
+    PipelineStorageObject,
+    TaskExecution,
+    TaskResult,
+    as_status,
+)
+from pipelines_events.status import PipelineTaskStatus
+
+__all__ = [
+    "ResultState",
+    "ResultTree",
+    "RunSummary",
+    "TaskCounts",
+    "change_line",
+    "format_duration",
+    "format_object",
+    "format_time",
+    "print_records",
+    "result_lines",
+    "result_tree",
+    "run_summary",
+    "run_tree",
+    "runs_table",
+    "status_change_line",
+    "status_text",
+    "write_json",
+    "write_jsonl",
+]
+
+STATUS_STYLES: Final = {
+    PipelineTaskStatus.PENDING: "dim",
+    PipelineTaskStatus.RUNNING: "cyan",
+    PipelineTaskStatus.DONE: "green",
+    PipelineTaskStatus.CONFIG_ERROR: "bold red",
+    PipelineTaskStatus.VALIDATION_ERROR: "bold red",
+    PipelineTaskStatus.RUNTIME_ERROR: "bold red",
+    PipelineTaskStatus.CANCELLED: "yellow",
+}
+"""The colour of each status."""
+
+_NONE: Final = "—"
+_FAILED: Final = PipelineTaskStatus.failed_statuses()
+_encoder: Final = msgspec.json.Encoder()
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+class ResultState(msgspec.Struct, kw_only=True):
+    """One result object: its own fields and those it inherits (a line of ``show --format
+    jsonl``). Fields that do not apply to its kind are None."""
+
+    kind: str
+    """``pipeline_execution``, ``pipeline_result``, ``task_execution`` or ``task_result``."""
+    id: str
+    run_id: str
+    parent_id: str | None
+    status: PipelineTaskStatus
+    started: datetime | None
+    completed: datetime | None
+    duration: float | None
+    """Seconds from started to completed; None until both are known."""
+    message: str
+    pipeline_id: str
+    input_data: Any = None
+    """The run's input data (executions only)."""
+    pipeline_object: Any = None
+    """The serializable pipeline object (pipeline results and below)."""
+    pipeline_task: str | None = None
+    """The task's attribute name on the pipeline (task executions and results)."""
+    task_id: str | None = None
+    """The task's id (task executions and results)."""
+    task_object: Any = None
+    """The serializable task object (task results only)."""
+
+
+class ResultTree(ResultState, kw_only=True):
+    """A result object with the objects below it (``show --format json``)."""
+
+    children: list[ResultTree] = []
+
+
+class TaskCounts(msgspec.Struct):
+    """How many task results of a run are DONE, failed, CANCELLED, and in all."""
+
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    total: int = 0
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    """One execution as ``runs`` lists it."""
+
+    run_id: str
+    id: str
+    """The execution's id."""
+    pipeline_id: str
+    status: PipelineTaskStatus
+    started: datetime | None
+    completed: datetime | None
+    duration: float | None
+    message: str
+    task_results: TaskCounts
+
+
+def _duration(obj: PipelineStorageObject) -> float | None:
+    started, completed = obj.get_started(), obj.get_completed()
+    if started is None or completed is None:
+        return None
+    return (completed - started).total_seconds()
+
+
+def result_tree(obj: PipelineStorageObject, parent_id: str | None = None) -> ResultTree:
+    """The record of ``obj`` with the records of every object below it."""
+    node = ResultTree(
+        kind=obj.kind,
+        id=obj.get_id(),
+        run_id=obj.get_run_id(),
+        parent_id=parent_id,
+        status=obj.get_status(),
+        started=obj.get_started(),
+        completed=obj.get_completed(),
+        duration=_duration(obj),
+        message=obj.get_message(),
+        pipeline_id=obj.get_pipeline_id(),
+    )
+    if isinstance(obj, PipelineExecution):
+        node.input_data = obj.get_input_data()
+    elif isinstance(obj, PipelineResult):
+        node.pipeline_object = obj.get_serializable_pipeline_object()
+    elif isinstance(obj, TaskExecution | TaskResult):
+        node.pipeline_object = obj.get_serializable_pipeline_object()
+        node.pipeline_task = obj.get_pipeline_task()
+        node.task_id = obj.get_task_id()
+        if isinstance(obj, TaskResult):
+            node.task_object = obj.get_serializable_task_object()
+    node.children = [result_tree(child, node.id) for child in obj.get_children()]
+    return node
+
+
+def result_lines(tree: ResultTree) -> Iterator[ResultState]:
+    """Every object of ``tree`` without its children, parents first."""
+    fields = {name: getattr(tree, name) for name in ResultState.__struct_fields__}
+    yield ResultState(**fields)
+    for child in tree.children:
+        yield from result_lines(child)
+
+
+def run_summary(storage: PipelineResultsStorage, execution: PipelineExecution) -> RunSummary:
+    """``execution`` with the counts of its run's task results by status."""
+    run_id = execution.get_run_id()
+    counts = TaskCounts()
+    for task_result in storage.get_task_results(run_id=run_id):
+        status = task_result.get_status()
+        counts.total += 1
+        if status is PipelineTaskStatus.DONE:
+            counts.done += 1
+        elif status in _FAILED:
+            counts.failed += 1
+        elif status is PipelineTaskStatus.CANCELLED:
+            counts.cancelled += 1
+    return RunSummary(
+        run_id=run_id,
+        id=execution.get_id(),
+        pipeline_id=execution.get_pipeline_id(),
+        status=execution.get_status(),
+        started=execution.get_started(),
+        completed=execution.get_completed(),
+        duration=_duration(execution),
+        message=execution.get_message(),
+        task_results=counts,
+    )
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def format_time(moment: datetime | None) -> str:
+    """``2026-11-05 12:00:00`` (UTC), or ``—`` for None."""
+    if moment is None:
+        return _NONE
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.4 ms``, ``12.0 ms``, ``3.25 s``, ``2 min 05 s``, ``1 h 02 min``; ``—`` for None."""
+    if seconds is None:
+        return _NONE
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def format_object(value: Any, limit: int = 60) -> str:
+    """A stored pipeline or task object, short: a str as is, anything else as JSON."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = _encoder.encode(value).decode()
+        except (TypeError, msgspec.EncodeError):
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_text(status: PipelineTaskStatus) -> Text:
+    """The status's name in its colour."""
+    return Text(status.name, style=STATUS_STYLES.get(status, ""))
+
+
+# -- the run tree -------------------------------------------------------------------------
+
+
+def _label(node: ResultTree) -> Text:
+    if node.kind == PipelineExecution.kind:
+        label = Text.assemble(("run ", "bold"), (node.run_id, "bold"), f" · {node.pipeline_id}")
+    elif node.kind == PipelineResult.kind:
+        label = Text(
+            "pipeline result"
+            if node.pipeline_object is None
+            else format_object(node.pipeline_object)
+        )
+    elif node.kind == TaskExecution.kind:
+        label = Text(node.pipeline_task or node.task_id or node.id, style="bold")
+    else:
+        label = Text("task result" if node.task_object is None else format_object(node.task_object))
+    label.append(" · ")
+    label.append_text(status_text(node.status))
+    if node.kind == PipelineExecution.kind and node.started is not None:
+        label.append(f" · started {format_time(node.started)} UTC")
+    if node.duration is not None:
+        label.append(f" · {format_duration(node.duration)}")
+    if node.message:
+        style = "red" if node.status in _FAILED else "dim"
+        label.append(" · ")
+        label.append(node.message, style=style)
+    return label
+
+
+def run_tree(tree: ResultTree, title: str | None = None) -> Tree:
+    """A run as a rich Tree: execution, pipeline results, task executions, task results.
+
+    ``title`` (a point-in-time view's, say) goes above the execution.
+    """
+    if title is None:
+        root = Tree(_label(tree))
+        branch = root
+    else:
+        root = Tree(Text(title, style="bold"))
+        branch = root.add(_label(tree))
+    _grow(branch, tree)
+    return root
+
+
+def _grow(branch: Tree, node: ResultTree) -> None:
+    for child in node.children:
+        _grow(branch.add(_label(child)), child)
+
+
+# -- the runs table -----------------------------------------------------------------------
+
+
+def runs_table(runs: list[RunSummary], title: str | None = None) -> Table:
+    """Runs as a rich Table: run id, status, start, duration, task result counts, pipeline."""
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE, show_edge=False, pad_edge=False
+    )
+    table.add_column("run id", no_wrap=True, min_width=max(len(run.run_id) for run in runs))
+    table.add_column("status", no_wrap=True, min_width=max(len(run.status.name) for run in runs))
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("done", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("cancelled", justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("pipeline", overflow="fold")
+    for run in runs:
+        counts = run.task_results
+        table.add_row(
+            run.run_id,
+            status_text(run.status),
+            format_time(run.started),
+            format_duration(run.duration),
+            str(counts.done),
+            Text(str(counts.failed), style="red" if counts.failed else ""),
+            Text(str(counts.cancelled), style="yellow" if counts.cancelled else ""),
+            str(counts.total),
+            run.pipeline_id,
+        )
+    return table
+
+
+# -- status changes -----------------------------------------------------------------------
+
+_KIND_LABELS: Final = {
+    PipelineExecution.kind: "execution",
+    PipelineResult.kind: "pipeline result",
+    TaskExecution.kind: "task execution",
+    TaskResult.kind: "task result",
+}
+_STATUS_WIDTH: Final = max(len(status.name) for status in PipelineTaskStatus) + 2
+_KIND_WIDTH: Final = max(len(label) for label in _KIND_LABELS.values()) + 2
+
+
+def _change_line(status: PipelineTaskStatus, kind: str, where: str, message: str) -> Text:
+    line = Text.assemble(
+        status_text(status),
+        " " * (_STATUS_WIDTH - len(status.name)),
+        kind.ljust(_KIND_WIDTH) if kind else "",
+        where,
+    )
+    if message:
+        line.append(": ")
+        line.append(message, style="red" if status in _FAILED else "dim")
+    return line
+
+
+def change_line(change: AuditChange, pipeline_id: str) -> Text:
+    """A status change read back from the log, on one line: status, kind, and where the
+    object sits (``lima / clean / rainfall``; the pipeline id for an execution)."""
+    status = change.new
+    if not isinstance(status, PipelineTaskStatus):
+        status = as_status(status)
+    parts = [] if change.kind != PipelineExecution.kind else [pipeline_id]
+    if change.kind != PipelineExecution.kind and change.pipeline_object is not None:
+        parts.append(format_object(change.pipeline_object, 30))
+    if change.pipeline_task is not None:
+        parts.append(change.pipeline_task)
+    if change.kind == TaskResult.kind and change.task_object is not None:
+        parts.append(format_object(change.task_object, 30))
+    kind = _KIND_LABELS.get(change.kind, change.kind)
+    return _change_line(status, kind, " / ".join(parts), change.message or "")
+
+
+def status_change_line(
+    pipeline_id: str | None, task_id: str | None, status: PipelineTaskStatus, message: str
+) -> Text:
+    """A status change as a reporter hears it, on one line: status, pipeline id, task id."""
+    where = pipeline_id or "?"
+    if task_id is not None:
+        where = f"{where} / {task_id}"
+    return _change_line(status, "", where, message)
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def write_json(value: Any) -> None:
+    """Print ``value`` as one JSON document on one line."""
+    sys.stdout.write(_encoder.encode(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def write_jsonl(values: Iterable[Any]) -> None:
+    """Print each value as one line of JSON."""
+    for value in values:
+        sys.stdout.write(_encoder.encode(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def print_records(console: Console, runs: list[RunSummary], fmt: str, where: str) -> None:
+    """Print runs as a table, a JSON list or JSON lines; ``where`` names the storage."""
+    if fmt == "json":
+        write_json(runs)
+    elif fmt == "jsonl":
+        write_jsonl(runs)
+    elif not runs:
+        console.print(Text(f"no run in {where}"), soft_wrap=True)
+    else:
+        console.print(runs_table(runs))
