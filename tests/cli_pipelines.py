@@ -1,0 +1,70 @@
+"""Pipelines the command-line tests run by dotted path (``tests.cli_pipelines.Letters``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from pipelines_events import Pipeline, Task
+
+
+class Options(msgspec.Struct, forbid_unknown_fields=True):
+    """The input data :class:`Letters` accepts."""
+
+    fail_on: str | None = None
+
+
+class Numbered(Task):
+    """Runs once per number; raises for the pipeline object named by ``fail_on``."""
+
+    InputType = Options
+
+    def get_iterator(self) -> Any:
+        return [1, 2]
+
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        if cleaned_data.fail_on == self.pipeline_object and self.task_object == 2:
+            raise RuntimeError(f"{self.pipeline_object} {self.task_object} refused")
+
+
+class Closing(Task):
+    """Runs once (no task iterator)."""
+
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        return None
+
+
+class Letters(Pipeline):
+    """Two pipeline objects, two tasks: three task results per object."""
+
+    closing = Closing()
+    numbered = Numbered()
+    ordering: ClassVar[dict[str, list[str]]] = {"closing": ["numbered"]}
+
+    def get_iterator(self) -> Any:
+        return ["a", "b"]
+
+
+class Single(Pipeline):
+    """No pipeline iterator, one task."""
+
+    pipeline_id = "single"
+    only = Closing()
+
+
+class BrokenIterator(Pipeline):
+    """Its iterator raises while the run is being built."""
+
+    only = Closing()
+
+    def get_iterator(self) -> Any:
+        raise OSError("the source is offline")
+
+
+class NotAPipeline:
+    """A class that is not a Pipeline."""
+
+
+def not_a_class() -> None:
+    """A function, not a class."""
