@@ -7,6 +7,7 @@ no lock and only ever hand over complete batches. See ``docs/explanation/guarant
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -104,7 +105,11 @@ class JsonlEventLog(EventLog):
 
     def _open(self) -> None:
         path = self._path
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # a name too long, say
+            raise LogOpenError(f"{path}: the log path cannot be used: {exc.strerror}") from None
+        if is_dir:
             raise LogOpenError(f"{path}: the log path is a directory, not a file")
         self._pid = os.getpid()
         if self._readonly:
@@ -118,9 +123,15 @@ class JsonlEventLog(EventLog):
             self._check_regular()
             return
         created = not path.exists()
+        missing = []  # the directories this open creates, innermost first
+        for parent in path.parents:
+            if parent.exists():
+                break
+            missing.append(parent)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            _remove_directories(missing)
             raise LogOpenError(
                 f"{path}: cannot create the log's directory {path.parent}: {exc.strerror}"
             ) from None
@@ -128,6 +139,7 @@ class JsonlEventLog(EventLog):
         try:
             self._fd = os.open(path, flags, self._mode)
         except OSError as exc:
+            _remove_directories(missing)
             raise LogOpenError(f"{path}: cannot open the log for writing: {exc.strerror}") from None
         self._check_regular()
         if created and self._durability == "fsync":
@@ -269,7 +281,7 @@ class JsonlEventLog(EventLog):
         """
         if self._fd < 0 or self._readonly:
             self._check_writable()
-        if self._pid != os.getpid():
+        if self._pid < 0:  # set by the after-fork hook in a child process
             self._reopen_after_fork()
         if not drafts:
             return list(self.read_new())
@@ -447,6 +459,14 @@ class JsonlEventLog(EventLog):
             TornWriteRepaired,
             stacklevel=4,
         )
+
+
+def _remove_directories(directories: list[Path]) -> None:
+    """Remove the directories an open created (innermost first) when it then failed:
+    a refused path leaves nothing behind."""
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _field_note(draft: AnyEvent) -> str:
