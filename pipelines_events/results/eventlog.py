@@ -126,7 +126,14 @@ class _EventLogObject(PipelineStorageObject):
             raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
         if name in _RECORD_NAMES:
             raise InvalidValueError(f"cannot set field {name!r}: it identifies the object")
-        return lambda value: self._storage._set_field(self._id, self.kind, name, value)
+        storage, object_id, kind = self._storage, self._id, self.kind
+
+        def set_value(value: Any) -> None:
+            storage._set_field(object_id, kind, name, value)
+
+        # Found as an attribute from now on: later set_<name> calls skip __getattr__.
+        self.__dict__["set_" + name] = set_value
+        return set_value
 
     # -- fast paths for the common fields -------------------------------------------------
 

@@ -1,0 +1,481 @@
+"""The benchmark suite: absolute figures and ratios against baselines measured in the same run.
+
+    python -m benchmarks.run                 # reduced sizes (a few minutes)
+    python -m benchmarks.run --full          # logs of 10^4..10^7 events, 10k durable runs
+    python -m benchmarks.run --json out.json --chart docs/_static/benchmarks.png
+
+Every ratio divides a figure of pipelines-events by a baseline measured in this same run,
+at equal durability: "fsync" rows commit with one fsync per commit on both sides,
+"unsynced" rows never fsync (sqlite ``synchronous=OFF``, log ``durability="none"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from benchmarks.baselines import BASELINES, load_baseline, raw
+from benchmarks.make_log import make_log
+from benchmarks.pipelines import QuietReporter, benchmark_pipeline
+from pipelines_events.conf import settings
+from pipelines_events.events import AnyEvent
+from pipelines_events.log.jsonl import Durability
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.helpers import reset_storage_object
+from pipelines_events.runners.eager import Runner
+from pipelines_events.status import PipelineTaskStatus
+from pipelines_events.testing import ExamplePipeline, ExampleTask
+from projections import DigestProjection, ResultsProjection
+
+STORAGE = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
+
+
+@dataclass
+class Row:
+    """One measured figure, and its ratio to a baseline of the same run when it has one."""
+
+    scenario: str
+    value: float
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    target: str = ""
+    durability: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline_value:
+            return None
+        return self.value / self.baseline_value
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    rows: list[Row] = field(default_factory=list)
+    series: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        ratio = "" if row.ratio is None else f"  ratio {row.ratio:.2f}"
+        print(f"  {row.scenario}: {row.value:.4g} {row.unit}{ratio}", file=sys.stderr, flush=True)
+        return row
+
+
+def _best(times: int, action: Callable[[], float]) -> float:
+    """The median of ``times`` runs of ``action`` (which returns a duration)."""
+    return statistics.median(action() for _ in range(times))
+
+
+def _storage(path: Path, durability: Durability, **kwargs: Any) -> EventLogPipelineResultsStorage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return EventLogPipelineResultsStorage(path, durability=durability, **kwargs)
+
+
+def _one_task_result(storage: EventLogPipelineResultsStorage, count: int = 1) -> list[Any]:
+    pipeline = ExamplePipeline("benchmarks.Set", [ExampleTask("t", objects=list(range(count)))])
+    storage.build_pipeline_execution(pipeline, str(uuid.uuid4()), object(), object(), {})
+    return list(storage.get_task_results())
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+def bench_writes(report: Report, work: Path, n: int) -> None:
+    """A ``set_`` and a committed status change against the raw ceiling and one fsync."""
+    print("writes", file=sys.stderr)
+    raw_event = _best(3, lambda: raw.append_seconds_per_event(work / f"raw-{uuid.uuid4()}", n))
+    raw_locked = _best(
+        3, lambda: raw.append_seconds_per_event(work / f"raw-{uuid.uuid4()}", n, lock=True)
+    )
+    storage = _storage(work / "set.jsonl", "none")
+    (task_result,) = _one_task_result(storage)
+
+    def set_calls() -> float:
+        start = time.perf_counter()
+        for value in range(n):
+            task_result.set_progress(value)
+        return (time.perf_counter() - start) / n
+
+    set_cost = _best(3, set_calls)
+    report.add(
+        Row(
+            "raw ceiling: encode + hash + os.write",
+            raw_event * 1e6,
+            "us/event",
+            durability="unsynced",
+        )
+    )
+    report.add(
+        Row(
+            "raw ceiling with the flock pair",
+            raw_locked * 1e6,
+            "us/event",
+            durability="unsynced",
+        )
+    )
+    report.add(
+        Row(
+            "set_ through the public API (durability none)",
+            set_cost * 1e6,
+            "us/call",
+            "raw ceiling",
+            raw_event * 1e6,
+            "<= 3x",
+            "unsynced",
+        )
+    )
+    storage.close()
+
+    durable_n = max(50, n // 100)
+    fsync_cost = _best(
+        3,
+        lambda: raw.append_seconds_per_event(work / f"raw-{uuid.uuid4()}", durable_n, durable=True),
+    )
+    storage = _storage(work / "status.jsonl", "fsync")
+    results = _one_task_result(storage, durable_n)
+    start = time.perf_counter()
+    for task_result in results:
+        task_result.report_status_change(
+            None, PipelineTaskStatus.RUNNING, "working", propagate=False
+        )
+    change = (time.perf_counter() - start) / durable_n
+    storage.close()
+    report.add(
+        Row(
+            "committed status change (durability fsync)",
+            change * 1e6,
+            "us/change",
+            "one write + fsync",
+            fsync_cost * 1e6,
+            "<= 1.3x",
+            "fsync",
+        )
+    )
+
+
+def _run_ours(work: Path, durability: Durability, task_results: int) -> float:
+    path = work / f"pipeline-{uuid.uuid4()}.jsonl"
+    storage_setting = (STORAGE, {"path": str(path), "durability": durability})
+    pipeline = benchmark_pipeline(task_results)
+    with settings.override_settings(PIPELINES_PIPELINES_RESULTS_STORAGE=storage_setting):
+        reset_storage_object()
+        gc.collect()
+        start = time.perf_counter()
+        execution = pipeline().start(runner=Runner(), reporter=QuietReporter())
+        elapsed = time.perf_counter() - start
+        if execution.get_status() is not PipelineTaskStatus.DONE:
+            raise RuntimeError(f"the benchmark run ended {execution.get_status().name}")
+        reset_storage_object()
+    return elapsed
+
+
+def _run_baseline(name: str, work: Path, durable: bool, task_results: int) -> float:
+    directory = work / f"{name}-{uuid.uuid4()}"
+    directory.mkdir()
+    baseline = load_baseline(name)(directory, durable)
+    try:
+        gc.collect()
+        start = time.perf_counter()
+        baseline.run_pipeline(str(uuid.uuid4()), task_results)
+        return time.perf_counter() - start
+    finally:
+        baseline.close()
+
+
+def bench_pipeline(report: Report, work: Path, unsynced_n: int, durable_n: int) -> None:
+    """Build and run a pipeline end to end, against each baseline at equal durability."""
+    modes: list[tuple[Durability, bool, int]] = [
+        ("none", False, unsynced_n),
+        ("fsync", True, durable_n),
+    ]
+    for durability, durable, n in modes:
+        label = "unsynced" if not durable else "fsync"
+        print(f"pipeline of {n} task results, {label}", file=sys.stderr)
+        ours = _run_ours(work, durability, n)
+        report.add(Row(f"pipeline with {n} task results ({label})", ours, "s", durability=label))
+        for name in BASELINES:
+            theirs = _run_baseline(name, work, durable, n)
+            report.add(
+                Row(
+                    f"pipeline with {n} task results vs {name} ({label})",
+                    ours,
+                    "s",
+                    name,
+                    theirs,
+                    "<= 0.2x (Django), <= 0.5x (eventsourcing)",
+                    label,
+                )
+            )
+
+
+def _decode_and_fold(path: Path) -> float:
+    """Seconds to stream-decode ``path`` and fold it into the projections, with no checks."""
+    decoder = msgspec.json.Decoder(AnyEvent)
+    results, digest = ResultsProjection(), DigestProjection()
+    enabled = gc.isenabled()
+    gc.disable()
+    start = time.perf_counter()
+    with path.open("rb") as source:
+        carry = b""
+        while chunk := source.read(1 << 20):
+            lines = (carry + chunk).split(b"\n")
+            carry = lines.pop()
+            for event in decoder.decode_lines(b"\n".join(lines)):
+                results.apply(event)
+                digest.apply(event)
+    elapsed = time.perf_counter() - start
+    if enabled:
+        gc.enable()
+    return elapsed
+
+
+def _open(path: Path, snapshots: bool) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    storage = _storage(path, "none", snapshots=snapshots)
+    elapsed = time.perf_counter() - start
+    storage.close()
+    return elapsed
+
+
+def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> None:
+    """Open time, append cost, get_ cost and memory against the log's size."""
+    for size in sizes:
+        print(f"log of {size} events", file=sys.stderr)
+        path = work / f"log-{size}.jsonl"
+        make_log(path, size)
+        raw_fold = _decode_and_fold(path)
+        trivial = raw.replay_seconds(path, into="struct", batch=True)
+        cold = _open(path, snapshots=False)
+        report.add(
+            Row(f"open {size} events, no snapshot", cold, "s", "decode + fold", raw_fold, "<= 1.5x")
+        )
+        report.add(
+            Row(f"open {size} events, no snapshot vs decode only", cold, "s", "decode", trivial)
+        )
+        storage = _storage(path, "none", snapshot_every=1)  # writes the snapshot
+        storage.close()
+        warm = _open(path, snapshots=True)
+        report.add(Row(f"open {size} events from a snapshot", warm, "s", target="< 0.2 s"))
+
+        storage = _storage(path, "none")
+        (task_result,) = _one_task_result(storage)
+        start = time.perf_counter()
+        for value in range(appends):
+            task_result.set_progress(value)
+        append_cost = (time.perf_counter() - start) / appends
+        report.add(Row(f"set_ on a log of {size} events", append_cost * 1e6, "us/call"))
+
+        reads = 10_000
+        start = time.perf_counter()
+        for _ in range(reads):
+            task_result.get_status()
+        idle_get = (time.perf_counter() - start) / reads
+        report.add(
+            Row(f"get_ with nothing new, {size} events", idle_get * 1e6, "us", target="< 20 us")
+        )
+        other = _storage(path, "none", snapshots=False)
+        (other_result,) = [
+            r for r in other.get_task_results() if r.get_id() == task_result.get_id()
+        ]
+        for value in range(100):
+            other_result.set_progress(value)
+        start = time.perf_counter()
+        task_result.get_status()
+        after_k = time.perf_counter() - start
+        report.add(Row(f"get_ after 100 new events, {size} events", after_k * 1e6, "us"))
+        other.close()
+        storage.close()
+
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        storage = _storage(path, "none", snapshots=False)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        objects = len(storage.results)
+        storage.close()
+        per_object = used / max(1, objects)
+        report.add(Row(f"memory per object, {size} events", per_object, "bytes", target="< 500"))
+        report.series[str(size)] = {
+            "events": size,
+            "open_s": cold,
+            "open_snapshot_s": warm,
+            "decode_fold_s": raw_fold,
+            "set_us": append_cost * 1e6,
+            "get_us": idle_get * 1e6,
+            "bytes_per_object": per_object,
+        }
+        path.unlink()
+        for leftover in work.glob(f"log-{size}.jsonl*"):
+            leftover.unlink()
+
+
+def _writer(path: str, calls: int, ready: Any, go: Any) -> None:
+    storage = _storage(Path(path), "none", snapshots=False)
+    (task_result,) = _one_task_result(storage)
+    ready.set()
+    go.wait()
+    for value in range(calls):
+        task_result.set_progress(value)
+    storage.close()
+
+
+def bench_writers(report: Report, work: Path, calls: int, writers: int = 8) -> None:
+    """Throughput of 8 writer processes on one log against one writer."""
+    print(f"{writers} writers", file=sys.stderr)
+    context = multiprocessing.get_context("fork")
+    results: dict[int, float] = {}
+    for count in (1, writers):
+        path = work / f"writers-{count}.jsonl"
+        ready = [context.Event() for _ in range(count)]
+        go = context.Event()
+        processes = [
+            context.Process(target=_writer, args=(str(path), calls, ready[i], go))
+            for i in range(count)
+        ]
+        for process in processes:
+            process.start()
+        for event in ready:
+            event.wait(60)
+        start = time.perf_counter()
+        go.set()
+        for process in processes:
+            process.join(300)
+        elapsed = time.perf_counter() - start
+        results[count] = count * calls / elapsed
+    report.add(Row("set_ calls per second, 1 writer", results[1], "calls/s"))
+    report.add(
+        Row(
+            f"set_ calls per second, {writers} writers on one log",
+            results[writers],
+            "calls/s",
+            "1 writer",
+            results[1],
+        )
+    )
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def print_table(report: Report) -> None:
+    """Print the rows as a table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="pipelines-events benchmarks (ratios: this run's baselines)")
+    for column in ("scenario", "durability", "value", "baseline", "ratio", "target"):
+        table.add_column(column, justify="right" if column in ("value", "ratio") else "left")
+    for row in report.rows:
+        baseline = "" if row.baseline_value is None else f"{row.baseline} {row.baseline_value:.4g}"
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        table.add_row(
+            row.scenario, row.durability, f"{row.value:.4g} {row.unit}", baseline, ratio, row.target
+        )
+    Console(width=160).print(table)
+
+
+def draw_chart(report: Report, path: Path) -> None:
+    """Open time, append cost and memory against log size, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(report.series.values(), key=lambda item: item["events"])
+    if not sizes:
+        return
+    events = [item["events"] for item in sizes]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].loglog(events, [item["open_s"] for item in sizes], "o-", label="open, no snapshot")
+    axes[0].loglog(events, [item["open_snapshot_s"] for item in sizes], "o-", label="from snapshot")
+    axes[0].loglog(events, [item["decode_fold_s"] for item in sizes], "o--", label="decode + fold")
+    axes[0].set_title("open time (s)")
+    axes[0].legend(fontsize=8)
+    axes[1].semilogx(events, [item["set_us"] for item in sizes], "o-", label="set_")
+    axes[1].semilogx(events, [item["get_us"] for item in sizes], "o-", label="get_, nothing new")
+    axes[1].set_title("cost per call (us)")
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(fontsize=8)
+    axes[2].semilogx(events, [item["bytes_per_object"] for item in sizes], "o-")
+    axes[2].axhline(500, color="grey", linestyle=":", label="target")
+    axes[2].set_title("memory per object (bytes)")
+    axes[2].set_ylim(bottom=0)
+    axes[2].legend(fontsize=8)
+    for axis in axes:
+        axis.set_xlabel("events in the log")
+        axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; print the table, and write JSON and the chart when asked."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="full sizes (10^7 events, 10k fsync)")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON to this file")
+    parser.add_argument("--chart", type=Path, help="draw the size chart (PNG) to this file")
+    parser.add_argument(
+        "--only",
+        choices=("writes", "pipeline", "sizes", "writers"),
+        action="append",
+        help="run only these scenarios (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    chosen = set(args.only or ("writes", "pipeline", "sizes", "writers"))
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="pipelines-events-bench-"))
+    try:
+        if "writes" in chosen:
+            bench_writes(report, work, 20_000)
+        if "pipeline" in chosen:
+            bench_pipeline(report, work, 10_000, 10_000 if args.full else 1_000)
+        if "sizes" in chosen:
+            sizes = [10**4, 10**5, 10**6, 10**7] if args.full else [10**4, 10**5]
+            bench_sizes(report, work, sizes, 2_000)
+        if "writers" in chosen:
+            bench_writers(report, work, 5_000 if args.full else 2_000)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(report)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": [asdict(row) | {"ratio": row.ratio} for row in report.rows],
+                    "series": report.series,
+                    "python": sys.version,
+                    "cpus": os.cpu_count(),
+                },
+                indent=2,
+            )
+        )
+    if args.chart:
+        draw_chart(report, args.chart)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
