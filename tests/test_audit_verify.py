@@ -144,7 +144,7 @@ def test_an_intact_log_verifies(original: Path, capsys: pytest.CaptureFixture[st
 
     assert main(["verify", "--log", str(original)]) == 0
     out = capsys.readouterr().out
-    assert f"OK: {original}: {report.events} events in {report.batches} batches, 1 runs" in out
+    assert f"OK: {original}: {report.events} events in {report.batches} batches, 1 run" in out
     assert f"head {head}" in out
     assert main(["verify", "--log", str(original), "--expect", str(head)]) == 0
     assert f"extends the expected head {head}" in capsys.readouterr().out

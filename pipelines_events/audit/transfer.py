@@ -267,14 +267,14 @@ def _plan_import(source: LogPath, into: LogPath) -> tuple[dict[str, int], list[I
             )
         else:
             where = (
-                f"its event {common + 1} (seq {src.seqs[common]} in {source}, "
-                f"seq {tgt.seqs[common]} in {into}) differs"
+                f"its event {common + 1} differs (seq {src.seqs[common]} in {source}, "
+                f"seq {tgt.seqs[common]} in {into})"
                 if common < min(total, have)
                 else f"{into} holds {have} of its events, {source} {total}, "
                 "cut in the middle of a batch"
             )
             raise ImportConflictError(
-                f"{into}: run {run_id!r} already exists there with different events ({where}); "
+                f"{into}: run {run_id!r} already exists there with different events: {where}; "
                 "nothing was imported"
             )
     return skip, outcomes

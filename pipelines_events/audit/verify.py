@@ -56,6 +56,8 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     expected: str | None = None
     line: int | None = None
     reason: str | None = None
+    head_mismatch: bool = False
+    """Whether the failure is that the log no longer extends ``expected``."""
 
     @property
     def head(self) -> Head:
@@ -98,6 +100,7 @@ def verify(
     runs: set[str] = set()
     line: int | None = None
     reason: str | None = None
+    mismatch = False
     with JsonlEventLog(log, readonly=True) as reader:
         total = reader.size()
         head = reader.position
@@ -110,7 +113,7 @@ def verify(
                 if not checked and event.seq == wanted_seq:
                     checked = True
                     if event.hash != wanted_hash:
-                        line = event.seq
+                        line, mismatch = event.seq, True
                         reason = (
                             f"the event at seq {event.seq} has the hash {event.hash[:16]}..., "
                             f"not the expected {wanted_hash[:16]}...: the log no longer "
@@ -127,7 +130,7 @@ def verify(
         except LogCorruptError as exc:
             line, reason = exc.line, exc.reason
         if line is None and not checked:
-            line = head.seq + 1
+            line, mismatch = head.seq + 1, True
             reason = (
                 f"the log ends at seq {head.seq}, before the expected head seq {wanted_seq}: "
                 "events were removed from its end (or this is another log)"
@@ -137,7 +140,7 @@ def verify(
     return VerifyReport(
         path=os.fspath(log),
         ok=line is None,
-        events=events,
+        events=events if line is None else head.seq,
         batches=batches,
         runs=len(runs),
         bytes=head.offset,
@@ -147,6 +150,7 @@ def verify(
         expected=None if wanted is None else str(wanted),
         line=line,
         reason=reason,
+        head_mismatch=mismatch,
     )
 
 

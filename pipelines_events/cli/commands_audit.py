@@ -18,8 +18,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from pipelines_events import audit
-from pipelines_events.cli import render_audit as render
-from pipelines_events.cli.common import add_format_option, add_log_option, console, log_path
+from pipelines_events.cli import render
+from pipelines_events.cli import render_audit as out_audit
+from pipelines_events.cli.common import add_format_option, add_log_option, log_path
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import KINDS
 from pipelines_events.status import PipelineTaskStatus
@@ -131,9 +132,9 @@ def view_title(run_id: str, view: audit.StorageView) -> str:
     if view.requested_seq is not None and view.requested_seq != view.seq:
         title += f" (the batch holding seq {view.requested_seq} ends there)"
     if view.time is not None:
-        title += f", {render.format_time(view.time)} UTC"
+        title += f", {out_audit.format_time(view.time)} UTC"
     if view.as_of is not None:
-        title += f" (asked: as of {render.format_time(view.as_of)} UTC)"
+        title += f" (asked: as of {out_audit.format_time(view.as_of)} UTC)"
     return title
 
 
@@ -171,7 +172,9 @@ def _history(args: argparse.Namespace) -> int:
         since=since,
         until=until,
     )
-    render.print_changes(console(), changes, args.format, f"history of {args.id}")
+    out_audit.print_changes(
+        out_audit.audit_console(), changes, args.format, f"history of {args.id}"
+    )
     return EXIT_OK
 
 
@@ -195,9 +198,9 @@ def _register_export(commands: Any) -> None:
 def _export(args: argparse.Namespace) -> int:
     summary = audit.export(log_path(args), args.run_id, args.output, force=args.force)
     if args.format == "table":
-        console().print(Text(render.export_line(summary)), soft_wrap=True)
+        out_audit.audit_console().print(Text(out_audit.export_line(summary)), soft_wrap=True)
     else:
-        render.write_json(summary)
+        out_audit.write_json(summary)
     return EXIT_OK
 
 
@@ -229,32 +232,32 @@ def _replay(args: argparse.Namespace) -> int:
     speed = parse_seconds_option("--speed", args.speed)
     source: Path = args.file if args.file is not None else log_path(args)
     player = audit.Replay(source, into=args.into, speed=speed)
-    out = console()
+    out = out_audit.audit_console()
     fmt = args.format
     steps: list[audit.ReplayStep] = []
     for step in player.steps():
         if fmt == "table":
-            render.print_step(out, step)
+            out_audit.print_step(out, step)
         elif fmt == "jsonl":
-            render.write_json({"type": "step", **_fields(step)})
+            out_audit.write_json({"type": "step", **_fields(step)})
         else:
             steps.append(step)
     view = player.final_view()
-    states = [audit.run_state(view, run_id) for run_id in view.results.run_ids()]
+    trees = [render.result_tree(execution) for execution in view.get_pipeline_executions()]
     into = str(args.into) if args.into is not None else ""
     if fmt == "json":
-        render.write_json({"steps": steps, "final": states, "imports": player.outcomes})
+        out_audit.write_json({"steps": steps, "final": trees, "imports": player.outcomes})
     elif fmt == "jsonl":
-        render.write_jsonl({"type": "final", **_fields(state)} for state in states)
-        render.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
+        out_audit.write_jsonl({"type": "final", **_fields(tree)} for tree in trees)
+        out_audit.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
     else:
         out.print(Text(f"final state ({view.describe()}):", "bold"), soft_wrap=True)
-        if not states:
+        if not trees:
             out.print(Text("no run is left in the storage"))
-        for state in states:
-            out.print(render.run_tree(state, f"run {state.run_id}"))
+        for tree in trees:
+            out.print(render.run_tree(tree))
         for outcome in player.outcomes:
-            out.print(Text(render.import_line(outcome, into)), soft_wrap=True)
+            out.print(Text(out_audit.import_line(outcome, into)), soft_wrap=True)
     return EXIT_OK
 
 
@@ -285,11 +288,11 @@ def _verify(args: argparse.Namespace) -> int:
     bar = sys.stderr.isatty()
     report = _verify_with_bar(path, expect) if bar else audit.verify(path, expect)
     if args.format == "table":
-        out = console()
-        for line in render.verify_lines(report):
+        out = out_audit.audit_console()
+        for line in out_audit.verify_lines(report):
             out.print(Text(line), soft_wrap=True)
     else:
-        render.write_json(report)
+        out_audit.write_json(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -325,7 +328,7 @@ def _head(args: argparse.Namespace) -> int:
     if args.format == "table":
         sys.stdout.write(f"{found}\n")
     else:
-        render.write_json(found)
+        out_audit.write_json(found)
     return EXIT_OK
 
 
@@ -364,7 +367,7 @@ def _follow(args: argparse.Namespace) -> int:
         until_done=args.until_done,
         timeout=timeout,
     )
-    out = console()
+    out = out_audit.audit_console()
     seen: list[audit.AuditChange] = []
     with follower:
         try:
@@ -372,10 +375,10 @@ def _follow(args: argparse.Namespace) -> int:
                 if args.format == "json":
                     seen.append(change)
                 else:
-                    render.print_change(out, change, args.format)
+                    out_audit.print_change(out, change, args.format)
         finally:
             if args.format == "json":
-                render.write_json(seen)
+                out_audit.write_json(seen)
     if not args.until_done:
         return EXIT_OK
     status = follower.status

@@ -1,17 +1,21 @@
-"""How the audit commands print their records: tables, lines, run trees, JSON."""
+"""How the audit commands print their records: tables, lines, summaries, JSON.
+
+Runs are drawn by :mod:`pipelines_events.cli.render`, as ``show`` draws them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import msgspec
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from pipelines_events.audit import (
     CREATED,
@@ -19,11 +23,11 @@ from pipelines_events.audit import (
     AuditChange,
     ExportSummary,
     ImportOutcome,
-    ObjectState,
     ReplayStep,
     VerifyReport,
 )
-from pipelines_events.events import PIPELINE_EXECUTION, PIPELINE_RESULT, TASK_EXECUTION
+from pipelines_events.cli.common import console
+from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
 
 KIND_LABELS: Final = {
@@ -33,12 +37,6 @@ KIND_LABELS: Final = {
     "task_result": "task result",
 }
 
-_STATUS_STYLES: Final = {
-    PipelineTaskStatus.PENDING: "dim",
-    PipelineTaskStatus.RUNNING: "cyan",
-    PipelineTaskStatus.DONE: "green",
-    PipelineTaskStatus.CANCELLED: "yellow",
-}
 _ARROW: Final = " → "
 _NONE: Final = "—"
 
@@ -79,14 +77,6 @@ def format_value(value: Any, limit: int = 48) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
-
-
-def status_text(status: Any) -> Text:
-    """A status by name, coloured."""
-    if isinstance(status, PipelineTaskStatus):
-        style = _STATUS_STYLES.get(status, "red" if status.is_final else "")
-        return Text(status.name, style=style)
-    return Text(format_value(status))
 
 
 def object_label(
@@ -145,10 +135,28 @@ def change_line(change: AuditChange) -> str:
 # -- output ---------------------------------------------------------------------------------
 
 
+def stop_on_closed_output() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as a success."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
+
+
+def audit_console() -> Console:
+    """The commands' console, stopping quietly when the reader of stdout goes away."""
+    out = console()
+    setattr(out, "on_broken_pipe", stop_on_closed_output)  # noqa: B010
+    return out
+
+
 def write_json(value: Any) -> None:
     """Print ``value`` as one JSON document (records, lists of records, dicts)."""
-    sys.stdout.write(_encoder.encode(value).decode() + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(_encoder.encode(value).decode() + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stop_on_closed_output()
 
 
 def write_jsonl(values: Iterable[Any]) -> None:
@@ -213,67 +221,38 @@ def print_step(console: Console, step: ReplayStep) -> None:
         console.print(Text(line), soft_wrap=True)
 
 
-# -- runs ---------------------------------------------------------------------------------
-
-
-def _state_label(state: ObjectState) -> Text:
-    if state.kind == PIPELINE_EXECUTION:
-        head = f"execution {short_id(state.id)} · pipeline {state.pipeline_id}"
-    elif state.kind == PIPELINE_RESULT:
-        head = object_label(state.kind, state.id, pipeline_object=state.pipeline_object)
-    elif state.kind == TASK_EXECUTION:
-        head = object_label(state.kind, state.id, pipeline_task=state.pipeline_task)
-        if state.task_id:
-            head += f" ({state.task_id})"
-    else:
-        head = object_label(state.kind, state.id, task_object=state.task_object)
-    label = Text(head + " · ")
-    label.append_text(status_text(state.status))
-    if state.started is not None:
-        label.append(f" · {format_time(state.started)}")
-        if state.completed is not None:
-            seconds = (state.completed - state.started).total_seconds()
-            label.append(f"{_ARROW}{format_time(state.completed)} ({seconds:.3f} s)")
-    if state.message:
-        label.append(f" · «{state.message}»")
-    return label
-
-
-def run_tree(state: ObjectState, title: str) -> Tree:
-    """A run as a tree: the execution, its pipeline results, task executions, task results."""
-    tree = Tree(Text(title, "bold"))
-    _grow(tree, state)
-    return tree
-
-
-def _grow(tree: Tree, state: ObjectState) -> None:
-    branch = tree.add(_state_label(state))
-    for child in state.children:
-        _grow(branch, child)
-
-
 # -- summaries ----------------------------------------------------------------------------
+
+
+def _count(number: int, noun: str) -> str:
+    if number == 1:
+        return f"1 {noun}"
+    return f"{number} {noun}{'es' if noun.endswith('ch') else 's'}"
 
 
 def verify_lines(report: VerifyReport) -> list[str]:
     """What ``verify`` prints for a report."""
     if not report.ok:
+        failed = f"FAILED: {report.path}: line {report.line}: {report.reason}"
+        if report.head_mismatch:
+            return [failed]
         return [
-            f"FAILED: {report.path}: line {report.line}: {report.reason}",
-            f"the {report.events} events before it verify (head {report.head_seq}:"
-            f"{report.head_hash})",
+            failed,
+            f"the log verifies up to seq {report.head_seq} "
+            f"(head {report.head_seq}:{report.head_hash})",
         ]
     lines = [
-        f"OK: {report.path}: {report.events} events in {report.batches} batches, "
-        f"{report.runs} runs, {report.bytes} bytes",
+        f"OK: {report.path}: {_count(report.events, 'event')} in "
+        f"{_count(report.batches, 'batch')}, {_count(report.runs, 'run')}, "
+        f"{_count(report.bytes, 'byte')}",
         f"head {report.head_seq}:{report.head_hash}",
     ]
     if report.expected is not None:
         lines.append(f"extends the expected head {report.expected}")
     if report.unfinished_bytes:
         lines.append(
-            f"note: {report.unfinished_bytes} bytes after the head are an unfinished batch "
-            "(a write in progress, or a writer that crashed; the next writer removes them)"
+            f"note: {_count(report.unfinished_bytes, 'byte')} after the head are an unfinished "
+            "batch (a write in progress, or a writer that crashed; the next writer removes them)"
         )
     return lines
 
@@ -281,8 +260,9 @@ def verify_lines(report: VerifyReport) -> list[str]:
 def export_line(summary: ExportSummary) -> str:
     """What ``export`` prints."""
     return (
-        f"exported run {summary.run_id}: {summary.events} events in {summary.batches} "
-        f"batches to {summary.path} (head {summary.head_seq}:{summary.head_hash})"
+        f"exported run {summary.run_id}: {_count(summary.events, 'event')} in "
+        f"{_count(summary.batches, 'batch')} to {summary.path} "
+        f"(head {summary.head_seq}:{summary.head_hash})"
     )
 
 
