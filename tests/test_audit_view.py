@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from freezegun import freeze_time
 from test_audit_support import (
@@ -19,6 +22,7 @@ from test_audit_support import (
 )
 
 from pipelines_events import audit
+from pipelines_events.cli import main
 from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
 from pipelines_events.errors import InvalidValueError, LogOpenError, ObjectNotFoundError
 from pipelines_events.events import parse_time
@@ -159,8 +163,39 @@ def test_writing_through_a_view_is_refused_and_writes_nothing(
         view.build_pipeline_execution(TinyPipeline(), "run-9", object(), object(), None)
     with pytest.raises(audit.ReadOnlyStorageError, match="cannot clean up"):
         view.cleanup()
+    with pytest.raises(audit.ReadOnlyStorageError, match="cannot write a snapshot"):
+        view.write_snapshot()
+    with pytest.raises(audit.ReadOnlyStorageError), view.atomic():
+        task_result.set_message("in a batch")
     assert task_result.get_status() is PipelineTaskStatus.PENDING
     assert path.read_bytes() == before
+
+
+READ_ONLY_METHODS = {
+    "close",
+    "commit",
+    "get_pipeline_digest",
+    "get_pipeline_execution",
+    "get_pipeline_executions",
+    "get_pipeline_result",
+    "get_pipeline_results",
+    "get_task_execution",
+    "get_task_executions",
+    "get_task_result",
+    "get_task_results",
+    "log",
+    "refresh",
+    "results",
+    "snapshot_path",
+}
+WRITING_METHODS = {"atomic", "build_pipeline_execution", "cleanup", "write_snapshot"}
+
+
+def test_every_storage_method_is_known_to_the_view() -> None:
+    """A method added to the storage must be checked here: does it write? Then the view
+    must refuse it (see StorageView)."""
+    public = {name for name in dir(EventLogPipelineResultsStorage) if not name.startswith("_")}
+    assert public == READ_ONLY_METHODS | WRITING_METHODS
 
 
 def test_bad_points_are_refused(recorded: tuple[Path, list[Snapshot]], tmp_path: Path) -> None:
@@ -248,3 +283,72 @@ def test_as_of_and_at_seq_exclude_each_other(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         show_parser().parse_args(["--as-of", "2026-11-05", "--at-seq", "3"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# -- `show --as-of` / `--at-seq` on the command line ---------------------------------------------
+
+
+def flatten(node: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every object of a `show --format json` tree: id -> [status, started, completed, message]."""
+    out = {node["id"]: [node["status"], node["started"], node["completed"], node["message"]]}
+    for child in node["children"]:
+        out.update(flatten(child))
+    return out
+
+
+def as_json(objects: dict[str, tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The snapshot's fields as `show --format json` writes them (real datetimes, not
+    freezegun's)."""
+
+    def real(value: Any) -> Any:
+        return datetime.fromisoformat(value.isoformat()) if isinstance(value, datetime) else value
+
+    plain = {key: [real(value) for value in fields] for key, fields in objects.items()}
+    decoded: dict[str, list[Any]] = json.loads(msgspec.json.encode(plain))
+    return decoded
+
+
+def test_show_as_of_each_recorded_moment_matches_the_live_state(
+    recorded: tuple[Path, list[Snapshot]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, snapshots = recorded
+    for snapshot in snapshots:
+        for option in (["--as-of", snapshot.ts], ["--at-seq", str(snapshot.seq)]):
+            argv = ["show", "run-1", "--log", str(path), "--format", "json", *option]
+            assert main(argv) == 0
+            tree = json.loads(capsys.readouterr().out)
+            assert flatten(tree) == as_json(snapshot.objects), option
+
+
+def test_show_at_a_seq_draws_the_tree_under_its_point(
+    recorded: tuple[Path, list[Snapshot]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, snapshots = recorded
+    assert main(["show", "run-1", "--log", str(path), "--at-seq", str(snapshots[0].seq)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run run-1 as of seq {snapshots[0].seq}, 2026-11-05 12:00:00.000 UTC")
+    assert "RUNNING" not in out and "PENDING" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--as-of", "noon"], "--as-of: 'noon' is not a time; give an ISO 8601 time"),
+        (["--at-seq", "x"], "--at-seq: 'x' is not a seq"),
+        (["--at-seq", "9999"], "there is no seq 9999: the log ends at seq"),
+    ],
+)
+def test_show_refuses_a_bad_point(
+    recorded: tuple[Path, list[Snapshot]],
+    capsys: pytest.CaptureFixture[str],
+    option: list[str],
+    message: str,
+) -> None:
+    path, _ = recorded
+    before = path.read_bytes()
+    assert main(["show", "run-1", "--log", str(path), *option]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

@@ -62,6 +62,8 @@ class StorageView(EventLogPipelineResultsStorage):
         self._digest = digest
         self._pending: list[AnyEvent] | None = None
         self._frozen = True
+        self._snapshots = False
+        self._unsnapshotted = 0
         self._position = position
         self._time = time
         self._requested_seq = requested_seq
@@ -134,6 +136,10 @@ class StorageView(EventLogPipelineResultsStorage):
 
     def cleanup(self, before: datetime | None = None) -> list[str]:
         self._refuse("clean up runs")
+
+    def write_snapshot(self) -> None:
+        """A view writes no snapshot: its state is not the log's."""
+        self._refuse("write a snapshot")
 
     def commit(self) -> None:
         """Nothing to commit."""
