@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -274,3 +276,15 @@ def test_a_missing_log_is_an_error_and_is_not_created(
     with pytest.raises(LogOpenError, match="no such log file"):
         audit.verify(missing)
     assert not missing.exists()
+
+
+def test_a_terminal_gets_a_progress_bar_on_stderr(
+    original: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    module = importlib.import_module("pipelines_events.audit.verify")
+    monkeypatch.setattr(module, "PROGRESS_STEP", 1024)
+    assert main(["verify", "--log", str(original)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"OK: {original}: ")
+    assert "verifying" in captured.err
