@@ -338,3 +338,39 @@ def test_history_command_on_a_missing_log(
     assert main(["history", "run-1", "--log", str(missing)]) == 2
     assert f"{missing}: no such log file" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_an_object_gets_its_context_from_ancestors_created_earlier(tmp_path: Path) -> None:
+    """Objects created one batch at a time: the history of the last finds its ancestors."""
+    path = tmp_path / "log.jsonl"
+    chain = [
+        ("pipeline_execution", "ex-1", None, {"pipeline_id": "p"}),
+        ("pipeline_result", "pr-1", "ex-1", {"serializable_pipeline_object": {"city": "oslo"}}),
+        ("task_execution", "te-1", "pr-1", {"pipeline_task": "load", "task_id": "t.Load"}),
+        ("task_result", "tr-1", "te-1", {"serializable_task_object": 7}),
+    ]
+    with JsonlEventLog(path) as log:
+        for kind, object_id, parent, extra in chain:
+            attrs, types = encode_attrs({"status": PipelineTaskStatus.PENDING, **extra})
+            log.append(
+                [
+                    ObjectCreated(
+                        run_id="r",
+                        kind=kind,
+                        id=object_id,
+                        parent_id=parent,
+                        attrs=attrs,
+                        types=types,
+                    )
+                ]
+            )
+            log.append([FieldSet(run_id="other", kind=kind, id="x", field="f", value=1)])
+    (change,) = audit.history(path, "tr-1")
+    assert (change.pipeline_task, change.task_id) == ("load", "t.Load")
+    assert (change.pipeline_object, change.task_object) == ({"city": "oslo"}, 7)
+    (result,) = audit.history(path, "pr-1")
+    assert (result.pipeline_task, result.pipeline_object, result.task_object) == (
+        None,
+        {"city": "oslo"},
+        None,
+    )

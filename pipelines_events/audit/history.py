@@ -90,6 +90,7 @@ def _changes_of(log: LogPath, target: str) -> list[AuditChange]:
     fold = ChangeFold()
     run_changes: list[AuditChange] = []
     object_batches: list[list[AnyEvent]] = []
+    nearby: list[ObjectCreated] = []
     matched: dict[str, str] = {}
     prefix = len(target) >= MIN_PREFIX
     for batch, _ in iter_batches(log):
@@ -104,8 +105,13 @@ def _changes_of(log: LogPath, target: str) -> list[AuditChange]:
             run_changes.extend(fold.batch(mine))
         elif objects and not run_changes:
             object_batches.append(objects)
+            runs = set()
             for event in objects:
                 matched.setdefault(event.id, event.run_id)
+                runs.add(event.run_id)
+            # A run's objects are created together, parents first: the ancestors of a
+            # created object are almost always in its batch.
+            nearby.extend(e for e in batch if type(e) is ObjectCreated and e.run_id in runs)
     if run_changes:
         return run_changes
     if not matched:
@@ -120,11 +126,15 @@ def _changes_of(log: LogPath, target: str) -> list[AuditChange]:
             f"{log}: {target!r} is the beginning of {len(matched)} object ids ({some}"
             f"{', ...' if len(matched) > 5 else ''}); give more of the id"
         )
-    return _object_changes(log, object_id, matched[object_id], object_batches)
+    return _object_changes(log, object_id, matched[object_id], object_batches, nearby)
 
 
 def _object_changes(
-    log: LogPath, object_id: str, run_id: str, object_batches: list[list[AnyEvent]]
+    log: LogPath,
+    object_id: str,
+    run_id: str,
+    object_batches: list[list[AnyEvent]],
+    nearby: list[ObjectCreated],
 ) -> list[AuditChange]:
     """The changes of one object, with the context its ancestors give it."""
     fold = ChangeFold()
@@ -133,7 +143,7 @@ def _object_changes(
         (e for batch in own for e in batch if isinstance(e, ObjectCreated)),
         None,
     )
-    if created is not None and created.parent_id is not None:
+    if created is not None and not _ancestors_known(created, nearby, run_id):
         for batch, _ in iter_batches(log):
             for event in batch:
                 if event.seq >= created.seq:
@@ -143,8 +153,23 @@ def _object_changes(
             else:
                 continue
             break
+    elif created is not None:
+        for event in nearby:
+            if event.run_id == run_id and event.seq < created.seq:
+                fold.learn(event)
     changes: list[AuditChange] = []
     for batch in own:
         if batch:
             changes.extend(fold.batch(batch))
     return changes
+
+
+def _ancestors_known(created: ObjectCreated, nearby: list[ObjectCreated], run_id: str) -> bool:
+    """Whether every ancestor of ``created`` is among the ``nearby`` creations."""
+    parents = {e.id: e.parent_id for e in nearby if e.run_id == run_id and e.seq < created.seq}
+    parent = created.parent_id
+    while parent is not None:
+        if parent not in parents:
+            return False
+        parent = parents[parent]
+    return True
