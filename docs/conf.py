@@ -1,0 +1,40 @@
+"""Sphinx configuration of the pipelines-events documentation.
+
+Build: ``python -m sphinx -W --keep-going -b html docs /tmp/html`` (the ``docs`` extra).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # the package itself, for autodoc, installed or not
+sys.path.insert(0, str(HERE / "_ext"))
+
+import pipelines_events  # noqa: E402
+
+project = "pipelines-events"
+author = "pipelines-events developers"
+copyright = "pipelines-events developers"
+release = pipelines_events.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "cli_help",
+]
+
+html_theme = "furo"
+html_title = f"pipelines-events {release}"
+html_static_path = ["_static"]
+templates_path: list[str] = []
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+default_role = "code"
+highlight_language = "none"
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
