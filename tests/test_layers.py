@@ -1,0 +1,79 @@
+"""The architecture's one rule: imports point down the layers, never up (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Lowest first. A module may import modules of its own layer or of a lower one.
+LAYERS: list[tuple[str, ...]] = [
+    ("pipelines_events.status", "pipelines_events.events", "pipelines_events.errors"),
+    ("projections",),
+    ("pipelines_events.log",),
+    ("pipelines_events.conf", "pipelines_events.results"),
+    (
+        "pipelines_events.pipeline",
+        "pipelines_events.task",
+        "pipelines_events.registry",
+        "pipelines_events.reporters",
+        "pipelines_events.runners",
+        "pipelines_events.demo",
+        "pipelines_events.audit",
+    ),
+    ("pipelines_events.cli", "pipelines_events.__main__"),
+    ("pipelines_events.testing",),
+]
+
+
+def _layer(module: str) -> int | None:
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return index
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+SOURCES = sorted(
+    path
+    for package in ("pipelines_events", "projections")
+    for path in (ROOT / package).rglob("*.py")
+    if _module_name(path) != "pipelines_events"  # the package's lazy re-exports
+)
+
+
+def test_every_module_has_a_layer() -> None:
+    assert SOURCES
+    assert [str(p) for p in SOURCES if _layer(_module_name(p)) is None] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
+def test_imports_point_down(path: Path) -> None:
+    own = _layer(_module_name(path))
+    assert own is not None
+    upward = [
+        f"line {line}: {module}"
+        for line, module in _imports(path)
+        if (layer := _layer(module)) is not None and layer > own
+    ]
+    assert upward == [], f"{_module_name(path)} imports a higher layer"
