@@ -141,11 +141,13 @@ _clock: list[Any] = [-1, ""]
 def now_text() -> str:
     """The current UTC time as the log writes it: ISO 8601 with microseconds."""
     # Round to the microsecond: a clock given as a float (freezegun) is a hair low.
-    seconds, micros = divmod((time.time_ns() + 500) // 1000, 1_000_000)
+    micros = (time.time_ns() + 500) // 1000
+    seconds = micros // 1_000_000
     if seconds != _clock[0]:
-        _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
         _clock[0] = seconds
-    return f"{_clock[1]}.{micros:06d}+00:00"
+    # str() of 1_000_000 + micros gives the six zero-padded digits faster than a format.
+    return _clock[1] + str(1_000_000 + micros % 1_000_000)[1:] + "+00:00"
 
 
 def utc_now() -> datetime:
