@@ -833,6 +833,21 @@ class StorageConformanceTests:
         assert _status(storage, result) is CANCELLED
         assert _status(storage, execution) is CANCELLED
 
+    def test_a_failed_child_decides_the_outcome_once_all_are_final(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        execution = _build(storage, pipeline=_single_pipeline(items=3))
+        (result,), (task_execution,), task_results = _tree(execution)
+        task_results[0].report_status_change(None, RUNNING)
+        task_results[0].report_status_change(None, CANCELLED, propagate=False)
+        task_results[1].report_status_change(None, RUNTIME_ERROR, "boom", propagate=False)
+        assert _status(storage, task_execution) is RUNNING
+        task_results[2].report_status_change(None, DONE, "last")
+        for obj in (task_execution, result, execution):
+            fresh = _fresh(storage, obj)
+            assert fresh.get_status() is RUNTIME_ERROR, obj
+            assert fresh.get_message() == "last"
+
     def test_cancelling_after_a_failure_keeps_the_failure(
         self, storage: PipelineResultsStorage
     ) -> None:
