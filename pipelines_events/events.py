@@ -135,7 +135,14 @@ def link_ok(line: bytes, prev_hash: str) -> bool:
     return line[-66:-2] == digest.encode("ascii")
 
 
-_clock: list[Any] = [-1, ""]
+class _Clock:
+    """The last whole second formatted, so most timestamps format only the microseconds."""
+
+    second = -1
+    prefix = ""
+
+
+_clock = _Clock()
 
 
 def now_text() -> str:
@@ -143,11 +150,11 @@ def now_text() -> str:
     # Round to the microsecond: a clock given as a float (freezegun) is a hair low.
     micros = (time.time_ns() + 500) // 1000
     seconds = micros // 1_000_000
-    if seconds != _clock[0]:
-        _clock[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
-        _clock[0] = seconds
+    if seconds != _clock.second:
+        _clock.prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+        _clock.second = seconds
     # str() of 1_000_000 + micros gives the six zero-padded digits faster than a format.
-    return _clock[1] + str(1_000_000 + micros % 1_000_000)[1:] + "+00:00"
+    return _clock.prefix + str(1_000_000 + micros % 1_000_000)[1:] + "+00:00"
 
 
 def utc_now() -> datetime:

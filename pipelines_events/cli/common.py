@@ -7,10 +7,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipelines_events.conf import STORAGE_SETTING, storage_setting
 from pipelines_events.errors import ImproperlyConfigured
 from pipelines_events.results.base import PipelineResultsStorage
-from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.helpers import get_pipeline_results_storage
+from pipelines_events.results.eventlog import DEFAULT_PATH, EventLogPipelineResultsStorage
+from pipelines_events.results.helpers import get_pipeline_results_storage, load_storage_class
 
 FORMATS = ("table", "json", "jsonl")
 
@@ -41,17 +42,22 @@ def open_storage(args: argparse.Namespace) -> PipelineResultsStorage:
 
 
 def log_path(args: argparse.Namespace) -> Path:
-    """The log file of ``--log``, else of the configured event-log storage."""
+    """The log file of ``--log``, else the ``path`` of the configured event-log storage.
+
+    Reads the setting only: nothing is opened or created (read-only commands must not
+    create a missing log).
+    """
     log: Path | None = args.log
     if log is not None:
         return log
-    storage = get_pipeline_results_storage()
-    if not isinstance(storage, EventLogPipelineResultsStorage):
+    dotted, kwargs = storage_setting()
+    storage_class = load_storage_class(dotted)
+    if not issubclass(storage_class, EventLogPipelineResultsStorage):
         raise ImproperlyConfigured(
-            "PIPELINES_PIPELINES_RESULTS_STORAGE is not an event-log storage, so it has no "
-            "log file: pass --log PATH"
+            f"{STORAGE_SETTING} is {dotted}, not an event-log storage, so it has no log "
+            "file: pass --log PATH"
         )
-    return storage.log.path
+    return Path(kwargs.get("path", DEFAULT_PATH))
 
 
 def console() -> Console:
