@@ -1,0 +1,540 @@
+"""The process runner: runs the task results of a run in a pool of worker processes.
+
+Every worker opens the storage itself, from the class path and kwargs of the storage
+setting (or the ``storage`` given to the runner), so the storage must be one that
+processes share: the event-log storage, all workers on the same log. The runner's own
+process decides what runs when; the workers run tasks and record their task results'
+status changes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+import multiprocessing
+import os
+import pickle
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
+from pipelines_events.conf import storage_setting
+from pipelines_events.results.base import (
+    PipelineExecution,
+    PipelineResult,
+    PipelineResultsStorage,
+    StatusReporter,
+    TaskExecution,
+    TaskResult,
+)
+from pipelines_events.runners import (
+    PipelineRunner,
+    cancel_below,
+    cancelled_message,
+    error_message,
+    fail_task_execution,
+    settle,
+)
+from pipelines_events.runners.eager import Runner as EagerRunner
+from pipelines_events.runners.eager import _Failure, _Prepared
+from pipelines_events.status import PipelineTaskStatus
+from pipelines_events.task import Task
+
+__all__ = ["Runner", "StorageSpec"]
+
+logger = logging.getLogger(__name__)
+
+StorageSpec = tuple[str, dict[str, Any]]
+"""A storage class's dotted path and the kwargs to create it with."""
+
+_RUNNING: Final = PipelineTaskStatus.RUNNING
+_DONE: Final = PipelineTaskStatus.DONE
+_RUNTIME_ERROR: Final = PipelineTaskStatus.RUNTIME_ERROR
+_FAILED: Final = PipelineTaskStatus.failed_statuses()
+
+Report = tuple[str | None, str | None, str, str]
+"""A status change a worker recorded: pipeline id, task id, status name, message."""
+
+
+class Runner(PipelineRunner):
+    """Runs the task results of a run in ``workers`` processes (the number of CPUs by
+    default), with the final statuses of the eager runner.
+
+    Pipeline results run side by side; within one, tasks run in dependency order, one
+    task after the other (as the eager runner runs them), and the task results of a task
+    side by side. When a task result fails, its task's results not started yet and the
+    pipeline result's later tasks are CANCELLED, as with the eager runner; task results
+    of the same task already running in other workers finish and keep their own status.
+    With ``workers=1`` the statuses are those of the eager runner in every case. (When
+    several pipeline results fail, the execution's message is that of the failure that
+    happened first.)
+
+    Workers open the storage from ``storage`` (a dotted class path and kwargs), by
+    default the storage setting; with ``start_method="fork"`` (the default where there
+    is one) they also see the pipeline object the run was started on, otherwise they
+    load the pipeline by its id. ``timeout`` (seconds) bounds the whole run: task
+    results still running then are stopped and marked RUNTIME_ERROR.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        storage: StorageSpec | None = None,
+        start_method: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if workers is not None and (type(workers) is not int or workers < 1):
+            raise ValueError(f"workers: give a positive int or None, not {workers!r}")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is None:
+            start_method = "fork" if "fork" in methods else methods[0]
+        if start_method not in methods:
+            raise ValueError(
+                f"start_method: give one of {', '.join(map(repr, methods))}, not {start_method!r}"
+            )
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout: give a positive number of seconds, not {timeout!r}")
+        self.workers: int = workers or os.cpu_count() or 1
+        self.storage = storage
+        self.start_method = start_method
+        self.timeout = timeout
+
+    def run(self, execution: PipelineExecution, reporter: StatusReporter) -> None:
+        if execution.get_status().is_final:
+            return
+        execution.report_status_change(reporter, _RUNNING)
+        results = execution.get_pipeline_results()
+        try:
+            pipeline = execution.get_pipeline()
+            objects = _objects(pipeline.get_iterator())
+            order = {task.pipeline_task: i for i, task in enumerate(pipeline.get_build_tasks())}
+        except Exception as exc:
+            logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
+            _fail_run(execution, reporter, error_message(exc))
+            return
+        if len(objects) != len(results):
+            _fail_run(
+                execution,
+                reporter,
+                f"the pipeline iterator gave {len(objects)} objects, but the run was built "
+                f"with {len(results)} pipeline results",
+            )
+            return
+        spec = self.storage if self.storage is not None else storage_setting()
+        shared = pipeline if self.start_method == "fork" else _picklable(pipeline)
+        _Run(self, execution, reporter, results, order, spec, shared).go()
+        settle(execution, reporter)
+
+
+# -- the runner's process -------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """One task result to run, and what it belongs to."""
+
+    lane: _Lane
+    result: TaskResult
+    index: int
+
+
+@dataclass
+class _Lane:
+    """One pipeline result: its tasks in order, the one running, what is queued for it."""
+
+    result: PipelineResult
+    number: int
+    executions: deque[TaskExecution]
+    current: TaskExecution | None = None
+    queued: deque[_Job] = field(default_factory=deque)
+    running: int = 0
+    failure: tuple[PipelineTaskStatus, str] | None = None
+    """Set once a task result of the current task failed."""
+    failed_task: str | None = None
+    """The name of the task that failed: the later tasks are cancelled."""
+    finished: bool = False
+
+
+class _Run:
+    """Schedules the task results of one run on a pool and folds their outcomes in."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        execution: PipelineExecution,
+        reporter: StatusReporter,
+        results: Sequence[PipelineResult],
+        order: dict[str, int],
+        spec: StorageSpec,
+        pipeline: Any,
+    ) -> None:
+        self.runner = runner
+        self.execution = execution
+        self.reporter = reporter
+        self.order = order
+        self.spec = spec
+        self.pipeline = pipeline
+        self.lanes = [
+            _Lane(result, number, deque(self._sorted(result)))
+            for number, result in enumerate(results)
+            if not result.get_status().is_final
+        ]
+        self.running: dict[futures.Future[tuple[str, str, list[Report]]], _Job] = {}
+        self.deadline = None if runner.timeout is None else time.monotonic() + runner.timeout
+        self.pool: futures.ProcessPoolExecutor | None = None
+        self.broken = False
+
+    def _sorted(self, result: PipelineResult) -> list[TaskExecution]:
+        return sorted(
+            result.get_task_executions(),
+            key=lambda te: self.order.get(te.get_pipeline_task(), len(self.order)),
+        )
+
+    def go(self) -> None:
+        if not self.lanes:
+            return
+        self.pool = self._new_pool()
+        try:
+            if not self._workers_see_the_run():
+                return
+            for lane in self.lanes:
+                lane.result.report_status_change(self.reporter, _RUNNING)
+                self._advance(lane)
+            self._submit()
+            while self.running:
+                self._wait()
+                self._submit()
+        finally:
+            self._shutdown()
+
+    # -- the pool ---------------------------------------------------------------------------
+
+    def _new_pool(self) -> futures.ProcessPoolExecutor:
+        return futures.ProcessPoolExecutor(
+            max_workers=self.runner.workers,
+            mp_context=multiprocessing.get_context(self.runner.start_method),
+            initializer=_init_worker,
+            initargs=(self.spec, self.pipeline),
+        )
+
+    def _shutdown(self, kill: bool = False) -> None:
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if kill:
+            processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def _workers_see_the_run(self) -> bool:
+        assert self.pool is not None
+        run_id = self.execution.get_run_id()
+        try:
+            seen = self.pool.submit(_sees_run, run_id).result(timeout=self._left())
+        except Exception as exc:
+            _fail_run(
+                self.execution,
+                self.reporter,
+                f"the worker processes cannot open the storage {self.spec[0]}: "
+                f"{error_message(exc)}",
+            )
+            return False
+        if not seen:
+            _fail_run(
+                self.execution,
+                self.reporter,
+                f"the worker processes do not see run {run_id!r} in their storage "
+                f"({self.spec[0]}): the process runner needs a storage that processes "
+                "share, such as the event-log storage on one log",
+            )
+            return False
+        return True
+
+    def _left(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _advance(self, lane: _Lane) -> None:
+        """Move ``lane`` to its next task that has task results to run, or finish it."""
+        while lane.current is None and lane.executions:
+            task_execution = lane.executions.popleft()
+            name = task_execution.get_pipeline_task()
+            if lane.failed_task is not None:
+                cancel_below(task_execution, self.reporter, cancelled_message(lane.failed_task))
+                continue
+            if task_execution.get_status().is_final:
+                if task_execution.get_status() in _FAILED:
+                    lane.failed_task = name
+                continue
+            task_execution.report_status_change(self.reporter, _RUNNING)
+            results = task_execution.get_task_results()
+            prepared = _prepare(self.execution, task_execution, results)
+            if isinstance(prepared, _Failure):
+                fail_task_execution(
+                    task_execution, self.reporter, prepared.status, prepared.message
+                )
+                cancel_below(task_execution, self.reporter, cancelled_message(name))
+                lane.failed_task = name
+                continue
+            lane.current = task_execution
+            lane.failure = None
+            for index, result in enumerate(results):
+                if not result.get_status().is_final:
+                    lane.queued.append(_Job(lane, result, index))
+            if not lane.queued:
+                self._task_done(lane)
+        if lane.current is None and not lane.executions and not lane.finished:
+            lane.finished = True
+            settle(lane.result, self.reporter)
+
+    def _submit(self) -> None:
+        """Fill the free workers, taking the lanes' queued task results in turn."""
+        while len(self.running) < self.runner.workers:
+            lanes = [lane for lane in self.lanes if lane.queued and lane.failure is None]
+            if not lanes:
+                return
+            if self.broken or self.pool is None:  # a worker died: a new pool takes over
+                self._shutdown()
+                self.pool = self._new_pool()
+                self.broken = False
+            for lane in lanes:
+                if len(self.running) >= self.runner.workers:
+                    return
+                job = lane.queued.popleft()
+                task_execution = lane.current
+                assert task_execution is not None
+                try:
+                    future = self.pool.submit(
+                        _run_task_result,
+                        task_execution.get_id(),
+                        job.result.get_id(),
+                        job.index,
+                        lane.number,
+                    )
+                except futures.process.BrokenProcessPool:
+                    lane.queued.appendleft(job)  # for the new pool
+                    self.broken = True
+                    break
+                self.running[future] = job
+                lane.running += 1
+
+    def _wait(self) -> None:
+        done, _ = futures.wait(
+            self.running, timeout=self._left(), return_when=futures.FIRST_COMPLETED
+        )
+        if not done:
+            self._time_out()
+            return
+        for future in done:
+            job = self.running.pop(future)
+            job.lane.running -= 1
+            try:
+                status_name, message, reports = future.result()
+            except futures.process.BrokenProcessPool as exc:
+                self.broken = True
+                message = f"its worker process ended before it finished ({error_message(exc)})"
+                status_name, message, reports = self._worker_error(job, message)
+            except Exception as exc:
+                logger.debug(
+                    "task result %s failed in its worker", job.result.get_id(), exc_info=exc
+                )
+                status_name, message, reports = self._worker_error(job, error_message(exc))
+            for report in reports:
+                self.reporter.report(report[0], report[1], PipelineTaskStatus[report[2]], report[3])
+            self._outcome(job, PipelineTaskStatus[status_name], message)
+
+    def _outcome(self, job: _Job, status: PipelineTaskStatus, message: str) -> None:
+        lane = job.lane
+        if status in _FAILED:
+            # Workers record their task results without propagating: a failure goes up
+            # from here, with its message, the way the eager runner's does.
+            parent = job.result.get_parent()
+            if parent is not None:
+                parent.report_status_change(self.reporter, status, message)
+        if status is not _DONE and lane.failure is None:
+            lane.failure = (status, message)
+            lane.queued.clear()  # not started: cancelled once the running ones finish
+        if lane.running == 0 and not lane.queued:
+            self._task_done(lane)
+            self._advance(lane)
+
+    def _task_done(self, lane: _Lane) -> None:
+        """Every task result of the lane's current task has run (or will not run)."""
+        task_execution = lane.current
+        assert task_execution is not None
+        name = task_execution.get_pipeline_task()
+        lane.current = None
+        if lane.failure is not None:
+            cancel_below(task_execution, self.reporter, cancelled_message(name))
+            lane.failed_task = name
+        else:
+            settle(task_execution, self.reporter)
+            if task_execution.get_status() in _FAILED:
+                lane.failed_task = name
+
+    def _worker_error(self, job: _Job, message: str) -> tuple[str, str, list[Report]]:
+        """A worker raised outside the task's ``run`` (a storage error, say), or its
+        process died (the pool then stops all its workers): the task result fails with
+        ``message`` (propagated by :meth:`_outcome`)."""
+        if not job.result.get_status().is_final:
+            job.result.report_status_change(self.reporter, _RUNTIME_ERROR, message, False)
+        return job.result.get_status().name, message, []
+
+    def _time_out(self) -> None:
+        """The run's ``timeout`` is up: stop the workers, fail what was running, cancel
+        the rest."""
+        self._shutdown(kill=True)
+        message = f"TimeoutError: the run did not finish in {self.runner.timeout} s"
+        for job in self.running.values():
+            job.lane.running -= 1
+            if not job.result.get_status().is_final:
+                job.result.report_status_change(self.reporter, _RUNTIME_ERROR, message)
+        self.running.clear()
+        for lane in self.lanes:
+            lane.queued.clear()
+            if lane.current is not None:
+                lane.failure = lane.failure or (_RUNTIME_ERROR, message)
+                self._task_done(lane)
+            self._advance(lane)
+
+
+def _prepare(
+    execution: PipelineExecution, task_execution: TaskExecution, results: Sequence[Any]
+) -> _Prepared | _Failure:
+    """What the eager runner checks before running a task: the task, its config, the
+    input data, its iterator (run here, then again in the workers)."""
+    return EagerRunner()._prepare(execution, task_execution, results)
+
+
+def _fail_run(execution: PipelineExecution, reporter: StatusReporter, message: str) -> None:
+    execution.report_status_change(reporter, _RUNTIME_ERROR, message)
+    cancel_below(execution, reporter, "cancelled: the run failed")
+
+
+def _objects(iterator: Any) -> list[Any]:
+    return [None] if iterator is None else list(iterator)
+
+
+def _picklable(obj: Any) -> Any:
+    """``obj`` if it can be sent to a worker, else None (the worker loads it by id)."""
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return None
+    return obj
+
+
+# -- the worker processes -----------------------------------------------------------------
+
+
+class _Worker:
+    """What a worker process keeps between the task results it runs."""
+
+    spec: StorageSpec | None = None
+    pipeline: Any = None
+    storage: PipelineResultsStorage | None = None
+    pipeline_objects: dict[str, list[Any]] = {}  # noqa: RUF012
+    tasks: dict[str, tuple[Task, list[Any], Any]] = {}  # noqa: RUF012
+
+
+def _init_worker(spec: StorageSpec, pipeline: Any) -> None:
+    _Worker.spec = spec
+    _Worker.pipeline = pipeline
+    _Worker.storage = None
+    _Worker.pipeline_objects = {}
+    _Worker.tasks = {}
+
+
+def _storage() -> PipelineResultsStorage:
+    if _Worker.storage is None:
+        from pipelines_events.results.helpers import load_storage_class
+
+        assert _Worker.spec is not None
+        path, kwargs = _Worker.spec
+        _Worker.storage = load_storage_class(path)(**kwargs)
+    return _Worker.storage
+
+
+def _sees_run(run_id: str) -> bool:
+    return _storage().get_pipeline_execution(run_id) is not None
+
+
+class _Collect:
+    """A reporter that keeps the changes, for the runner's process to report."""
+
+    def __init__(self) -> None:
+        self.reports: list[Report] = []
+
+    def report(
+        self,
+        pipeline_id: str | None,
+        task_id: str | None,
+        status: PipelineTaskStatus,
+        message: str,
+    ) -> None:
+        self.reports.append((pipeline_id, task_id, status.name, message))
+
+
+def _run_task_result(
+    task_execution_id: str, result_id: str, index: int, lane: int
+) -> tuple[str, str, list[Report]]:
+    """Run task result ``result_id`` (object ``index`` of its task's iterator, in pipeline
+    result number ``lane``); returns its final status, message and the changes made."""
+    storage = _storage()
+    result = storage.get_task_result(result_id)
+    if result is None:
+        raise LookupError(f"task result {result_id} is not in the worker's storage")
+    if result.get_status().is_final:
+        return result.get_status().name, result.get_message(), []
+    task_execution = result.get_task_execution()
+    execution = task_execution.get_pipeline_result().get_pipeline_execution()
+    task, task_objects, cleaned_data = _task(task_execution_id, task_execution, execution)
+    pipeline_object = _pipeline_objects(execution)[lane]
+    collect = _Collect()
+    # Without propagating: two workers finishing task results of one task at the same
+    # time would both settle its task execution, with the message of whichever came
+    # first. The runner's process propagates failures and settles parents instead.
+    result.report_status_change(collect, _RUNNING, "", False)
+    task.pipeline_object, task.task_object = pipeline_object, task_objects[index]
+    try:
+        task.run(execution.get_pipeline_id(), execution.get_run_id(), cleaned_data)
+    except Exception as exc:
+        logger.debug("task result %s failed", result_id, exc_info=True)
+        message = error_message(exc)
+        result.report_status_change(collect, _RUNTIME_ERROR, message, False)
+        return _RUNTIME_ERROR.name, message, collect.reports
+    finally:
+        task.pipeline_object = task.task_object = None
+    result.report_status_change(collect, _DONE, "", False)
+    return _DONE.name, "", collect.reports
+
+
+def _task(
+    task_execution_id: str, task_execution: TaskExecution, execution: PipelineExecution
+) -> tuple[Task, list[Any], Any]:
+    cached = _Worker.tasks.get(task_execution_id)
+    if cached is None:
+        prepared = _prepare(execution, task_execution, task_execution.get_task_results())
+        if isinstance(prepared, _Failure):
+            raise RuntimeError(prepared.message)
+        cached = (prepared.task, prepared.objects, prepared.cleaned_data)
+        _Worker.tasks[task_execution_id] = cached
+    return cached
+
+
+def _pipeline_objects(execution: PipelineExecution) -> list[Any]:
+    run_id = execution.get_run_id()
+    objects = _Worker.pipeline_objects.get(run_id)
+    if objects is None:
+        pipeline = _Worker.pipeline
+        if pipeline is None or pipeline.get_id() != execution.get_pipeline_id():
+            pipeline = execution.get_pipeline()
+        objects = _objects(pipeline.get_iterator())
+        _Worker.pipeline_objects[run_id] = objects
+    return objects
