@@ -25,6 +25,7 @@ in the ``docs`` extra, which CI installs: without it the build test fails.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -254,3 +255,12 @@ def test_the_marker_parser(tmp_path: Path) -> None:
     page.write_text(".. test: skip\n\n.. code-block:: python\n\n   pass\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown test marker 'skip'"):
         steps_of(page)
+
+
+def test_the_settings_reference_lists_every_setting_and_storage_kwarg() -> None:
+    from pipelines_events.conf import DEFAULTS
+    from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+
+    text = (DOCS / "reference" / "settings.rst").read_text(encoding="utf-8")
+    names = [*DEFAULTS, *inspect.signature(EventLogPipelineResultsStorage).parameters]
+    assert [name for name in names if f"``{name}``" not in text] == []
