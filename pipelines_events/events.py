@@ -192,7 +192,7 @@ def encode_value(field: str, value: Any) -> tuple[Any, str | None]:
         return value, None
     if kind is PipelineTaskStatus:
         return value.value, STATUS
-    if kind is datetime:
+    if kind is datetime or isinstance(value, datetime):  # subclasses too (freezegun's)
         if value.tzinfo is None or value.utcoffset() is None:
             raise InvalidValueError(
                 f"field {field!r}: a naive datetime ({value.isoformat()}) cannot be stored; "

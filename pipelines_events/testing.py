@@ -1020,6 +1020,20 @@ class StorageConformanceTests:
         with pytest.raises(AttributeError):
             _fresh(storage, task_result).get_fresh_field()
 
+    @pytest.mark.parametrize(
+        "field", ["id", "run_id", "pipeline_id", "task_id", "pipeline_task", "parent_id"]
+    )
+    def test_identifying_fields_cannot_be_set(
+        self, storage: PipelineResultsStorage, field: str
+    ) -> None:
+        execution = _build(storage)
+        _, _, task_results = _tree(execution)
+        before = describe_storage(storage)
+        for obj in (execution, task_results[0]):
+            with pytest.raises(InvalidValueError, match=f"cannot set field '{field}'"):
+                getattr(obj, f"set_{field}")("changed")
+        assert describe_storage(storage) == before
+
     # -- refused builds -----------------------------------------------------------------
 
     def test_a_run_id_is_used_once(self, storage: PipelineResultsStorage) -> None:

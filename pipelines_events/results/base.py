@@ -30,6 +30,7 @@ from pipelines_events.status import PipelineTaskStatus
 from projections.digest import PipelineDigest, PipelineDigestItem
 
 __all__ = [
+    "IDENTIFYING_FIELDS",
     "Batch",
     "BuildPlan",
     "ObjectLoader",
@@ -107,12 +108,24 @@ def class_path(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+IDENTIFYING_FIELDS = frozenset(
+    {"id", "run_id", "kind", "parent_id", "pipeline_id", "task_id", "pipeline_task"}
+)
+"""Fields fixed when an object is built: ``set_`` refuses them (queries index them)."""
+
+
 def encode_field_value(name: str, value: Any) -> tuple[Any, str | None]:
     """Check ``value`` for field ``name`` and return its stored form ``(json, vtype)``.
 
     Raises :class:`InvalidValueError` for a status that is not a status, times that are
-    not datetimes, a message that is not a str, or a value JSON cannot hold.
+    not datetimes, a message that is not a str, a field that identifies the object
+    (:data:`IDENTIFYING_FIELDS`), or a value JSON cannot hold.
     """
+    if name in IDENTIFYING_FIELDS:
+        raise InvalidValueError(
+            f"cannot set field {name!r}: it identifies the object and is fixed when the "
+            "object is built"
+        )
     if name == "status":
         if not isinstance(value, PipelineTaskStatus):
             as_status(value)

@@ -35,6 +35,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
 from pipelines_events.results.base import (
+    IDENTIFYING_FIELDS,
     Batch,
     BuildablePipeline,
     PipelineDigest,
@@ -124,8 +125,8 @@ class _EventLogObject(PipelineStorageObject):
         """Append a field-set event for ``name`` on each call."""
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
-        if name in _RECORD_NAMES:
-            raise InvalidValueError(f"cannot set field {name!r}: it identifies the object")
+        if name in IDENTIFYING_FIELDS:
+            encode_field_value(name, None)  # raises the error that names the field
         storage, object_id, kind = self._storage, self._id, self.kind
 
         def set_value(value: Any) -> None:
