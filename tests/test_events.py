@@ -324,3 +324,14 @@ def test_format_and_parse_time() -> None:
     assert text == "2026-11-05T12:00:00+00:00"
     assert parse_time(text) == moment
     assert parse_time(text).tzinfo is not None
+
+
+def test_datetimes_made_while_time_is_frozen_are_stored_as_datetimes() -> None:
+    from freezegun import freeze_time
+
+    with freeze_time("2026-11-27 10:00:00"):
+        frozen = datetime.now(UTC)
+        assert type(frozen) is not datetime  # freezegun's subclass
+        stored, vtype = encode_value("started", frozen)
+    assert (stored, vtype) == ("2026-11-27T10:00:00+00:00", "datetime")
+    assert decode_value(stored, vtype) == datetime(2026, 11, 27, 10, tzinfo=UTC)
