@@ -331,7 +331,8 @@ def test_datetimes_made_while_time_is_frozen_are_stored_as_datetimes() -> None:
 
     with freeze_time("2026-11-27 10:00:00"):
         frozen = datetime.now(UTC)
-        assert type(frozen) is not datetime  # freezegun's subclass
-        stored, vtype = encode_value("started", frozen)
+    # Outside the freeze, ``datetime`` is the real class again and ``frozen`` a subclass.
+    assert type(frozen) is not datetime
+    stored, vtype = encode_value("started", frozen)
     assert (stored, vtype) == ("2026-11-27T10:00:00+00:00", "datetime")
     assert decode_value(stored, vtype) == datetime(2026, 11, 27, 10, tzinfo=UTC)
