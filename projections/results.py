@@ -18,17 +18,41 @@ from pipelines_events.events import (
 )
 from pipelines_events.status import PipelineTaskStatus
 
+_ABSENT: Any = object()
+
+_SLOTS: dict[str, str] = {
+    "status": "status",
+    "started": "started",
+    "completed": "completed",
+    "message": "message",
+    "serializable_task_object": "task_object",
+}
+"""Fields kept in slots of their own (what every task result has); the rest go in
+``extra``. A dict per object would cost more memory than all the slots together."""
+
 
 class ResultRecord:
     """The current state of one result object.
 
-    ``attrs`` holds every field by name (``status``, ``started``, ``pipeline_id``, ...);
-    ``children`` the ids of its child objects in creation order (an empty tuple until
-    the first, to save memory on the many task results); ``open_children``
-    how many of them are not in a final status.
+    Read fields with :meth:`get` and :meth:`has`, or all at once with :attr:`attrs`.
+    ``children`` holds the ids of its child objects in creation order (an empty tuple
+    until the first); ``open_children`` how many of them are not in a final status.
     """
 
-    __slots__ = ("attrs", "children", "id", "kind", "open_children", "parent_id", "run_id")
+    __slots__ = (
+        "children",
+        "completed",
+        "extra",
+        "id",
+        "kind",
+        "message",
+        "open_children",
+        "parent_id",
+        "run_id",
+        "started",
+        "status",
+        "task_object",
+    )
 
     def __init__(
         self, kind: str, id: str, run_id: str, parent_id: str | None, attrs: dict[str, Any]
@@ -37,9 +61,50 @@ class ResultRecord:
         self.id = id
         self.run_id = run_id
         self.parent_id = parent_id
-        self.attrs = attrs
+        self.status: Any = attrs.pop("status", None)
+        self.started: Any = attrs.pop("started", None)
+        self.completed: Any = attrs.pop("completed", None)
+        self.message: Any = attrs.pop("message", None)
+        self.task_object: Any = attrs.pop("serializable_task_object", _ABSENT)
+        self.extra: dict[str, Any] | None = attrs or None
         self.children: list[str] | tuple[()] = ()
         self.open_children = 0
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of field ``name``, or ``default`` when the object has none."""
+        slot = _SLOTS.get(name)
+        if slot is not None:
+            value = getattr(self, slot)
+            return default if value is _ABSENT else value
+        extra = self.extra
+        return default if extra is None else extra.get(name, default)
+
+    def has(self, name: str) -> bool:
+        """Whether the object holds field ``name``."""
+        slot = _SLOTS.get(name)
+        if slot is not None:
+            value = getattr(self, slot)
+            # A task object may be None; the other slots hold None until first set.
+            return value is not _ABSENT if slot == "task_object" else value is not None
+        return self.extra is not None and name in self.extra
+
+    def set(self, name: str, value: Any) -> None:
+        """Store ``value`` as field ``name``."""
+        slot = _SLOTS.get(name)
+        if slot is not None:
+            setattr(self, slot, value)
+        elif self.extra is None:
+            self.extra = {name: value}
+        else:
+            self.extra[name] = value
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Every field the object holds, as a new dict (changing it changes nothing)."""
+        fields = {name: self.get(name) for name in _SLOTS if self.has(name)}
+        if self.extra:
+            fields.update(self.extra)
+        return fields
 
     def __repr__(self) -> str:
         return f"ResultRecord({self.kind} {self.id} run={self.run_id} {self.attrs!r})"
@@ -127,7 +192,7 @@ class ResultsProjection:
         records[object_id] = record
         if parent is not None:
             _adopt(parent, object_id)
-            if attrs.get("status") not in _FINAL:
+            if record.status not in _FINAL:
                 parent.open_children += 1
         elif event.kind == PIPELINE_EXECUTION:
             self._removed_runs.discard(event.run_id)
@@ -145,13 +210,16 @@ class ResultsProjection:
         vtype = event.vtype
         value = event.value if vtype is None else decode_value(event.value, vtype)
         field = event.field
-        if field == "status" and record.parent_id is not None:
-            was_final = record.attrs.get("status") in _FINAL
-            if was_final != (value in _FINAL):
-                parent = self._records.get(record.parent_id)
-                if parent is not None:
-                    parent.open_children += 1 if was_final else -1
-        record.attrs[field] = value
+        if field == "status":
+            if record.parent_id is not None:
+                was_final = record.status in _FINAL
+                if was_final != (value in _FINAL):
+                    parent = self._records.get(record.parent_id)
+                    if parent is not None:
+                        parent.open_children += 1 if was_final else -1
+            record.status = value
+        else:
+            record.set(field, value)
 
     def _removed(self, event: RunRemoved) -> None:
         execution_id = self._runs.pop(event.run_id, None)
@@ -159,7 +227,7 @@ class ResultsProjection:
         if execution_id is None:
             return
         execution = self._records[execution_id]
-        pipeline_id = execution.attrs.get("pipeline_id")
+        pipeline_id = execution.get("pipeline_id")
         if isinstance(pipeline_id, str):
             runs = self._by_pipeline.get(pipeline_id)
             if runs is not None:
@@ -202,7 +270,7 @@ class ResultsProjection:
             execution = self.execution_of_run(run_id)
             if execution is None:
                 return []
-            if pipeline_id is not None and execution.attrs.get("pipeline_id") != pipeline_id:
+            if pipeline_id is not None and execution.get("pipeline_id") != pipeline_id:
                 return []
             return [execution]
         if pipeline_id is not None:
@@ -272,7 +340,7 @@ class ResultsProjection:
                 if parent.run_id == record.run_id:
                     record.run_id = parent.run_id
                 _adopt(parent, item.id)
-                if attrs.get("status") not in _FINAL:
+                if record.status not in _FINAL:
                     parent.open_children += 1
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
             raise SnapshotError(f"results snapshot is damaged: {exc!r}") from None
@@ -281,6 +349,6 @@ class ResultsProjection:
 
     def _index_execution(self, record: ResultRecord) -> None:
         self._runs[record.run_id] = record.id
-        pipeline_id = record.attrs.get("pipeline_id")
+        pipeline_id = record.get("pipeline_id")
         if isinstance(pipeline_id, str):
             self._by_pipeline.setdefault(pipeline_id, {})[record.id] = None

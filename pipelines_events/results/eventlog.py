@@ -111,8 +111,8 @@ class _EventLogObject(PipelineStorageObject):
     def getter(self, name: str) -> Callable[[], Any]:
         """Read ``name`` from the projection: the object's own field, then its parents'."""
         record = self._record()
-        if name in record.attrs or name in _ALWAYS_KNOWN:
-            return lambda: self._record().attrs.get(name)
+        if name in _ALWAYS_KNOWN or record.has(name):
+            return lambda: self._record().get(name)
         if name in _RECORD_NAMES:
             return lambda: getattr(self._record(), name)
         if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
@@ -148,28 +148,28 @@ class _EventLogObject(PipelineStorageObject):
         return str(self._storage._inherited(self._record(), "pipeline_id"))
 
     def get_status(self) -> PipelineTaskStatus:
-        status: PipelineTaskStatus = self._record().attrs["status"]
+        status: PipelineTaskStatus = self._record().status
         return status
 
     def set_status(self, value: PipelineTaskStatus) -> None:
         self._storage._set_field(self._id, self.kind, "status", value)
 
     def get_started(self) -> datetime | None:
-        started: datetime | None = self._record().attrs.get("started")
+        started: datetime | None = self._record().started
         return started
 
     def set_started(self, value: datetime | None) -> None:
         self._storage._set_field(self._id, self.kind, "started", value)
 
     def get_completed(self) -> datetime | None:
-        completed: datetime | None = self._record().attrs.get("completed")
+        completed: datetime | None = self._record().completed
         return completed
 
     def set_completed(self, value: datetime | None) -> None:
         self._storage._set_field(self._id, self.kind, "completed", value)
 
     def get_message(self) -> str:
-        message = self._record().attrs.get("message")
+        message = self._record().message
         return "" if message is None else str(message)
 
     def set_message(self, value: str) -> None:
@@ -452,8 +452,8 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         """Field ``name`` of ``record`` or its nearest ancestor holding it, else ``default``."""
         current: ResultRecord | None = record
         while current is not None:
-            if name in current.attrs:
-                return current.attrs[name]
+            if current.has(name):
+                return current.get(name)
             parent_id = current.parent_id
             current = None if parent_id is None else self._results.get(parent_id)
         return default
@@ -654,10 +654,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         removed: list[str] = []
         drafts: list[AnyEvent] = []
         for record in self._results.executions():
-            status = record.attrs.get("status")
+            status = record.status
             if not isinstance(status, PipelineTaskStatus) or not status.is_final:
                 continue
-            completed = record.attrs.get("completed")
+            completed = record.completed
             if before is not None and (completed is None or completed >= before):
                 continue
             removed.append(record.run_id)
