@@ -92,9 +92,11 @@ def _storage(path: Path, durability: Durability, **kwargs: Any) -> EventLogPipel
 
 
 def _one_task_result(storage: EventLogPipelineResultsStorage, count: int = 1) -> list[Any]:
+    """Build a new run of ``count`` task results and return them."""
     pipeline = ExamplePipeline("benchmarks.Set", [ExampleTask("t", objects=list(range(count)))])
-    storage.build_pipeline_execution(pipeline, str(uuid.uuid4()), object(), object(), {})
-    return list(storage.get_task_results())
+    run_id = str(uuid.uuid4())
+    storage.build_pipeline_execution(pipeline, run_id, object(), object(), {})
+    return list(storage.get_task_results(run_id=run_id))
 
 
 # -- scenarios ----------------------------------------------------------------------------

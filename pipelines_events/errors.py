@@ -37,10 +37,6 @@ class LogCorruptError(LogError):
         super().__init__(f"{path}: line {line}: {reason}")
 
 
-class LogHeadMismatchError(LogError):
-    """The log does not extend a head (seq and hash) recorded earlier."""
-
-
 class SnapshotError(PipelinesEventsError):
     """A snapshot cannot be used (damaged, or not matching its log)."""
 
