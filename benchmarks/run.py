@@ -365,6 +365,9 @@ def bench_writers(report: Report, work: Path, calls: int, writers: int = 8) -> N
         for process in processes:
             process.join(300)
         elapsed = time.perf_counter() - start
+        failed = [p.exitcode for p in processes if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"writer processes failed (exit codes {failed})")
         results[count] = count * calls / elapsed
     report.add(Row("set_ calls per second, 1 writer", results[1], "calls/s"))
     report.add(
