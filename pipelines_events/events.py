@@ -189,6 +189,8 @@ def encode_value(field: str, value: Any) -> tuple[Any, str | None]:
     if kind in _SCALARS:
         if kind is str and not value.isascii():
             _check_text(field, value)
+        elif kind is int and value.bit_length() > _MAX_INT_BITS:
+            _refuse_big_int(field, field, value)
         return value, None
     if kind is PipelineTaskStatus:
         return value.value, STATUS
@@ -228,6 +230,18 @@ def decode_status(value: Any) -> PipelineTaskStatus:
         raise InvalidValueError(f"{value!r} is not a status") from None
 
 
+_MAX_INT_BITS: Final = 4000 * 3
+"""Ints longer than this (about 3,600 digits) are refused: Python will not turn ints of
+more than 4,300 digits into text, and no JSON reader keeps them exact anyway."""
+
+
+def _refuse_big_int(field: str, where: str, value: int) -> None:
+    raise InvalidValueError(
+        f"field {field!r}: {where} is an int of {value.bit_length()} bits; ints longer than "
+        f"{_MAX_INT_BITS} bits cannot be stored (store it as a str)"
+    )
+
+
 def _check_text(field: str, text: str) -> None:
     try:
         text.encode("utf-8")
@@ -243,6 +257,8 @@ def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
     if kind in _SCALARS:
         if kind is str and not value.isascii():
             _check_text(field if where == field else f"{field}: {where}", value)
+        elif kind is int and value.bit_length() > _MAX_INT_BITS:
+            _refuse_big_int(field, where, value)
         return
     if kind is float:
         if not math.isfinite(value):

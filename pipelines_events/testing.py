@@ -846,7 +846,7 @@ class StorageConformanceTests:
         for obj in (task_execution, result, execution):
             fresh = _fresh(storage, obj)
             assert fresh.get_status() is RUNTIME_ERROR, obj
-            assert fresh.get_message() == "last"
+            assert fresh.get_message() == "boom"  # the failure's message, not the last child's
 
     def test_cancelling_after_a_failure_keeps_the_failure(
         self, storage: PipelineResultsStorage

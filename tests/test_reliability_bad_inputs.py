@@ -587,9 +587,9 @@ CATALOGUE: dict[str, Bad] = {
         lambda c: c.result.set_payload([datetime.now(UTC)]),
     ),
     "value-huge-int": Bad(
-        "``set_`` of an int of over 4300 digits",
-        ValueError,
-        r"4300 digits|JSON cannot hold",
+        "``set_`` of an int of over 12000 bits (about 3,600 digits)",
+        InvalidValueError,
+        r"field 'payload': payload is an int of 16610 bits; ints longer than 12000 bits",
         lambda c: c.result.set_payload(10**5000),
     ),
     "field-name": Bad(

@@ -332,8 +332,15 @@ class PipelineStorageObject:
             parent.report_status_change(reporter, status, message)
             return
         outcome = parent.children_outcome()
-        if outcome is not None:
-            parent.report_status_change(reporter, outcome, message)
+        if outcome is None:
+            return
+        if outcome in _FAILED:
+            # Another writer's child failed first: carry its message, not this one's.
+            message = next(
+                (c.get_message() for c in parent.get_children() if c.get_status() is outcome),
+                message,
+            )
+        parent.report_status_change(reporter, outcome, message)
 
     def __repr__(self) -> str:
         try:
