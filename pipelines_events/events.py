@@ -164,6 +164,8 @@ def utc_now() -> datetime:
 
 def format_time(moment: datetime) -> str:
     """Format an aware datetime as ISO 8601 in UTC, the way the log stores times."""
+    if moment.tzinfo is UTC:
+        return moment.isoformat()
     return moment.astimezone(UTC).isoformat()
 
 

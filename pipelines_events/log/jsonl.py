@@ -203,7 +203,7 @@ class JsonlEventLog(EventLog):
     def size(self) -> int:
         """The file's current size in bytes."""
         self._check_usable()
-        return os.fstat(self._fd).st_size
+        return _end(self._fd)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -234,7 +234,7 @@ class JsonlEventLog(EventLog):
     def has_new(self) -> bool:
         if self._fd < 0:
             self._check_usable()
-        return os.fstat(self._fd).st_size != self._position.offset
+        return _end(self._fd) != self._position.offset
 
     def read_new(self) -> Iterator[AnyEvent]:
         for batch in self.read_batches():
@@ -293,7 +293,7 @@ class JsonlEventLog(EventLog):
         try:
             position = start
             caught: list[AnyEvent] = []
-            if os.fstat(fd).st_size != position.offset:
+            if _end(fd) != position.offset:
                 caught = self._catch_up()
                 position = self._position
             if on_caught_up is not None:
@@ -509,6 +509,12 @@ def _complete_prefix(fd: int, size: int, name: str) -> int:
 _LINE_START: Final = b'{"type":"'
 
 
+def _end(fd: int) -> int:
+    """The file's size. ``lseek`` costs a quarter of ``fstat``; every read is a ``pread``
+    and every write appends, so moving the descriptor's offset changes nothing."""
+    return os.lseek(fd, 0, os.SEEK_END)
+
+
 def _looks_torn(tail: bytes) -> bool:
     """Whether bytes after the last complete batch can be an interrupted write."""
     if not tail.strip(b"\0"):
@@ -541,7 +547,7 @@ def scan(
     offset = position.offset
     seq = position.seq
     prev = position.hash
-    end = os.fstat(fd).st_size if limit is None else limit
+    end = _end(fd) if limit is None else limit
     batch: list[AnyEvent] = []
     carry = b""
     read_at = offset

@@ -324,34 +324,24 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         else:
             self._fold(self._log.append(drafts))
 
-    @contextlib.contextmanager
-    def atomic(self, require: Callable[[], bool] | None = None) -> Iterator[Batch]:
+    def atomic(self, require: Callable[[], bool] | None = None) -> _AtomicBlock:
         """Append every event emitted inside the block as one batch; none if it raises.
 
         ``require`` is checked under the log's lock against the caught-up state; when it
         is False the batch is dropped and ``Batch.stored`` is False.
         """
-        batch = Batch()
-        if self._pending is not None:
-            yield batch
-            return
-        self._pending = []
-        try:
-            yield batch
-        except BaseException:
-            self._pending = None
-            raise
-        pending, self._pending = self._pending, None
-        if not pending:
-            return
+        return _AtomicBlock(self, require)
+
+    def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
+        """Append the events of an atomic block; returns whether they were stored."""
         if require is None:
             self._fold(self._log.append(pending))
-            return
+            return True
         written = self._log.append(
             pending, on_caught_up=lambda caught: self._check(caught, require)
         )
-        batch.stored = bool(written)
         self._fold(written)
+        return bool(written)
 
     def _check(self, caught: list[AnyEvent], require: Callable[[], bool]) -> bool:
         """Fold ``caught`` and evaluate ``require`` without reading the log again."""
@@ -666,6 +656,36 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             self._emit(drafts)
             self.commit()
         return removed
+
+
+class _AtomicBlock:
+    """The context manager :meth:`EventLogPipelineResultsStorage.atomic` returns (a class,
+    not a generator: it is on the path of every status change)."""
+
+    __slots__ = ("_batch", "_outer", "_require", "_storage")
+
+    def __init__(
+        self, storage: EventLogPipelineResultsStorage, require: Callable[[], bool] | None
+    ) -> None:
+        self._storage = storage
+        self._require = require
+        self._batch = Batch()
+        self._outer = False
+
+    def __enter__(self) -> Batch:
+        storage = self._storage
+        if storage._pending is None:
+            storage._pending = []
+            self._outer = True
+        return self._batch
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if not self._outer:
+            return
+        storage = self._storage
+        pending, storage._pending = storage._pending, None
+        if kind is None and pending:
+            self._batch.stored = storage._append_block(pending, self._require)
 
 
 @contextlib.contextmanager
