@@ -16,6 +16,10 @@ class PipelineTaskStatus(Enum):
     RUNTIME_ERROR = "RUNTIME_ERROR"
     CANCELLED = "CANCELLED"
 
+    # Members are singletons compared by identity, so hashing by identity is exact, and
+    # it is C code: status lookups in sets and dicts are on the hot path of every fold.
+    __hash__ = object.__hash__
+
     @classmethod
     def final_statuses(cls) -> frozenset[PipelineTaskStatus]:
         """Statuses nothing leaves: DONE, the failed statuses and CANCELLED."""

@@ -43,6 +43,7 @@ from pipelines_events.results.base import (
     PipelineResult,
     PipelineResultsStorage,
     PipelineStorageObject,
+    StatusReporter,
     TaskExecution,
     TaskResult,
     encode_field_value,
@@ -174,6 +175,26 @@ class _EventLogObject(PipelineStorageObject):
 
     def set_message(self, value: str) -> None:
         self._storage._set_field(self._id, self.kind, "message", value)
+
+    def report_status_change(
+        self,
+        reporter: StatusReporter | None,
+        status: PipelineTaskStatus | str,
+        message: str = "",
+        propagate: bool = True,
+    ) -> bool:
+        """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
+        once: the reads inside see the state as of that catch-up and of each append
+        (which catches up again), and the status itself is checked again under the lock."""
+        storage = self._storage
+        if storage._frozen:
+            return super().report_status_change(reporter, status, message, propagate)
+        storage.refresh()
+        storage._frozen = True
+        try:
+            return super().report_status_change(reporter, status, message, propagate)
+        finally:
+            storage._frozen = False
 
     def save(self) -> None:
         """Commit with the log's durability (fsync by default)."""
@@ -346,11 +367,11 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def _check(self, caught: list[AnyEvent], require: Callable[[], bool]) -> bool:
         """Fold ``caught`` and evaluate ``require`` without reading the log again."""
         self._fold(caught)
-        self._frozen = True
+        frozen, self._frozen = self._frozen, True
         try:
             return require()
         finally:
-            self._frozen = False
+            self._frozen = frozen
 
     def commit(self) -> None:
         """Make every appended event durable as the log's durability promises."""
