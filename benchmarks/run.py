@@ -326,7 +326,7 @@ def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> N
         objects = len(storage.results)
         storage.close()
         per_object = used / max(1, objects)
-        report.add(Row(f"memory per object, {size} events", per_object, "bytes", target="< 500"))
+        report.add(Row(f"memory per object (all four kinds), {size} events", per_object, "bytes"))
         report.series[str(size)] = {
             "events": size,
             "open_s": cold,
@@ -339,6 +339,34 @@ def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> N
         path.unlink()
         for leftover in work.glob(f"log-{size}.jsonl*"):
             leftover.unlink()
+
+
+def bench_task_result_memory(report: Report, work: Path, task_results: int) -> None:
+    """Bytes the projections hold per task result: one run of many task results, each
+    RUNNING then DONE, reopened from its log."""
+    print(f"memory of {task_results} task results", file=sys.stderr)
+    path = work / "memory.jsonl"
+    storage = _storage(path, "none", snapshots=False)
+    for task_result in _one_task_result(storage, task_results):
+        task_result.report_status_change(None, PipelineTaskStatus.RUNNING, propagate=False)
+        task_result.report_status_change(None, PipelineTaskStatus.DONE, propagate=False)
+    storage.close()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    storage = _storage(path, "none", snapshots=False)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    storage.close()
+    report.add(
+        Row(
+            f"memory per task result ({task_results} in one run)",
+            used / task_results,
+            "bytes",
+            target="< 500",
+        )
+    )
 
 
 def _writer(path: str, calls: int, ready: Any, go: Any) -> None:
@@ -468,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         if "sizes" in chosen:
             sizes = [10**4, 10**5, 10**6, 10**7] if args.full else [10**4, 10**5]
             bench_sizes(report, work, sizes, 2_000)
+        if "sizes" in chosen:
+            bench_task_result_memory(report, work, 100_000 if args.full else 20_000)
         if "writers" in chosen:
             bench_writers(report, work, 5_000 if args.full else 2_000)
     finally:
