@@ -30,6 +30,7 @@ from pipelines_events.events import (
     RunRemoved,
     encode_attrs,
     encode_value,
+    parse_time,
 )
 from pipelines_events.results.base import PipelineResultsStorage, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
@@ -354,12 +355,14 @@ def test_history_records_creations(log: Log) -> None:
     (change,) = history.object_changes("te-1")
     assert change == Change(
         seq=3,
-        ts=log.events[2].ts,
+        time=parse_time(log.events[2].ts),
         run_id="run-1",
         kind=TASK_EXECUTION,
         id="te-1",
         action="created",
         new={"status": PENDING, "task_id": "t1", "config": {"c": 1}},
+        task_id="t1",
+        pipeline_object=change.pipeline_object,
     )
     assert [c.id for c in history.changes()] == [e.id for e in log.events]
     assert [c.seq for c in history.run_changes("run-3")] == [10, 11, 12]
@@ -534,6 +537,10 @@ class Node:
             else:
                 outcome = self.parent.outcome()
                 if outcome is not None:
+                    if outcome in _FAILED:  # the failure's message, not this child's
+                        message = next(
+                            c.message for c in self.parent.children if c.status is outcome
+                        )
                     self.parent.report(outcome, message, True)
         return True
 
