@@ -35,7 +35,8 @@ from benchmarks.baselines import BASELINES, load_baseline, raw
 from benchmarks.make_log import make_log
 from benchmarks.pipelines import QuietReporter, benchmark_pipeline
 from pipelines_events.conf import settings
-from pipelines_events.events import AnyEvent
+from pipelines_events.events import AnyEvent, FieldSet, now_text
+from pipelines_events.log import JsonlEventLog
 from pipelines_events.log.jsonl import Durability
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import reset_storage_object
@@ -100,6 +101,119 @@ def _one_task_result(storage: EventLogPipelineResultsStorage, count: int = 1) ->
 
 
 # -- scenarios ----------------------------------------------------------------------------
+
+
+def _encode_and_write(path: Path, n: int, durable: bool) -> float:
+    """Seconds per event of msgspec encode + one ``os.write`` (+ fsync when durable)."""
+    encoder = msgspec.json.Encoder()
+    event = FieldSet(
+        v=1,
+        seq=1,
+        ts=now_text(),
+        run_id=str(uuid.uuid4()),
+        kind="task_result",
+        id=str(uuid.uuid4()),
+        field="progress",
+        value=1,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, encoder.encode(event) + b"\n")
+            if durable:
+                os.fsync(fd)
+        return (time.perf_counter() - start) / n
+    finally:
+        os.close(fd)
+
+
+def bench_log(report: Report, work: Path, n: int, fold_events: int) -> None:
+    """The log alone: append per event in each durability mode, and folding a big log,
+    beside msgspec encode + ``os.write`` measured in the same run (issue #2's figures)."""
+    print("log", file=sys.stderr)
+    chunk = 2_000
+    cheap = raw_write = float("inf")
+    with JsonlEventLog(work / "append-none.jsonl", durability="none") as log:
+        run_id, object_id = str(uuid.uuid4()), str(uuid.uuid4())
+        for _ in range(max(1, n // chunk)):
+            start = time.perf_counter()
+            for value in range(chunk):
+                log.append(
+                    [
+                        FieldSet(
+                            run_id=run_id,
+                            kind="task_result",
+                            id=object_id,
+                            field="progress",
+                            value=value,
+                        )
+                    ]
+                )
+            cheap = min(cheap, (time.perf_counter() - start) / chunk)
+            raw_write = min(raw_write, _encode_and_write(work / f"w-{uuid.uuid4()}", chunk, False))
+    durable_n = max(50, n // 100)
+    with JsonlEventLog(work / "append-fsync.jsonl") as log:
+        start = time.perf_counter()
+        for value in range(durable_n):
+            log.append(
+                [
+                    FieldSet(
+                        run_id=run_id,
+                        kind="task_result",
+                        id=object_id,
+                        field="progress",
+                        value=value,
+                    )
+                ]
+            )
+            log.commit()
+        durable = (time.perf_counter() - start) / durable_n
+    raw_durable = _encode_and_write(work / "w-durable", durable_n, True)
+    report.add(Row("msgspec encode + os.write", raw_write * 1e6, "us/event"))
+    report.add(
+        Row(
+            "append, durability none",
+            cheap * 1e6,
+            "us/event",
+            "encode + write",
+            raw_write * 1e6,
+            durability="unsynced",
+        )
+    )
+    report.add(Row("msgspec encode + os.write + fsync", raw_durable * 1e6, "us/event"))
+    report.add(
+        Row(
+            "append + commit, durability fsync",
+            durable * 1e6,
+            "us/event",
+            "encode + write + fsync",
+            raw_durable * 1e6,
+            durability="fsync",
+        )
+    )
+    path = work / "fold.jsonl"
+    make_log(path, fold_events)
+    fold = _decode_and_fold(path)
+    gc.collect()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = EventLogPipelineResultsStorage(path, durability="none", snapshots=False)
+    opened = time.perf_counter() - start
+    storage.close()
+    report.add(Row(f"decode + fold {fold_events} events (no checks)", fold, "s"))
+    report.add(
+        Row(
+            f"read, verify and fold {fold_events} events (open)",
+            opened,
+            "s",
+            "decode + fold",
+            fold,
+            "<= 1.5x",
+        )
+    )
+    path.unlink()
 
 
 def bench_writes(report: Report, work: Path, n: int) -> None:
@@ -242,6 +356,7 @@ def _decode_and_fold(path: Path) -> float:
     """Seconds to stream-decode ``path`` and fold it into the projections, with no checks."""
     decoder = msgspec.json.Decoder(AnyEvent)
     results, digest = ResultsProjection(), DigestProjection()
+    decode, apply_results, apply_digest = decoder.decode, results.apply, digest.apply
     enabled = gc.isenabled()
     gc.disable()
     start = time.perf_counter()
@@ -250,9 +365,10 @@ def _decode_and_fold(path: Path) -> float:
         while chunk := source.read(1 << 20):
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
-            for event in decoder.decode_lines(b"\n".join(lines)):
-                results.apply(event)
-                digest.apply(event)
+            for line in lines:
+                event = decode(line)
+                apply_results(event)
+                apply_digest(event)
     elapsed = time.perf_counter() - start
     if enabled:
         gc.enable()
@@ -460,8 +576,8 @@ def draw_chart(report: Report, path: Path) -> None:
     axes[1].set_ylim(bottom=0)
     axes[1].legend(fontsize=8)
     axes[2].semilogx(events, [item["bytes_per_object"] for item in sizes], "o-")
-    axes[2].axhline(500, color="grey", linestyle=":", label="target")
-    axes[2].set_title("memory per object (bytes)")
+    axes[2].axhline(500, color="grey", linestyle=":", label="target per task result")
+    axes[2].set_title("memory per object, all four kinds (bytes)")
     axes[2].set_ylim(bottom=0)
     axes[2].legend(fontsize=8)
     for axis in axes:
@@ -480,15 +596,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chart", type=Path, help="draw the size chart (PNG) to this file")
     parser.add_argument(
         "--only",
-        choices=("writes", "pipeline", "sizes", "writers"),
+        choices=("log", "writes", "pipeline", "sizes", "writers"),
         action="append",
         help="run only these scenarios (repeatable)",
     )
     args = parser.parse_args(argv)
-    chosen = set(args.only or ("writes", "pipeline", "sizes", "writers"))
+    chosen = set(args.only or ("log", "writes", "pipeline", "sizes", "writers"))
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="pipelines-events-bench-"))
     try:
+        if "log" in chosen:
+            bench_log(report, work, 20_000, 10**6 if args.full else 10**5)
         if "writes" in chosen:
             bench_writes(report, work, 20_000)
         if "pipeline" in chosen:

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines_events.errors import EventTooLargeError, LogError, LogOpenError
+from pipelines_events.errors import EventTooLargeError, LogCorruptError, LogError, LogOpenError
 from pipelines_events.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
@@ -500,3 +500,52 @@ def test_any_batches_survive_append_close_reopen_read(
                 assert decode_value(event.value, event.vtype) == _as_json(original)
             elif isinstance(event, ObjectCreated):
                 assert decode_attrs(event.attrs, event.types) == _as_json(original)
+
+
+def _sealed_file(path: Path, mores: list[int]) -> None:
+    from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, encode_event, seal
+
+    prev, lines = GENESIS_HASH, []
+    for seq, more in enumerate(mores, start=1):
+        event = FieldSet(
+            v=SCHEMA_VERSION,
+            seq=seq,
+            ts="2026-11-27T00:00:00+00:00",
+            run_id="r",
+            kind="task_result",
+            id="t",
+            field="n",
+            value=seq,
+            more=more,
+        )
+        line, prev = seal(encode_event(event), prev)
+        lines.append(line)
+    path.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize("mores", [[0, 0, 0], [1, 0, 2, 1, 0, 0], [3, 2, 1, 0]])
+def test_grouped_reading_gives_the_batches_reading_does(tmp_path: Path, mores: list[int]) -> None:
+    path = tmp_path / "log.jsonl"
+    _sealed_file(path, mores)
+    with (
+        JsonlEventLog(path, readonly=True) as by_batch,
+        JsonlEventLog(path, readonly=True) as by_group,
+    ):
+        batches = [event for batch in by_batch.read_batches() for event in batch]
+        groups = [event for group in by_group.read_groups() for event in group]
+        assert groups == batches
+        assert [e.seq for e in groups] == list(range(1, len(mores) + 1))
+        assert by_group.position == by_batch.position
+
+
+@pytest.mark.parametrize(("mores", "line"), [([2, 0, 0], 2), ([0, 1, 1, 0], 3)])
+def test_grouped_reading_finds_a_cut_batch(tmp_path: Path, mores: list[int], line: int) -> None:
+    path = tmp_path / "log.jsonl"
+    _sealed_file(path, mores)
+    for read in ("read_batches", "read_groups"):
+        with (
+            pytest.raises(LogCorruptError, match="a batch was cut or spliced") as caught,
+            JsonlEventLog(path, readonly=True) as log,
+        ):
+            list(getattr(log, read)())
+        assert caught.value.line == line, read

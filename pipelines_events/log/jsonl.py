@@ -247,6 +247,14 @@ class JsonlEventLog(EventLog):
             self._position = position
             yield batch
 
+    def read_groups(self) -> Iterator[list[AnyEvent]]:
+        """As :meth:`read_batches`, several whole batches per list (one list per chunk read):
+        fewer, larger lists for callers that fold events and need no batch boundaries."""
+        self._check_usable()
+        for group, position in scan(self._fd, self._position, str(self._path), group=True):
+            self._position = position
+            yield group
+
     def _line_ending_at(self, offset: int) -> bytes | None:
         """The line (without newline) whose newline is the byte before ``offset``."""
         if offset <= 0:
@@ -536,9 +544,10 @@ class _FileLock:
 
 
 def scan(
-    fd: int, position: LogPosition, name: str, *, limit: int | None = None
+    fd: int, position: LogPosition, name: str, *, limit: int | None = None, group: bool = False
 ) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
-    """Yield each complete batch after ``position`` with the position after it.
+    """Yield each complete batch after ``position`` with the position after it (with
+    ``group``, all the complete batches of each chunk read, as one list).
 
     Verifies every line (JSON, event type, schema version, seq, batch, hash link) and
     raises :class:`LogCorruptError` with the line number on the first bad one. Stops
@@ -549,6 +558,7 @@ def scan(
     prev = position.hash
     end = _end(fd) if limit is None else limit
     batch: list[AnyEvent] = []
+    done, done_offset, done_seq, done_hash = 0, offset, seq, prev
     carry = b""
     read_at = offset
     sha256 = hashlib.sha256
@@ -570,21 +580,28 @@ def scan(
             try:
                 event = decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                event = _check_line(line, seq, prev, name, batch)
+                event = _check_line(line, seq, prev, name, batch[done:])
             if (
                 event.hash != digest
                 or event.seq != seq
                 or event.v != version
                 or line[cut:head_end] != HASH_HEAD
-                or (batch and batch[-1].more != event.more + 1)
+                or (batch and batch[-1].more and batch[-1].more != event.more + 1)
             ):
-                event = _check_line(line, seq, prev, name, batch)
+                event = _check_line(line, seq, prev, name, batch[done:])
             prev = digest
             offset += len(line) + 1
             batch.append(event)
             if event.more == 0:
-                yield batch, LogPosition(offset, seq, prev)
-                batch = []
+                if not group:
+                    yield batch, LogPosition(offset, seq, prev)
+                    batch = []
+                else:
+                    done_offset, done_seq, done_hash, done = offset, seq, prev, len(batch)
+        if group and done:
+            yield batch[:done], LogPosition(done_offset, done_seq, done_hash)
+            batch = batch[done:]
+            done = 0
 
 
 def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:

@@ -324,12 +324,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if self._frozen or not self._log.has_new():
             return
         if self._log.size() - self._log.position.offset < _BIG_READ:
-            for batch in self._log.read_batches():
-                self._fold(batch)
+            for group in self._log.read_groups():
+                self._fold(group)
             return
         with _gc_paused():
-            for batch in self._log.read_batches():
-                self._fold(batch)
+            for group in self._log.read_groups():
+                self._fold(group)
 
     def _fold(self, events: list[AnyEvent]) -> None:
         self._unsnapshotted += len(events)
