@@ -520,7 +520,10 @@ _LINE_START: Final = b'{"type":"'
 def _end(fd: int) -> int:
     """The file's size. ``lseek`` costs a quarter of ``fstat``; every read is a ``pread``
     and every write appends, so moving the descriptor's offset changes nothing."""
-    return os.lseek(fd, 0, os.SEEK_END)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    except OSError:  # files that cannot seek to their end (/proc); fstat still answers
+        return os.fstat(fd).st_size
 
 
 def _looks_torn(tail: bytes) -> bool:
