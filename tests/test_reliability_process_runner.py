@@ -122,8 +122,14 @@ def test_failures_end_as_with_the_eager_runner(
     log_path: Path, markers: Path, fail: list[Any]
 ) -> None:
     eager, parallel = both(Cities(), {"markers": str(markers), "fail": fail}, workers=4)
-    assert eager == parallel
     assert parallel[1] == "RUNTIME_ERROR"
+    # Cities run side by side: when several fail, the execution carries the message of
+    # whichever failed first in time, which is not always the first the eager runner met.
+    failures = {result[2] for result in parallel[5] if result[1] == "RUNTIME_ERROR"}
+    assert parallel[2] in failures
+    assert eager[:2] + eager[3:] == parallel[:2] + parallel[3:]
+    if len(failures) == 1:
+        assert eager == parallel
     statuses_only_advance(log_path)
 
 
