@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -468,3 +469,23 @@ def test_opening_an_empty_log_gives_an_empty_storage(path: Path) -> None:
     assert path.read_bytes() == b""
     assert describe_storage(storage)["objects"] == {}
     storage.close()
+
+
+def test_a_snapshot_write_removes_temporary_files_abandoned_by_dead_writers(
+    tmp_path: Path,
+) -> None:
+    storage = EventLogPipelineResultsStorage(tmp_path / "log.jsonl", snapshot_every=1)
+    abandoned = tmp_path / "log.jsonl.snapshot.dead01"
+    in_progress = tmp_path / "log.jsonl.snapshot.busy02"
+    unrelated = tmp_path / "log.jsonl.notes"
+    for path in (abandoned, in_progress, unrelated):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    os.utime(unrelated, (two_hours_ago, two_hours_ago))
+    storage.write_snapshot()
+    storage.close()
+    assert not abandoned.exists()
+    assert in_progress.read_bytes() == b"partial"  # another writer's, maybe being written
+    assert unrelated.read_bytes() == b"partial"
+    assert storage.snapshot_path.exists()

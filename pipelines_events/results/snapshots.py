@@ -10,9 +10,11 @@ not match its log is ignored (with a warning) in favour of a full replay.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Final
 
@@ -59,6 +61,24 @@ def write_snapshot(path: Path, snapshot: Snapshot, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _remove_abandoned(path)
+
+
+ABANDONED_AFTER: Final = 3600.0
+"""Seconds after which a temporary snapshot file is taken as left by a writer that died."""
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove temporary snapshot files that writers killed mid-write left behind.
+
+    Only files older than :data:`ABANDONED_AFTER` go: a younger one may be another
+    process's snapshot being written right now.
+    """
+    now = time.time()
+    for leftover in path.parent.glob(glob.escape(path.name) + ".*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > ABANDONED_AFTER:
+                leftover.unlink()
 
 
 def read_snapshot(path: Path) -> Snapshot:
