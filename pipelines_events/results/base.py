@@ -100,7 +100,7 @@ def check_reporter(reporter: object) -> None:
     missing = [name for name in REPORTER_HOOKS if not callable(getattr(reporter, name, None))]
     if missing:
         raise TypeError(
-            f"reporter: {type(reporter).__qualname__} has no {', '.join(missing)}; give a "
+            f"reporter: {type(reporter).__name__} has no {', '.join(missing)}; give a "
             "pipelines_events.reporters.PipelineReporter (subclass it and implement report)"
         )
 
