@@ -1122,7 +1122,7 @@ class StorageConformanceTests:
             with_setter = type(
                 f"Noted{base.__name__}",
                 (base,),
-                {"set_note": lambda self, value: heard.append(value)},
+                {"set_note": lambda self, value, heard=heard: heard.append(value)},
             )
             obj.__class__ = with_setter
             obj.set_note("by the method")

@@ -32,9 +32,9 @@ class PipelineDigestItem:
     """How the pipeline results of one pipeline id fared.
 
     ``total_runs`` counts its pipeline results, ``total_success`` the DONE ones,
-    ``total_failure`` those in a failed status (CANCELLED included); ``last_ran`` is the latest start;
-    ``average_runtime`` is the mean of completed - started in seconds over the results
-    that have both.
+    ``total_failure`` those in a failed status (CANCELLED included); ``last_ran`` is the
+    latest start; ``average_runtime`` is the mean of completed - started in seconds over
+    the results that have both. Every field defaults to no runs.
     """
 
     total_runs: int = 0
