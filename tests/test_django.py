@@ -141,3 +141,92 @@ def test_a_settings_module_that_does_not_import_is_an_error_naming_the_variable(
     assert "DJANGO_SETTINGS_MODULE 'no_such_settings': Django cannot be set up" in done.stderr
     assert "No module named 'no_such_settings'" in done.stderr
     assert not (project / "pipelines-events.jsonl").exists()
+
+
+MODEL_OBJECTS = textwrap.dedent(
+    """
+    import django
+
+    django.setup()
+
+    from typing import Any
+    from unittest.mock import Mock
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from pipelines_events import Pipeline, Task
+    from pipelines_events.conf import override_settings
+    from pipelines_events.results import helpers
+
+    call_command("migrate", verbosity=0)
+    users = [User.objects.create(username=name) for name in ("ann", "bob")]
+
+
+    def as_stored(user: Any) -> Any:
+        return {"pk": user.pk, "app_label": "auth", "model_name": "user"}
+
+
+    seen = []
+
+
+    class ObjectTask(Task):
+        def get_iterator(self) -> Any:
+            return User.objects.all()
+
+        def get_serializable_task_object(self, obj: Any) -> Any:
+            return as_stored(obj)
+
+        def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+            seen.append((type(self.pipeline_object).__name__, self.pipeline_object.username))
+            seen.append((type(self.task_object).__name__, self.task_object.username))
+
+
+    class UserPipeline(Pipeline):
+        task = ObjectTask()
+
+        def get_iterator(self) -> Any:
+            return User.objects.all()
+
+        def get_serializable_pipeline_object(self, obj: Any) -> Any:
+            return as_stored(obj)
+
+
+    storages = {
+        "memory": "pipelines_events.results.memory.MemoryPipelineResultsStorage",
+        "eventlog": (
+            "pipelines_events.results.eventlog.EventLogPipelineResultsStorage",
+            {"path": "model-runs.jsonl"},
+        ),
+    }
+    for name, setting in storages.items():
+        helpers.reset_storage_object()
+        with override_settings(PIPELINES_PIPELINES_RESULTS_STORAGE=setting):
+            runner = Mock()
+            runner.start.return_value = True
+            execution = UserPipeline().start(run_id=name, runner=runner, reporter=Mock())
+            results = execution.get_pipeline_results()
+            task_results = results[0].get_task_executions()[0].get_task_results()
+            assert [r.get_pipeline_object() for r in results] == users, name
+            assert task_results[0].get_pipeline_object() == users[0], name
+            assert [r.get_task_object() for r in task_results] == users, name
+            seen.clear()
+            ObjectTask().start(task_results[1], reporter=Mock())
+            assert seen == [("User", "ann"), ("User", "bob")], (name, seen)
+            assert runner.start.call_args.args == (execution,)
+        print(name, "ok")
+    """
+)
+
+
+def test_stored_django_model_objects_come_back_as_model_instances(project: Path) -> None:
+    """The original's ``test_pipeline___model__...`` and ``test_*_object_accessible__django_object``
+    tests: a pipeline over a queryset, stored as ``{"pk", "app_label", "model_name"}``;
+    ``get_pipeline_object()``, ``get_task_object()`` and ``Task.start()`` give the model
+    instances back, on both storages."""
+    done = _run(
+        [sys.executable, "-c", MODEL_OBJECTS], project, DJANGO_SETTINGS_MODULE="site_settings"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["memory ok", "eventlog ok"]
