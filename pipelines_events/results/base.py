@@ -110,12 +110,11 @@ def status_change_message(status: PipelineTaskStatus, message: str) -> str:
     return f"Changed state to {status.value}{' - ' + message if message else ''}"
 
 
-def not_implemented(obj: object, method: str) -> NotImplementedError:
-    """The error a method a custom storage or object does not implement raises."""
-    return NotImplementedError(
-        f"{type(obj).__qualname__} does not implement {method}(): a custom storage "
-        "implements the methods it is used for"
-    )
+def not_implemented(
+    obj: object, method: str, hint: str = "a custom storage implements the methods it is used for"
+) -> NotImplementedError:
+    """The error a method a custom storage, object or runner does not implement raises."""
+    return NotImplementedError(f"{type(obj).__name__} does not implement {method}(): {hint}")
 
 
 class ObjectLoader(Protocol):

@@ -66,7 +66,7 @@ class PipelineRunner:
     def run(self, execution: PipelineExecution, reporter: StatusReporter) -> bool | None:
         """Run every task of ``execution``, reporting each status change to ``reporter``
         through the result objects' ``report_status_change``."""
-        raise not_implemented(self, "run")
+        raise not_implemented(self, "run", "a runner implements run")
 
 
 def settle(obj: PipelineStorageObject, reporter: StatusReporter | None) -> bool:
