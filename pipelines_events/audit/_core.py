@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from pipelines_events.errors import InvalidValueError, PipelinesEventsError
+from pipelines_events.errors import InvalidValueError, PipelinesEventsError, ReadOnlyStorageError
 from pipelines_events.events import (
     KINDS,
     AnyEvent,
@@ -27,10 +27,6 @@ AuditChange = Change
 
 ChangeFold = HistoryProjection
 """Turns batches of events into changes: :class:`projections.history.HistoryProjection`."""
-
-
-class ReadOnlyStorageError(PipelinesEventsError):
-    """A write was attempted through a read-only view of the log."""
 
 
 class OutputExistsError(PipelinesEventsError, FileExistsError):

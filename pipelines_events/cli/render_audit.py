@@ -26,7 +26,7 @@ from pipelines_events.audit import (
     ReplayStep,
     VerifyReport,
 )
-from pipelines_events.cli.common import console
+from pipelines_events.cli.common import console, printable
 from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
 
@@ -47,8 +47,10 @@ _encoder = msgspec.json.Encoder()
 
 
 def short_id(object_id: str) -> str:
-    """The first 8 characters of a generated id (a UUID); other ids whole."""
-    return object_id[:8] if len(object_id) == 36 and object_id.count("-") == 4 else object_id
+    """The first 8 characters of a generated id (a UUID); other ids whole, printable."""
+    if len(object_id) == 36 and object_id.count("-") == 4:
+        object_id = object_id[:8]
+    return printable(object_id)
 
 
 def format_time(moment: datetime | None) -> str:
@@ -60,7 +62,8 @@ def format_time(moment: datetime | None) -> str:
 
 
 def format_value(value: Any, limit: int = 48) -> str:
-    """A stored value, short: statuses by name, times in UTC, the rest as compact JSON."""
+    """A stored value, short and printable: statuses by name, times in UTC, the rest as
+    compact JSON (control characters escaped: :func:`~pipelines_events.cli.common.printable`)."""
     if value is None:
         return _NONE
     if isinstance(value, PipelineTaskStatus):
@@ -74,6 +77,7 @@ def format_value(value: Any, limit: int = 48) -> str:
             text = _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError):
             text = repr(value)
+    text = printable(text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -88,9 +92,9 @@ def object_label(
     task_object: Any = None,
 ) -> str:
     """``task result 1a2b3c4d · extract · 'a' · 1``: the kind, short id and context."""
-    parts = [f"{KIND_LABELS.get(kind, kind)} {short_id(object_id)}"]
+    parts = [f"{printable(KIND_LABELS.get(kind, kind))} {short_id(object_id)}"]
     if pipeline_task is not None:
-        parts.append(pipeline_task)
+        parts.append(printable(pipeline_task))
     if pipeline_object is not None and kind != PIPELINE_EXECUTION:
         parts.append(format_value(pipeline_object, 24))
     if task_object is not None:
@@ -115,20 +119,22 @@ def change_text(change: AuditChange) -> str:
         return "run removed"
     if change.action == CREATED:
         if change.field is not None:
-            return f"{change.field}: created{_ARROW}{format_value(change.new)}"
+            return f"{printable(change.field)}: created{_ARROW}{format_value(change.new)}"
         status = change.new.get("status") if isinstance(change.new, dict) else None
         return "created" if status is None else f"created ({format_value(status)})"
-    return f"{change.field}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
+    return (
+        f"{printable(change.field)}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
+    )
 
 
 def change_line(change: AuditChange) -> str:
     """One change on one line, for streams (``follow``, ``replay``)."""
     line = (
-        f"{format_time(change.time)}  seq {change.seq:>6}  run {change.run_id}  "
+        f"{format_time(change.time)}  seq {change.seq:>6}  run {printable(change.run_id)}  "
         f"{change_label(change)}  {change_text(change)}"
     )
     if change.message:
-        line += f"  «{change.message}»"
+        line += f"  «{printable(change.message)}»"
     return line
 
 
@@ -167,7 +173,9 @@ def write_jsonl(values: Iterable[Any]) -> None:
 
 def changes_table(changes: list[AuditChange], title: str | None = None) -> Table:
     """Changes as a table: time, seq, object, change, message."""
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(
+        title=None if title is None else Text(printable(title)), title_justify="left", expand=False
+    )
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("object")
@@ -179,7 +187,7 @@ def changes_table(changes: list[AuditChange], title: str | None = None) -> Table
             Text(str(change.seq)),
             Text(change_label(change)),
             Text(change_text(change)),
-            Text(change.message or ""),
+            Text(printable(change.message or "")),
         )
     return table
 
@@ -191,7 +199,7 @@ def print_changes(console: Console, changes: list[AuditChange], fmt: str, title:
     elif fmt == "jsonl":
         write_jsonl(changes)
     elif not changes:
-        console.print(Text(f"{title}: no change matches"))
+        console.print(Text(printable(f"{title}: no change matches")))
     else:
         console.print(changes_table(changes, title))
 
@@ -206,7 +214,7 @@ def print_change(console: Console, change: AuditChange, fmt: str) -> None:
 
 def print_step(console: Console, step: ReplayStep) -> None:
     """A replay step as a header and one line per change."""
-    runs = ", ".join(step.run_ids)
+    runs = ", ".join(printable(run_id) for run_id in step.run_ids)
     seqs = f"seq {step.first_seq}" + (
         f"-{step.last_seq}" if step.last_seq != step.first_seq else ""
     )
@@ -217,7 +225,7 @@ def print_step(console: Console, step: ReplayStep) -> None:
     for change in step.changes:
         line = f"    {change_label(change)}  {change_text(change)}"
         if change.message:
-            line += f"  «{change.message}»"
+            line += f"  «{printable(change.message)}»"
         console.print(Text(line), soft_wrap=True)
 
 
@@ -258,8 +266,8 @@ def verify_lines(report: VerifyReport) -> list[str]:
 
 
 def export_line(summary: ExportSummary) -> str:
-    """What ``export`` prints."""
-    return (
+    """What ``export`` prints (printable)."""
+    return printable(
         f"exported run {summary.run_id}: {_count(summary.events, 'event')} in "
         f"{_count(summary.batches, 'batch')} to {summary.path} "
         f"(head {summary.head_seq}:{summary.head_hash})"
@@ -267,11 +275,11 @@ def export_line(summary: ExportSummary) -> str:
 
 
 def import_line(outcome: ImportOutcome, into: str) -> str:
-    """What ``replay --into`` prints for one run."""
+    """What ``replay --into`` prints for one run (printable)."""
     if outcome.action == "already present":
         text = f"run {outcome.run_id}: already present in {into}; nothing added"
     elif outcome.action == "extended":
         text = f"run {outcome.run_id}: added its {outcome.events} missing events to {into}"
     else:
         text = f"run {outcome.run_id}: imported {outcome.events} events into {into}"
-    return f"{text} ({outcome.note})" if outcome.note else text
+    return printable(f"{text} ({outcome.note})" if outcome.note else text)

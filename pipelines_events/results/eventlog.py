@@ -20,7 +20,13 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from pipelines_events.errors import InvalidValueError, LogError, ObjectNotFoundError, SnapshotError
+from pipelines_events.errors import (
+    InvalidValueError,
+    LogError,
+    ObjectNotFoundError,
+    ReadOnlyStorageError,
+    SnapshotError,
+)
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
@@ -271,7 +277,9 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     ``path`` is the log file (created with its directory when missing); ``durability``,
     ``mode`` and ``max_event_bytes`` are passed to :class:`JsonlEventLog`. Opening the
-    storage replays the log.
+    storage replays the log. With ``readonly`` the log must exist and is never written:
+    a torn tail is skipped, not cut, a snapshot is read but never written, and every
+    write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
     """
 
     def __init__(
@@ -283,15 +291,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         snapshots: bool = True,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        readonly: bool = False,
     ) -> None:
+        if not isinstance(readonly, bool):
+            raise InvalidValueError(f"readonly must be True or False, not {readonly!r}")
         if not isinstance(snapshots, bool):
             raise InvalidValueError(f"snapshots must be True or False, not {snapshots!r}")
         if type(snapshot_every) is not int or snapshot_every < 1:
             raise InvalidValueError(
                 f"snapshot_every must be a positive int (events), not {snapshot_every!r}"
             )
+        self._readonly = readonly
         self._log = JsonlEventLog(
-            path, durability=durability, mode=mode, max_event_bytes=max_event_bytes
+            path,
+            durability=durability,
+            mode=mode,
+            max_event_bytes=max_event_bytes,
+            readonly=readonly,
         )
         self._results = ResultsProjection()
         self._digest = DigestProjection()
@@ -304,13 +320,25 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if snapshots:
             self._restore_snapshot()
         self.refresh()
-        if snapshots and self._unsnapshotted >= snapshot_every:
+        if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
 
     @property
     def log(self) -> JsonlEventLog:
         """The event log the storage writes to."""
         return self._log
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the storage was opened read-only (it never writes)."""
+        return self._readonly
+
+    def _refuse_write(self, what: str) -> None:
+        if self._readonly:
+            raise ReadOnlyStorageError(
+                f"cannot {what}: the storage of {self._log.location} was opened read-only; "
+                "nothing was written"
+            )
 
     @property
     def results(self) -> ResultsProjection:
@@ -340,6 +368,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             apply_digest(event)
 
     def _emit(self, drafts: list[AnyEvent]) -> None:
+        self._refuse_write("write events")
         if self._pending is not None:
             self._pending.extend(drafts)
         else:
@@ -355,6 +384,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
         """Append the events of an atomic block; returns whether they were stored."""
+        self._refuse_write("write events")
         if require is None:
             self._fold(self._log.append(pending))
             return True
@@ -379,7 +409,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def close(self) -> None:
         """Commit, write a snapshot if many events came since the last, close the log."""
-        if self._snapshots and self._unsnapshotted >= self._snapshot_every:
+        if self._snapshots and not self._readonly and self._unsnapshotted >= self._snapshot_every:
             self.write_snapshot()
         self._log.close()
 
@@ -393,6 +423,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness)."""
+        self._refuse_write("write a snapshot")
         snapshot = Snapshot(
             position=self._log.position,
             parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
@@ -441,6 +472,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         return record
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
+        self._refuse_write(f"set {name!r} on {kind} {object_id}")
         stored, vtype = encode_field_value(name, value)
         stored = _detached(stored)
         record = self._results.get(object_id)
@@ -489,6 +521,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         input_data: Any,
         build_all: bool = True,
     ) -> PipelineExecution:
+        self._refuse_write(f"build run {run_id!r}")
         plan = plan_build(pipeline, run_id, runner, reporter, input_data, build_all)
         self.refresh()
         if self._results.execution_of_run(run_id) is not None:
@@ -661,6 +694,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def cleanup(self, before: datetime | None = None) -> list[str]:
         if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
             raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+        self._refuse_write("clean up runs")
         self.refresh()
         removed: list[str] = []
         drafts: list[AnyEvent] = []
