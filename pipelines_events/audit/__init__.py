@@ -32,7 +32,18 @@ from pipelines_events.audit.transfer import (
     import_log,
     replay,
 )
-from pipelines_events.audit.verify import Head, VerifyReport, head, parse_head, verify
+from pipelines_events.audit.verify import (
+    SNAPSHOT_DIFFERS,
+    SNAPSHOT_IGNORED,
+    SNAPSHOT_MATCHES,
+    SNAPSHOT_NONE,
+    SNAPSHOT_UNCHECKED,
+    Head,
+    VerifyReport,
+    head,
+    parse_head,
+    verify,
+)
 from pipelines_events.audit.view import ObjectState, StorageView, run_state, view_at
 
 
@@ -57,6 +68,11 @@ __all__ = [
     "PRESENT",
     "REMOVED",
     "SET",
+    "SNAPSHOT_DIFFERS",
+    "SNAPSHOT_IGNORED",
+    "SNAPSHOT_MATCHES",
+    "SNAPSHOT_NONE",
+    "SNAPSHOT_UNCHECKED",
     "AuditChange",
     "ChangeFold",
     "ExportSummary",

@@ -26,6 +26,7 @@ from pipelines_events.audit import (
     ReplayStep,
     VerifyReport,
 )
+from pipelines_events.audit.verify import SNAPSHOT_IGNORED, SNAPSHOT_MATCHES, SNAPSHOT_NONE
 from pipelines_events.cli.common import console, printable
 from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
@@ -239,8 +240,17 @@ def _count(number: int, noun: str) -> str:
 
 
 def verify_lines(report: VerifyReport) -> list[str]:
-    """What ``verify`` prints for a report."""
-    if not report.ok:
+    """What ``verify`` prints for a report (printable)."""
+    return [printable(line) for line in _verify_lines(report)]
+
+
+def _verify_lines(report: VerifyReport) -> list[str]:
+    summary = (
+        f"{report.path}: {_count(report.events, 'event')} in "
+        f"{_count(report.batches, 'batch')}, {_count(report.runs, 'run')}, "
+        f"{_count(report.bytes, 'byte')}"
+    )
+    if report.line is not None:
         failed = f"FAILED: {report.path}: line {report.line}: {report.reason}"
         if report.head_mismatch:
             return [failed]
@@ -249,12 +259,13 @@ def verify_lines(report: VerifyReport) -> list[str]:
             f"the log verifies up to seq {report.head_seq} "
             f"(head {report.head_seq}:{report.head_hash})",
         ]
-    lines = [
-        f"OK: {report.path}: {_count(report.events, 'event')} in "
-        f"{_count(report.batches, 'batch')}, {_count(report.runs, 'run')}, "
-        f"{_count(report.bytes, 'byte')}",
-        f"head {report.head_seq}:{report.head_hash}",
-    ]
+    if not report.ok:  # the snapshot differs
+        return [
+            f"FAILED: {report.snapshot_reason}",
+            f"the log itself verifies: {summary}",
+            f"head {report.head_seq}:{report.head_hash}",
+        ]
+    lines = [f"OK: {summary}", f"head {report.head_seq}:{report.head_hash}"]
     if report.expected is not None:
         lines.append(f"extends the expected head {report.expected}")
     if report.unfinished_bytes:
@@ -262,7 +273,22 @@ def verify_lines(report: VerifyReport) -> list[str]:
             f"note: {_count(report.unfinished_bytes, 'byte')} after the head are an unfinished "
             "batch (a write in progress, or a writer that crashed; the next writer removes them)"
         )
+    lines.append(_snapshot_line(report))
     return lines
+
+
+def _snapshot_line(report: VerifyReport) -> str:
+    state = report.snapshot_state
+    if state == SNAPSHOT_NONE:
+        return "no snapshot beside the log: storages replay the whole log"
+    if state == SNAPSHOT_MATCHES:
+        return f"snapshot {report.snapshot}: matches the log at seq {report.snapshot_seq}"
+    if state == SNAPSHOT_IGNORED:
+        return (
+            f"note: snapshot ignored: storages do not use it and replay the whole log "
+            f"({report.snapshot_reason})"
+        )
+    return f"note: snapshot {report.snapshot} not checked: {report.snapshot_reason}"
 
 
 def export_line(summary: ExportSummary) -> str:
