@@ -216,7 +216,9 @@ def _valid(log: Path) -> Any:
     return read_snapshot(snapshot_of(log))
 
 
-def test_a_log_damaged_before_the_snapshot_leaves_it_unchecked(log: Path) -> None:
+def test_a_log_damaged_before_the_snapshot_leaves_it_unchecked(
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = log.read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b'"PENDING"', b'"PENDINg"', 1)  # same length
     log.write_bytes(b"\n".join(lines))
@@ -226,6 +228,9 @@ def test_a_log_damaged_before_the_snapshot_leaves_it_unchecked(log: Path) -> Non
     assert report.snapshot_reason == (
         f"the log could not be replayed up to the snapshot's position (seq {report.snapshot_seq})"
     )
+    status, lines = verify_cli(capsys, log)
+    assert status == 1 and lines[0].startswith(f"FAILED: {log}: line 3: ")
+    assert lines[-1] == f"note: snapshot {snapshot_of(log)} not checked: {report.snapshot_reason}"
 
 
 # -- verify and the writers agree -------------------------------------------------------------

@@ -26,7 +26,13 @@ from pipelines_events.audit import (
     ReplayStep,
     VerifyReport,
 )
-from pipelines_events.audit.verify import SNAPSHOT_IGNORED, SNAPSHOT_MATCHES, SNAPSHOT_NONE
+from pipelines_events.audit.verify import (
+    SNAPSHOT_DIFFERS,
+    SNAPSHOT_IGNORED,
+    SNAPSHOT_MATCHES,
+    SNAPSHOT_NONE,
+    SNAPSHOT_UNCHECKED,
+)
 from pipelines_events.cli.common import console, printable
 from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
@@ -251,14 +257,17 @@ def _verify_lines(report: VerifyReport) -> list[str]:
         f"{_count(report.bytes, 'byte')}"
     )
     if report.line is not None:
-        failed = f"FAILED: {report.path}: line {report.line}: {report.reason}"
-        if report.head_mismatch:
-            return [failed]
-        return [
-            failed,
-            f"the log verifies up to seq {report.head_seq} "
-            f"(head {report.head_seq}:{report.head_hash})",
-        ]
+        lines = [f"FAILED: {report.path}: line {report.line}: {report.reason}"]
+        if not report.head_mismatch:
+            lines.append(
+                f"the log verifies up to seq {report.head_seq} "
+                f"(head {report.head_seq}:{report.head_hash})"
+            )
+        if report.snapshot_state == SNAPSHOT_DIFFERS:
+            lines.append(f"FAILED: {report.snapshot_reason}")
+        elif report.snapshot_state in (SNAPSHOT_IGNORED, SNAPSHOT_UNCHECKED):
+            lines.append(_snapshot_line(report))
+        return lines
     if not report.ok:  # the snapshot differs
         return [
             f"FAILED: {report.snapshot_reason}",
