@@ -272,7 +272,8 @@ def _register_verify(commands: Any) -> None:
     parser = _command(
         commands,
         "verify",
-        "Check every line of the log: JSON, schema, seq, batches and the hash chain.",
+        "Check every line of the log (JSON, schema, seq, batches and the hash chain) and "
+        "the snapshot beside it; exit status 1 if a check fails.",
         _verify,
     )
     parser.add_argument(
