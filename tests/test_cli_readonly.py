@@ -3,7 +3,6 @@ a log its user cannot write, with a torn tail, and on a configured log that is m
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -27,8 +26,16 @@ EVENTLOG = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
 TORN = b'{"type":"FieldSet","v":1,"seq":'
 """The start of an event a writer was killed while writing."""
 
-_PR_CAPBSET_DROP = 24
-_CAP_DAC_OVERRIDE = 1
+_WITHOUT_OVERRIDE = """
+import ctypes, os, sys
+if os.geteuid() == 0:  # root drops CAP_DAC_OVERRIDE, so file modes bind it too
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+"""Runs its arguments as a program that file permissions bind, even as root: the
+capability leaves the bounding set, so the program exec'd does not get it back."""
 
 
 @pytest.fixture(autouse=True)
@@ -63,24 +70,14 @@ def recorded(tmp_path: Path) -> Path:
     return log
 
 
-def _cannot_override_permissions() -> None:
-    """In the child before exec: root drops CAP_DAC_OVERRIDE, so file modes bind it too."""
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
-
-
 def as_reader(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``argv`` in a new process that file permissions bind, even when run as root."""
     return subprocess.run(
-        argv,
+        [sys.executable, "-c", _WITHOUT_OVERRIDE, *argv],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_cannot_override_permissions,
         env={**os.environ, "COLUMNS": "200"},
     )
 
