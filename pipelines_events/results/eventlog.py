@@ -56,6 +56,7 @@ from pipelines_events.results.snapshots import (
     snapshot_path,
     write_snapshot,
 )
+from pipelines_events.results.snapshots import size_bound as snapshot_size_bound
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -393,12 +394,21 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness)."""
-        snapshot = Snapshot(
-            position=self._log.position,
-            parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
-        )
         try:
-            write_snapshot(self.snapshot_path, snapshot, self._mode)
+            snapshot = Snapshot(
+                position=self._log.position,
+                parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
+            )
+        except Exception as exc:  # a value the encoder refuses must not fail close()
+            warnings.warn(
+                f"{self.snapshot_path}: cannot encode the snapshot ({type(exc).__name__}: "
+                f"{exc}); the next open replays more of the log",
+                SnapshotIgnored,
+                stacklevel=2,
+            )
+            return
+        try:
+            write_snapshot(self.snapshot_path, snapshot, self._mode, self._log_owner())
         except OSError as exc:
             warnings.warn(
                 f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
@@ -409,17 +419,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._unsnapshotted = 0
 
+    def _log_owner(self) -> int:
+        """The uid of the log file: the only owner a snapshot is read from."""
+        return os.stat(self._log.path).st_uid
+
     def _restore_snapshot(self) -> None:
         path = self.snapshot_path
-        if not path.exists():
+        if not os.path.lexists(path):
             return
         try:
-            snapshot = read_snapshot(path)
+            snapshot = read_snapshot(
+                path, owner=self._log_owner(), max_bytes=snapshot_size_bound(self._log.size())
+            )
             self._log.seek(snapshot.position)
             with _gc_paused():
                 results = ResultsProjection.restore(snapshot.parts["results"])
                 digest = DigestProjection.restore(snapshot.parts["digest"])
-        except (SnapshotError, LogError, KeyError) as exc:
+        except (SnapshotError, LogError, KeyError, OSError) as exc:
             self._log.seek(START)
             warnings.warn(
                 f"{path}: snapshot ignored ({exc}); replaying the whole log",
