@@ -111,14 +111,17 @@ class _EventLogObject(PipelineStorageObject):
     # -- the get_/set_ hooks ----------------------------------------------------------
 
     def getter(self, name: str) -> Callable[[], Any]:
-        """Read ``name`` from the projection: the object's own field, then its parents'."""
+        """Read ``name`` from the projection: the object's own field, then its parents'.
+
+        Lists and dicts come back as copies: changing them changes nothing stored.
+        """
         record = self._record()
         if name in _ALWAYS_KNOWN or record.has(name):
-            return lambda: self._record().get(name)
+            return lambda: _detached(self._record().get(name))
         if name in _RECORD_NAMES:
             return lambda: getattr(self._record(), name)
         if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
-            return lambda: self._storage._inherited(self._record(), name)
+            return lambda: _detached(self._storage._inherited(self._record(), name))
         raise AttributeError(
             f"{type(self).__name__} has no get_{name}() and no field {name!r} to fall back on"
         )
