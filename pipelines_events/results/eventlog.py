@@ -32,6 +32,7 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
+    encode_value,
 )
 from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
 from pipelines_events.results.base import (
@@ -516,66 +517,66 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 "give every run a new id"
             )
         execution_id = _new_id()
+        attrs: dict[str, Any] = {
+            "pipeline_id": plan.pipeline_id,
+            "status": _PENDING,
+            "runner": plan.runner,
+            "reporter": plan.reporter,
+        }
         drafts: list[AnyEvent] = [
             ObjectCreated(
                 run_id=run_id,
                 kind=PIPELINE_EXECUTION,
                 id=execution_id,
-                attrs={
-                    "pipeline_id": plan.pipeline_id,
-                    "status": _PENDING,
-                    "runner": plan.runner,
-                    "reporter": plan.reporter,
-                    "input_data": _detached(plan.input_data),
-                },
-                types=_STATUS_TYPES,
+                attrs=attrs,
+                types=_put_value(attrs, "input_data", plan.input_data),
             )
         ]
         for planned_result in plan.pipeline_results:
             result_id = _new_id()
+            attrs = {"pipeline_id": plan.pipeline_id, "status": _PENDING}
+            types = _put_value(
+                attrs, "serializable_pipeline_object", planned_result.pipeline_object
+            )
             drafts.append(
                 ObjectCreated(
                     run_id=run_id,
                     kind=PIPELINE_RESULT,
                     id=result_id,
                     parent_id=execution_id,
-                    attrs={
-                        "pipeline_id": plan.pipeline_id,
-                        "status": _PENDING,
-                        "serializable_pipeline_object": _detached(planned_result.pipeline_object),
-                    },
-                    types=_STATUS_TYPES,
+                    attrs=attrs,
+                    types=types,
                 )
             )
             for planned_execution in planned_result.task_executions:
                 task_execution_id = _new_id()
+                attrs = {
+                    "task_id": planned_execution.task_id,
+                    "pipeline_task": planned_execution.pipeline_task,
+                    "status": _PENDING,
+                }
+                types = _put_value(attrs, "config", planned_execution.config)
                 drafts.append(
                     ObjectCreated(
                         run_id=run_id,
                         kind=TASK_EXECUTION,
                         id=task_execution_id,
                         parent_id=result_id,
-                        attrs={
-                            "task_id": planned_execution.task_id,
-                            "pipeline_task": planned_execution.pipeline_task,
-                            "status": _PENDING,
-                            "config": _detached(planned_execution.config),
-                        },
-                        types=_STATUS_TYPES,
+                        attrs=attrs,
+                        types=types,
                     )
                 )
                 for task_object in planned_execution.task_objects:
+                    attrs = {"status": _PENDING}
+                    types = _put_value(attrs, "serializable_task_object", task_object)
                     drafts.append(
                         ObjectCreated(
                             run_id=run_id,
                             kind=TASK_RESULT,
                             id=_new_id(),
                             parent_id=task_execution_id,
-                            attrs={
-                                "status": _PENDING,
-                                "serializable_task_object": _detached(task_object),
-                            },
-                            types=_STATUS_TYPES,
+                            attrs=attrs,
+                            types=types,
                         )
                     )
         self._emit(drafts)
@@ -746,6 +747,17 @@ def _new_id() -> str:
 
 
 _CONTAINERS: Final = (dict, list, tuple)
+
+
+def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
+    """Put a value ``plan_build`` checked in ``attrs`` as the log stores it (statuses and
+    datetimes tagged, as ``set_`` stores them); returns the created event's type tags."""
+    if type(value) in _CONTAINERS:
+        attrs[name] = _detached(value)
+        return _STATUS_TYPES
+    stored, vtype = encode_value(name, value)
+    attrs[name] = stored
+    return _STATUS_TYPES if vtype is None else {**_STATUS_TYPES, name: vtype}
 
 
 def _detached(value: Any) -> Any:
