@@ -104,7 +104,8 @@ class ResultRecord:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        """Every field the object holds, as a new dict (changing it changes nothing)."""
+        """Every field the object holds, as a new dict (its lists and dicts are the stored
+        ones: do not change them)."""
         fields = {name: self.get(name) for name in _SLOTS if self.has(name)}
         if self.extra:
             fields.update(self.extra)
