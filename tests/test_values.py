@@ -21,7 +21,7 @@ from pipelines_events.log import JsonlEventLog
 from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineExecution, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.snapshots import read_snapshot
+from pipelines_events.results.snapshots import SnapshotIgnored, read_snapshot
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 from pipelines_events.testing import (
@@ -513,3 +513,46 @@ def test_the_snapshot_is_json_values_in_the_log_encoding(tmp_path: Path) -> None
     storage.close()
     part = read_snapshot(storage.snapshot_path).parts["results"]
     assert 2**64 in _leaves(json.loads(part))
+
+
+def test_a_snapshot_that_cannot_be_encoded_warns_and_close_still_closes(tmp_path: Path) -> None:
+    """A value far deeper than the limit, written into the log by another tool, cannot be
+    encoded from a deep call stack: ``close()`` warns ``SnapshotIgnored`` and closes, and
+    the next open replays the log."""
+    path = tmp_path / "log.jsonl"
+    storage = open_storage(path, snapshots=False)
+    (*_, task_result) = objects(build(storage))
+    storage.close()
+    deep: list[Any] = []
+    for _ in range(600):
+        deep = [deep]
+    with JsonlEventLog(path, durability="none") as log:
+        log.append(
+            [
+                FieldSet(
+                    run_id="run-1",
+                    kind="task_result",
+                    id=task_result.get_id(),
+                    field="deep",
+                    value=deep,
+                )
+            ]
+        )
+    storage = open_storage(path)  # replays the deep value and snapshots it (shallow stack)
+    written = read_snapshot(storage.snapshot_path).position
+    found = storage.get_task_results()[0]
+
+    def change_and_close() -> int:
+        found.set_after(1)
+        storage.close()  # a snapshot is due: encoding it from here fails
+        return 0
+
+    with pytest.warns(SnapshotIgnored, match=r"cannot encode the snapshot \(RecursionError"):
+        _at_depth(sys.getrecursionlimit() - 500, change_and_close)
+    assert read_snapshot(storage.snapshot_path).position == written  # the previous one
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reopened = open_storage(path)
+    assert reopened.get_task_results()[0].get_deep() == deep
+    assert reopened.get_task_results()[0].get_after() == 1
+    reopened.close()
