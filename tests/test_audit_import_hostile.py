@@ -422,7 +422,7 @@ def test_a_value_nested_too_deeply_to_read(
         lines[k] = line[:-1]
     source.write_bytes(b"\n".join(lines))
     message = refused(source, target)
-    assert "is nested too deeply to read" in message
+    assert "(at this line or in its batch) is nested too deeply" in message
 
 
 # -- broken and odd files --------------------------------------------------------------------
@@ -453,6 +453,29 @@ def test_a_huge_line_after_good_ones(events: list[AnyEvent], target: Path, tmp_p
         out.write(b"{" + b" " * (2 << 20) + b"}\n")
     message = refused(source, target)
     assert message.startswith(f"{source}: line {len(events) + 1}: the line is longer than")
+
+
+def test_text_appended_after_the_last_batch(
+    events: list[AnyEvent], target: Path, tmp_path: Path
+) -> None:
+    source = sealed(tmp_path / "x.jsonl", events)
+    with source.open("ab") as out:
+        out.write(b"appended by someone")
+    message = refused(source, target)
+    assert message.startswith(f"{source}: line {len(events) + 1}: the file ends with 19 bytes")
+    assert "that are not an event (b'appended by someone')" in message
+
+
+def test_an_unfinished_last_batch_is_left_out_as_readers_leave_it_out(
+    events: list[AnyEvent], target: Path, tmp_path: Path
+) -> None:
+    source = sealed(tmp_path / "x.jsonl", events)
+    whole = source.read_bytes()
+    last = whole[:-1].rsplit(b"\n", 1)[1]
+    source.write_bytes(whole + last[: len(last) // 2])  # a writer killed mid-line
+    (outcome,) = audit.import_log(source, target)
+    assert (outcome.action, outcome.events) == ("imported", len(events))
+    assert audit.verify(target).ok
 
 
 def test_a_fifo_or_a_device_is_refused_without_blocking(target: Path, tmp_path: Path) -> None:

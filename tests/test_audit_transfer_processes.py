@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -167,3 +168,42 @@ def test_an_export_under_way_keeps_its_file(tmp_path: Path) -> None:
     audit.export(log, "run-1", out, force=True)
     assert not busy.exists() and other.exists()
     assert audit.verify(out).ok
+
+
+def _import_at_once(
+    source: Path,
+    into: Path,
+    barrier: threading.Barrier,
+    outcomes: list[list[audit.ImportOutcome]],
+    errors: list[BaseException],
+) -> None:
+    try:
+        barrier.wait(10)
+        outcomes.append(audit.import_log(source, into))
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def test_imports_of_one_export_racing_in_threads_import_it_once(
+    exported: Path, tmp_path: Path
+) -> None:
+    total = len(list(read_events(exported)))
+    for attempt in range(3):
+        into = tmp_path / f"threads-{attempt}.jsonl"
+        barrier = threading.Barrier(4)
+        outcomes: list[list[audit.ImportOutcome]] = []
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(
+                target=_import_at_once, args=(exported, into, barrier, outcomes, errors)
+            )
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert sum(o.events for found in outcomes for o in found) == total
+        assert len([e for e in read_events(into) if e.run_id == "run-1"]) == total
+        assert audit.verify(into).ok

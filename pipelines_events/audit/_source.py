@@ -38,6 +38,7 @@ MAX_LINE: Final = DEFAULT_MAX_EVENT_BYTES - SEQ_SLACK
 """The longest line an import accepts: the target's event limit, less :data:`SEQ_SLACK`."""
 
 _CHUNK: Final = 1 << 20
+_LINE_START: Final = b'{"type":"'
 _MEMBERS: Final = frozenset({"id", "run_id", "kind", "parent_id"})
 """Names that are members of every event, never attributes of an object."""
 _NAMED: Final = IDENTIFYING_FIELDS - _MEMBERS
@@ -77,15 +78,16 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
         size = info.st_size
         _check_line_lengths(fd, size, name, max_line)
         batches: list[list[AnyEvent]] = []
-        seq = 0
+        end = START
         try:
             for batch, position in scan(fd, START, name, limit=size):
                 batches.append(batch)
-                seq = position.seq
+                end = position
         except RecursionError:
             raise ImportRefusedError(
-                name, seq + 1, "a value (at this line or in its batch) is nested too deeply to read"
+                name, end.seq + 1, "a value (at this line or in its batch) is nested too deeply"
             ) from None
+        _check_tail(fd, end.offset, size, name, end.seq + 1)
     finally:
         os.close(fd)
     check_events(name, batches)
@@ -95,26 +97,40 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
 def _check_line_lengths(fd: int, size: int, name: str, max_line: int) -> None:
     """Refuse a line longer than ``max_line`` bytes, reading at most a chunk at a time."""
     offset = 0
-    line = 1
-    length = 0  # bytes of the current line read so far
+    line = 1  # the line the last part of the chunk belongs to
+    length = 0  # bytes of that line read so far
     while offset < size:
         chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
         if not chunk:
             break
         offset += len(chunk)
         parts = chunk.split(b"\n")
-        for index, part in enumerate(parts):
-            length += len(part)
-            if length > max_line:
-                raise ImportRefusedError(
-                    name,
-                    line,
-                    f"the line is longer than {max_line} bytes, more than the target log "
-                    "takes in one event",
-                )
-            if index < len(parts) - 1:
-                line += 1
-                length = 0
+        lengths = [len(part) for part in parts]
+        lengths[0] += length
+        if max(lengths) > max_line:
+            at = next(index for index, value in enumerate(lengths) if value > max_line)
+            raise ImportRefusedError(
+                name,
+                line + at,
+                f"the line is longer than {max_line} bytes, more than the target log "
+                "takes in one event",
+            )
+        line += len(parts) - 1
+        length = lengths[-1]
+
+
+def _check_tail(fd: int, end: int, size: int, name: str, line: int) -> None:
+    """Refuse bytes after the last whole batch unless they can be a batch being written."""
+    if end >= size:
+        return
+    tail = os.pread(fd, min(size - end, 64), end)
+    if not tail.strip(b"\0") or tail[: len(_LINE_START)] == _LINE_START[: len(tail)]:
+        return  # an unfinished batch: left out, as every reader leaves it out
+    raise ImportRefusedError(
+        name,
+        line,
+        f"the file ends with {size - end} bytes that are not an event ({tail[:40]!r})",
+    )
 
 
 def check_events(name: str, batches: list[list[AnyEvent]]) -> None:
