@@ -501,6 +501,19 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(target: Path, tmp_path: 
     assert message == "/dev/zero: the log path is not a regular file"
 
 
+def test_a_target_that_is_a_fifo_or_a_device_is_refused(
+    events: list[AnyEvent], tmp_path: Path
+) -> None:
+    source = sealed(tmp_path / "x.jsonl", events)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    for target in (fifo, Path("/dev/null")):
+        with pytest.raises(LogOpenError, match=f"^{target}: the log path is not a regular file$"):
+            audit.import_log(source, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
 def test_a_log_imported_into_itself(target: Path) -> None:
     message = refused(target, target, InvalidValueError)
     assert "a log cannot be imported into itself; nothing was imported" in message

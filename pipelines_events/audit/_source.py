@@ -142,13 +142,12 @@ def check_events(name: str, batches: list[list[AnyEvent]]) -> None:
     """
     objects: dict[str, _Object] = {}
     executions: dict[str, str] = {}  # run id -> the id of its live execution
-    removed: set[str] = set()
     results, digest, history = ResultsProjection(), DigestProjection(), HistoryProjection()
     for batch in batches:
         for event in batch:
             line = event.seq
             try:
-                _check_event(event, objects, executions, removed)
+                _check_event(event, objects, executions)
             except _Refused as exc:
                 raise ImportRefusedError(name, line, exc.reason) from None
             try:
@@ -176,7 +175,6 @@ def _check_event(
     event: AnyEvent,
     objects: dict[str, _Object],
     executions: dict[str, str],
-    removed: set[str],
 ) -> None:
     kind, object_id, run_id = event.kind, event.id, event.run_id
     if kind not in _LEVEL:
@@ -191,7 +189,6 @@ def _check_event(
         objects[object_id] = _Object(kind, run_id, event.seq)
         if kind == PIPELINE_EXECUTION:
             executions[run_id] = object_id
-            removed.discard(run_id)
         return
     known = objects.get(object_id)
     what = "sets a field of" if type(event) is FieldSet else "removes the run of"
@@ -209,7 +206,6 @@ def _check_event(
     if type(event) is RunRemoved:
         if kind != PIPELINE_EXECUTION:
             raise _Refused(f"a removal names a {kind}; it names the run's pipeline_execution")
-        removed.add(run_id)
         executions.pop(run_id, None)
         return
     assert type(event) is FieldSet
