@@ -131,10 +131,16 @@ def test_an_export_killed_midway_leaves_a_file_the_next_export_removes(tmp_path:
         [*command, "--log", str(log)], env=_env(), stdout=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while not _parts(out.parent) and exporter.poll() is None and time.monotonic() < deadline:
+
+    def written() -> int:
+        try:
+            return max((out.parent / name).stat().st_size for name in _parts(out.parent))
+        except (ValueError, FileNotFoundError):  # none yet, or gone: the export ended
+            return 0
+
+    while written() == 0 and exporter.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
-    time.sleep(0.05)  # well inside the export of a 48 MB log
-    exporter.send_signal(signal.SIGKILL)
+    exporter.send_signal(signal.SIGKILL)  # after its first MiB, long before its last
     exporter.wait()
     assert exporter.returncode == -signal.SIGKILL
     (left,) = _parts(out.parent)

@@ -150,16 +150,18 @@ def check_events(name: str, batches: list[list[AnyEvent]]) -> None:
                 _check_event(event, objects, executions)
             except _Refused as exc:
                 raise ImportRefusedError(name, line, exc.reason) from None
+            except RecursionError:
+                raise ImportRefusedError(name, line, "a value is nested too deeply") from None
             try:
                 results.apply(event)
                 digest.apply(event)
-            except (PipelinesEventsError, ValueError, TypeError, KeyError) as exc:
+            except (PipelinesEventsError, ValueError, TypeError, KeyError, RecursionError) as exc:
                 raise ImportRefusedError(
                     name, line, f"no storage could fold this event: {exc}"
                 ) from None
         try:
             history.batch(batch)
-        except (PipelinesEventsError, ValueError, TypeError, KeyError) as exc:
+        except (PipelinesEventsError, ValueError, TypeError, KeyError, RecursionError) as exc:
             raise ImportRefusedError(
                 name, batch[0].seq, f"no storage could fold this batch: {exc}"
             ) from None
