@@ -425,6 +425,11 @@ def test_a_writer_changing_the_run_midway_stops_the_import_at_that_batch(
     before = into.read_bytes()
     with pytest.raises(audit.ImportConflictError) as info:
         next(steps)
-    assert f"its event {first.last_seq + 1} differs" in str(info.value)
+    message = str(info.value)
+    assert f"its event {first.last_seq + 1} differs" in message
+    assert message.endswith(
+        f"the import stopped there; the {first.last_seq} events it appended before, in "
+        "whole batches, stay"
+    )
     assert into.read_bytes() == before  # the first batch and the other writer's event
     assert audit.verify(into).ok

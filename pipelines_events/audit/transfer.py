@@ -317,15 +317,14 @@ def _content(event: AnyEvent) -> bytes:
 
 
 class _Run:
-    """One run of the source: its events' content, lines and batch ends, its new objects."""
+    """One run of the source: its events' content, their lines, and its batch ends."""
 
-    __slots__ = ("boundaries", "content", "lines", "objects")
+    __slots__ = ("boundaries", "content", "lines")
 
     def __init__(self) -> None:
         self.content: list[bytes] = []
         self.lines: list[int] = []
         self.boundaries: set[int] = {0}
-        self.objects: dict[str, str] = {}  # id -> kind
 
 
 class _Source:
@@ -348,7 +347,6 @@ class _Source:
                 run.content.append(_content(event))
                 run.lines.append(event.seq)
                 if type(event) is ObjectCreated:
-                    run.objects[event.id] = event.kind
                     self.created[event.id] = (event.run_id, event.kind)
             for run_id, (first, _) in spans.items():
                 end = len(self.runs[run_id].content)
@@ -367,6 +365,15 @@ class _Target:
         self.differs: dict[str, tuple[int, int]] = {}  # run -> (index, target seq)
         self.clash: dict[str, tuple[str, str, str]] = {}  # run -> (id, its run, its kind)
         self.position = START
+        self.written = 0  # events this import appended
+
+    def _outcome(self) -> str:
+        if not self.written:
+            return "nothing was imported"
+        return (
+            f"the import stopped there; the {self.written} events it appended before, "
+            "in whole batches, stay"
+        )
 
     def fold(self, events: list[AnyEvent]) -> None:
         runs, created = self.source.runs, self.source.created
@@ -395,7 +402,7 @@ class _Target:
             other = f"in run {owner!r}" if owner != run_id else f"as a {kind}"
             raise ImportConflictError(
                 f"{self.name}: cannot import run {run_id!r}: its object {object_id} already "
-                f"exists there {other}; nothing was imported"
+                f"exists there {other}; {self._outcome()}"
             )
         have, total = self.have[run_id], len(run.content)
         differs = self.differs.get(run_id)
@@ -414,7 +421,7 @@ class _Target:
             return
         raise ImportConflictError(
             f"{self.name}: run {run_id!r} already exists there with different events: "
-            f"{where}; nothing was imported"
+            f"{where}; {self._outcome()}"
         )
 
     def check_all(self) -> None:
@@ -433,7 +440,7 @@ class _Target:
                 raise ImportConflictError(
                     f"{self.name}: run {run_id!r}: the log holds {have} of its events, but the "
                     f"batch at line {self.source.runs[run_id].lines[first]} of "
-                    f"{self.source.name} follows event {first}; nothing more was imported"
+                    f"{self.source.name} follows event {first}; {self._outcome()}"
                 )
             write.add(run_id)
         if not write:
@@ -626,6 +633,7 @@ class Replay:
             written = writer.append(drafts, on_caught_up=still_lacking)
             if written:
                 target.fold(written)
+                target.written += len(written)
                 for event in written:
                     self._written[event.run_id] += 1
                 return
