@@ -62,14 +62,26 @@ def forge(log: Path, change: Callable[[dict[str, Any]], None]) -> None:
     with a valid checksum: what someone with write access to the directory can do."""
     path = snapshot_of(log)
     snapshot = read_snapshot(path)
-    results = msgspec.msgpack.decode(snapshot.parts["results"])
+    results = msgspec.json.decode(snapshot.parts["results"])
     change(results)
-    parts = {**snapshot.parts, "results": msgspec.msgpack.encode(results)}
+    parts = {**snapshot.parts, "results": msgspec.json.encode(results)}
     write_snapshot(path, msgspec.structs.replace(snapshot, parts=parts))
 
 
 def execution_record(results: dict[str, Any], run_id: str) -> list[Any]:
+    """A record is ``[kind, id, run_id, parent_id, ...]``."""
     return next(r for r in results["records"] if r[0] == "pipeline_execution" and r[2] == run_id)
+
+
+def attrs(record: list[Any]) -> dict[str, Any]:
+    """The fields of a snapshot record (its first dict)."""
+    return next(part for part in record if isinstance(part, dict))
+
+
+def ghost(results: dict[str, Any]) -> None:
+    record = list(execution_record(results, "ok"))
+    record[1] = record[2] = "ghost"
+    results["records"].append(record)
 
 
 def test_a_true_snapshot_matches(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +106,7 @@ def test_a_snapshot_with_other_state_fails_verify_and_names_it(
     log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def cover_up(results: dict[str, Any]) -> None:
-        execution_record(results, "bad")[4]["message"] = "all fine"
+        attrs(execution_record(results, "bad"))["message"] = "all fine"
 
     forge(log, cover_up)
     # What the forged snapshot does: storages and `runs` serve its state.
@@ -142,17 +154,14 @@ def test_a_snapshot_with_other_state_fails_verify_and_names_it(
             lambda r: r.update(records=[x for x in r["records"] if x[2] != "bad"]),
             "of run 'bad' is missing from the snapshot",
         ),
-        (
-            lambda r: r["records"].append(["pipeline_execution", "ghost", "ghost", None, {}, []]),
-            "the snapshot holds pipeline_execution ghost, which the log never created",
-        ),
+        (ghost, "the snapshot holds pipeline_execution ghost, which the log never created"),
         (
             lambda r: r.update(removed_runs=["ok"]),
-            "the removed runs differ: the snapshot holds ['ok'], the log []",
+            "the runs removed by cleanup differ: the snapshot holds ['ok'], the log []",
         ),
         (
-            lambda r: execution_record(r, "ok")[4].update(status="RUNNING"),
-            "field 'status': the snapshot holds 'RUNNING', the log 'DONE'",
+            lambda r: attrs(execution_record(r, "ok")).update(input_data={"n": 1}),
+            "of run 'ok', field 'input_data': the snapshot holds {'n': 1}, the log {}",
         ),
     ],
 )

@@ -37,6 +37,17 @@ class ImportConflictError(PipelinesEventsError):
     """A run cannot be imported: the target log holds a different run with that id."""
 
 
+class ImportRefusedError(PipelinesEventsError):
+    """A log to import holds an event no storage could fold: names the file, the line and
+    the problem. Nothing was imported."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}: line {line}: {reason}; nothing was imported")
+
+
 def on_field(change: AuditChange, field: str) -> AuditChange | None:
     """``change`` seen as a change of ``field``: a creation gives the field's initial value.
 
@@ -96,6 +107,7 @@ __all__ = [
     "AuditChange",
     "ChangeFold",
     "ImportConflictError",
+    "ImportRefusedError",
     "LogPath",
     "OutputExistsError",
     "ReadOnlyStorageError",

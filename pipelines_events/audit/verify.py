@@ -21,9 +21,10 @@ from pipelines_events.errors import (
 )
 from pipelines_events.events import GENESIS_HASH, START, AnyEvent, LogPosition, decode_event
 from pipelines_events.log.jsonl import JsonlEventLog, _looks_torn
-from pipelines_events.results.snapshots import read_snapshot, snapshot_path
+from pipelines_events.results.snapshots import read_snapshot, size_bound, snapshot_path
+from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
-from projections.results import ResultsProjection
+from projections.results import ResultRecord, ResultsProjection
 
 Progress = Callable[[int, int], None]
 """Called with ``(bytes checked, bytes in the log)`` as verification goes."""
@@ -228,18 +229,22 @@ class _SnapshotCheck:
         self.reason: str | None = None
         self.pending = False
         path = snapshot_path(Path(os.fspath(log)))
-        if not path.exists():
+        if not os.path.lexists(path):
             return
         self.location = str(path)
         try:
-            snapshot = read_snapshot(path)
+            # Read as a storage reads it: from the log's owner, within the size bound.
+            status = os.stat(os.fspath(log))
+            snapshot = read_snapshot(
+                path, owner=status.st_uid, max_bytes=size_bound(status.st_size)
+            )
             self.seq = snapshot.position.seq
             results = ResultsProjection.restore(snapshot.parts["results"])
             digest = DigestProjection.restore(snapshot.parts["digest"])
         except KeyError as exc:
             self._ignored(f"{path}: the snapshot has no part {exc}")
             return
-        except (SnapshotError, ValueError, TypeError) as exc:
+        except (SnapshotError, OSError, ValueError, TypeError) as exc:
             self._ignored(str(exc))
             return
         try:
@@ -322,49 +327,88 @@ def _difference(
         replay_bytes = replayed[index].snapshot()
         if replay_bytes == parts[name]:
             continue
-        log: Any = msgspec.msgpack.decode(replay_bytes)
-        snap: Any = msgspec.msgpack.decode(restored[index].snapshot())
+        log, snap = _decoded(replay_bytes), _decoded(restored[index].snapshot())
         if log == snap:
             continue  # the same state, written in another order
         if name == "digest":
             return "the pipeline digest (counts per pipeline id) differs"
-        return _record_difference(log, snap)
+        return _record_difference(replayed[0], restored[0]) or _removed_difference(log, snap)
     return None
 
 
+def _decoded(data: bytes) -> Any:
+    """A snapshot part as plain values (the parts are JSON or MessagePack)."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return msgspec.msgpack.decode(data)
+
+
+def _objects(projection: ResultsProjection) -> dict[str, ResultRecord]:
+    return {
+        record.id: record
+        for run_id in projection.run_ids()
+        for record in projection.run_objects(run_id)
+    }
+
+
+_NONE: Final = object()
+
+
 def _short(value: Any) -> str:
+    if value is _NONE:
+        return "nothing"
+    if isinstance(value, PipelineTaskStatus):
+        value = value.value
     text = repr(value)
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def _record_difference(log: Any, snap: Any) -> str:
+def _record_difference(log: ResultsProjection, snap: ResultsProjection) -> str | None:
     """The first result object that differs, named, or what else differs."""
-    log_records = {record[1]: record for record in log["records"]}
-    snap_records = {record[1]: record for record in snap["records"]}
-    for object_id, record in log_records.items():
-        other = snap_records.get(object_id)
-        what = f"{record[0]} {object_id} of run {_short(record[2])}"
+    log_objects, snap_objects = _objects(log), _objects(snap)
+    for object_id, record in log_objects.items():
+        other = snap_objects.get(object_id)
+        what = f"{record.kind} {object_id} of run {_short(record.run_id)}"
         if other is None:
             return f"{what} is missing from the snapshot"
-        if other[:4] != record[:4]:
-            return f"{what}: the snapshot holds it as {_short(other[:4])}"
-        attrs, snap_attrs = record[4], other[4]
+        if (other.kind, other.run_id, other.parent_id) != (
+            record.kind,
+            record.run_id,
+            record.parent_id,
+        ):
+            return (
+                f"{what}: the snapshot holds it as {other.kind} of run {_short(other.run_id)} "
+                f"under {other.parent_id}"
+            )
+        attrs, snap_attrs = record.attrs, other.attrs
         for name in [*attrs, *(name for name in snap_attrs if name not in attrs)]:
-            if attrs.get(name, "(none)") != snap_attrs.get(name, "(none)"):
+            mine, theirs = attrs.get(name, _NONE), snap_attrs.get(name, _NONE)
+            if mine != theirs or type(mine) is not type(theirs):
                 return (
-                    f"{what}, field {name!r}: the snapshot holds "
-                    f"{_short(snap_attrs.get(name, '(none)'))}, the log "
-                    f"{_short(attrs.get(name, '(none)'))}"
+                    f"{what}, field {name!r}: the snapshot holds {_short(theirs)}, "
+                    f"the log {_short(mine)}"
                 )
-    for object_id, record in snap_records.items():
-        if object_id not in log_records:
-            return f"the snapshot holds {record[0]} {object_id}, which the log never created"
-    if log["removed_runs"] != snap["removed_runs"]:
-        return (
-            f"the removed runs differ: the snapshot holds {_short(snap['removed_runs'])}, "
-            f"the log {_short(log['removed_runs'])}"
-        )
-    return "the objects are the same but not in the log's order"
+        if record.children != other.children:
+            return f"{what}: its children differ"
+    for object_id, record in snap_objects.items():
+        if object_id not in log_objects:
+            return f"the snapshot holds {record.kind} {object_id}, which the log never created"
+    if list(log_objects) != list(snap_objects):
+        return "the objects are the same but not in the log's order"
+    return None
+
+
+def _removed_difference(log: Any, snap: Any) -> str:
+    """What else differs once every object is the same: the runs cleanup removed."""
+    if isinstance(log, dict) and isinstance(snap, dict):
+        mine, theirs = log.get("removed_runs"), snap.get("removed_runs")
+        if mine != theirs:
+            return (
+                f"the runs removed by cleanup differ: the snapshot holds {_short(theirs)}, "
+                f"the log {_short(mine)}"
+            )
+    return "the state differs in what cleanup removed"
 
 
 def head(log: LogPath) -> Head:

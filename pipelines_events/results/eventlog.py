@@ -38,6 +38,7 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
+    encode_value,
 )
 from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
 from pipelines_events.results.base import (
@@ -62,6 +63,7 @@ from pipelines_events.results.snapshots import (
     snapshot_path,
     write_snapshot,
 )
+from pipelines_events.results.snapshots import size_bound as snapshot_size_bound
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -116,14 +118,17 @@ class _EventLogObject(PipelineStorageObject):
     # -- the get_/set_ hooks ----------------------------------------------------------
 
     def getter(self, name: str) -> Callable[[], Any]:
-        """Read ``name`` from the projection: the object's own field, then its parents'."""
+        """Read ``name`` from the projection: the object's own field, then its parents'.
+
+        Lists and dicts come back as copies: changing them changes nothing stored.
+        """
         record = self._record()
         if name in _ALWAYS_KNOWN or record.has(name):
-            return lambda: self._record().get(name)
+            return lambda: _detached(self._record().get(name))
         if name in _RECORD_NAMES:
             return lambda: getattr(self._record(), name)
         if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
-            return lambda: self._storage._inherited(self._record(), name)
+            return lambda: _detached(self._storage._inherited(self._record(), name))
         raise AttributeError(
             f"{type(self).__name__} has no get_{name}() and no field {name!r} to fall back on"
         )
@@ -424,12 +429,21 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness)."""
         self._refuse_write("write a snapshot")
-        snapshot = Snapshot(
-            position=self._log.position,
-            parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
-        )
         try:
-            write_snapshot(self.snapshot_path, snapshot, self._mode)
+            snapshot = Snapshot(
+                position=self._log.position,
+                parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
+            )
+        except Exception as exc:  # a value the encoder refuses must not fail close()
+            warnings.warn(
+                f"{self.snapshot_path}: cannot encode the snapshot ({type(exc).__name__}: "
+                f"{exc}); the next open replays more of the log",
+                SnapshotIgnored,
+                stacklevel=2,
+            )
+            return
+        try:
+            write_snapshot(self.snapshot_path, snapshot, self._mode, self._log_owner())
         except OSError as exc:
             warnings.warn(
                 f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
@@ -440,17 +454,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._unsnapshotted = 0
 
+    def _log_owner(self) -> int:
+        """The uid of the log file: the only owner a snapshot is read from."""
+        return os.stat(self._log.path).st_uid
+
     def _restore_snapshot(self) -> None:
         path = self.snapshot_path
-        if not path.exists():
+        if not os.path.lexists(path):
             return
         try:
-            snapshot = read_snapshot(path)
+            snapshot = read_snapshot(
+                path, owner=self._log_owner(), max_bytes=snapshot_size_bound(self._log.size())
+            )
             self._log.seek(snapshot.position)
             with _gc_paused():
                 results = ResultsProjection.restore(snapshot.parts["results"])
                 digest = DigestProjection.restore(snapshot.parts["digest"])
-        except (SnapshotError, LogError, KeyError) as exc:
+        except (SnapshotError, LogError, KeyError, OSError) as exc:
             self._log.seek(START)
             warnings.warn(
                 f"{path}: snapshot ignored ({exc}); replaying the whole log",
@@ -530,66 +550,66 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 "give every run a new id"
             )
         execution_id = _new_id()
+        attrs: dict[str, Any] = {
+            "pipeline_id": plan.pipeline_id,
+            "status": _PENDING,
+            "runner": plan.runner,
+            "reporter": plan.reporter,
+        }
         drafts: list[AnyEvent] = [
             ObjectCreated(
                 run_id=run_id,
                 kind=PIPELINE_EXECUTION,
                 id=execution_id,
-                attrs={
-                    "pipeline_id": plan.pipeline_id,
-                    "status": _PENDING,
-                    "runner": plan.runner,
-                    "reporter": plan.reporter,
-                    "input_data": _detached(plan.input_data),
-                },
-                types=_STATUS_TYPES,
+                attrs=attrs,
+                types=_put_value(attrs, "input_data", plan.input_data),
             )
         ]
         for planned_result in plan.pipeline_results:
             result_id = _new_id()
+            attrs = {"pipeline_id": plan.pipeline_id, "status": _PENDING}
+            types = _put_value(
+                attrs, "serializable_pipeline_object", planned_result.pipeline_object
+            )
             drafts.append(
                 ObjectCreated(
                     run_id=run_id,
                     kind=PIPELINE_RESULT,
                     id=result_id,
                     parent_id=execution_id,
-                    attrs={
-                        "pipeline_id": plan.pipeline_id,
-                        "status": _PENDING,
-                        "serializable_pipeline_object": _detached(planned_result.pipeline_object),
-                    },
-                    types=_STATUS_TYPES,
+                    attrs=attrs,
+                    types=types,
                 )
             )
             for planned_execution in planned_result.task_executions:
                 task_execution_id = _new_id()
+                attrs = {
+                    "task_id": planned_execution.task_id,
+                    "pipeline_task": planned_execution.pipeline_task,
+                    "status": _PENDING,
+                }
+                types = _put_value(attrs, "config", planned_execution.config)
                 drafts.append(
                     ObjectCreated(
                         run_id=run_id,
                         kind=TASK_EXECUTION,
                         id=task_execution_id,
                         parent_id=result_id,
-                        attrs={
-                            "task_id": planned_execution.task_id,
-                            "pipeline_task": planned_execution.pipeline_task,
-                            "status": _PENDING,
-                            "config": _detached(planned_execution.config),
-                        },
-                        types=_STATUS_TYPES,
+                        attrs=attrs,
+                        types=types,
                     )
                 )
                 for task_object in planned_execution.task_objects:
+                    attrs = {"status": _PENDING}
+                    types = _put_value(attrs, "serializable_task_object", task_object)
                     drafts.append(
                         ObjectCreated(
                             run_id=run_id,
                             kind=TASK_RESULT,
                             id=_new_id(),
                             parent_id=task_execution_id,
-                            attrs={
-                                "status": _PENDING,
-                                "serializable_task_object": _detached(task_object),
-                            },
-                            types=_STATUS_TYPES,
+                            attrs=attrs,
+                            types=types,
                         )
                     )
         self._emit(drafts)
@@ -761,6 +781,17 @@ def _new_id() -> str:
 
 
 _CONTAINERS: Final = (dict, list, tuple)
+
+
+def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
+    """Put a value ``plan_build`` checked in ``attrs`` as the log stores it (statuses and
+    datetimes tagged, as ``set_`` stores them); returns the created event's type tags."""
+    if type(value) in _CONTAINERS:
+        attrs[name] = _detached(value)
+        return _STATUS_TYPES
+    stored, vtype = encode_value(name, value)
+    attrs[name] = stored
+    return _STATUS_TYPES if vtype is None else {**_STATUS_TYPES, name: vtype}
 
 
 def _detached(value: Any) -> Any:
