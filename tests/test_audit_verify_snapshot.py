@@ -218,6 +218,15 @@ def test_an_unusable_snapshot_is_reported_as_ignored_and_passes(
     assert report.ok and report.snapshot_state == audit.SNAPSHOT_IGNORED
     assert "its position is not an event of the log: " in (report.snapshot_reason or "")
 
+    # A link to a true snapshot: the storage never reads through a link, so neither does verify.
+    _valid(log)
+    true_copy = log.with_name("elsewhere.snapshot")
+    path.rename(true_copy)
+    path.symlink_to(true_copy)
+    report = audit.verify(log)
+    assert report.ok and report.snapshot_state == audit.SNAPSHOT_IGNORED
+    assert "symbolic link" in (report.snapshot_reason or "")
+
 
 def _valid(log: Path) -> Any:
     snapshot_of(log).unlink()
