@@ -37,6 +37,10 @@ class LogCorruptError(LogError):
         super().__init__(f"{path}: line {line}: {reason}")
 
 
+class ReadOnlyStorageError(PipelinesEventsError):
+    """A write was attempted through a read-only storage or view of the log."""
+
+
 class SnapshotError(PipelinesEventsError):
     """A snapshot cannot be used (damaged, or not matching its log)."""
 

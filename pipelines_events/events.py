@@ -209,8 +209,36 @@ def encode_value(field: str, value: Any) -> tuple[Any, str | None]:
                 f"field {field!r}: the datetime {value.isoformat()} is out of range once "
                 "converted to UTC and cannot be stored"
             ) from None
-    _check_json(field, value, field, set())
+    _check_json(field, value, field, set(), 0)
     return value, None
+
+
+def tag_value(value: Any) -> tuple[Any, str | None]:
+    """Return ``(json_value, vtype)`` for a value held in a projection, without checks.
+
+    The inverse of :func:`decode_value`: statuses and datetimes (kept with their own
+    offset, ``isoformat``) get their type tag, anything else is returned as it is.
+    """
+    kind = type(value)
+    if kind is PipelineTaskStatus:
+        return value.value, STATUS
+    if kind is datetime or isinstance(value, datetime):
+        return value.isoformat(), DATETIME
+    return value, None
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of ``value`` whose lists and dicts are new (at every level); the other
+    values (str, int, float, bool, None, statuses, datetimes) are shared, being immutable.
+
+    Tuples become lists, as a replay of the log gives them back.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_value(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [copy_value(item) for item in value]
+    return value
 
 
 def decode_value(value: Any, vtype: str | None) -> Any:
@@ -236,12 +264,25 @@ _MAX_INT_BITS: Final = 4000 * 3
 """Ints longer than this (about 3,600 digits) are refused: Python will not turn ints of
 more than 4,300 digits into text, and no JSON reader keeps them exact anyway."""
 
+MAX_DEPTH: Final = 64
+"""The deepest nesting of lists and dicts a value may have (``[]`` is 1 level, ``[[]]``
+2); deeper values are refused, so every reader (decoding, rendering, copies, snapshots)
+handles every stored value from any call depth."""
+
 
 def _refuse_big_int(field: str, where: str, value: int) -> None:
     raise InvalidValueError(
         f"field {field!r}: {where} is an int of {value.bit_length()} bits; ints longer than "
         f"{_MAX_INT_BITS} bits cannot be stored (store it as a str)"
     )
+
+
+def _shorten(where: str, limit: int = 60) -> str:
+    """``where`` (a path into a value) cut to ``limit`` characters in the middle."""
+    if len(where) <= limit:
+        return where
+    half = (limit - 1) // 2
+    return where[:half] + "…" + where[-half:]
 
 
 def _check_text(field: str, text: str) -> None:
@@ -254,7 +295,7 @@ def _check_text(field: str, text: str) -> None:
         ) from None
 
 
-def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
+def _check_json(field: str, value: Any, where: str, active: set[int], depth: int) -> None:
     kind = type(value)
     if kind in _SCALARS:
         if kind is str and not value.isascii():
@@ -269,6 +310,12 @@ def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
             )
         return
     if kind in _CONTAINERS:
+        if depth >= MAX_DEPTH:
+            raise InvalidValueError(
+                f"field {field!r}: the value nests lists and dicts more than {MAX_DEPTH} "
+                f"levels deep ({_shorten(where)} is level {depth + 1}); at most {MAX_DEPTH} "
+                "levels can be stored"
+            )
         marker = id(value)
         if marker in active:
             raise InvalidValueError(
@@ -284,10 +331,10 @@ def _check_json(field: str, value: Any, where: str, active: set[int]) -> None:
                     )
                 if not key.isascii():
                     _check_text(field if where == field else f"{field}: {where}", key)
-                _check_json(field, item, f"{where}[{key!r}]", active)
+                _check_json(field, item, f"{where}[{key!r}]", active, depth + 1)
         else:
             for index, item in enumerate(value):
-                _check_json(field, item, f"{where}[{index}]", active)
+                _check_json(field, item, f"{where}[{index}]", active, depth + 1)
         active.discard(marker)
         return
     hint = ""

@@ -33,6 +33,7 @@ import pytest
 from freezegun import freeze_time
 
 from pipelines_events.errors import InvalidValueError
+from pipelines_events.events import MAX_DEPTH
 from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
@@ -296,6 +297,14 @@ def _counts(storage: PipelineResultsStorage) -> tuple[int, int, int, int]:
 
 
 T0 = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
+
+
+def _nested(levels: int) -> Any:
+    """A value of ``levels`` lists and dicts inside one another, alternating."""
+    value: Any = "bottom"
+    for level in range(levels):
+        value = [value] if level % 2 else {"down": value}
+    return value
 
 
 class StorageConformanceTests:
@@ -952,7 +961,13 @@ class StorageConformanceTests:
             "",
             0,
             -(2**53),
+            2**64,
+            -(2**63) - 1,
+            2**200,
             1.5,
+            -0.0,
+            5e-324,
+            1.7976931348623157e308,
             True,
             False,
             None,
@@ -1005,6 +1020,111 @@ class StorageConformanceTests:
         assert fresh.get_completed() == T0 + timedelta(seconds=1)
         assert fresh.get_message() == "by hand"
         assert isinstance(fresh, TaskResult) and fresh.get_duration() == 1.0
+
+    # -- what a get_ returns is the caller's ------------------------------------------
+
+    def test_changing_what_a_get_returns_changes_nothing(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        execution = _build(storage, input_data={"source": "tests", "rows": [1, 2]})
+        results, task_executions, task_results = _tree(execution)
+        for obj in _all_objects(execution):
+            obj.set_payload({"rows": [1, {"deep": [2]}], "flag": True})
+            obj.set_items([{"n": 1}])
+        before = describe_storage(storage)
+        for obj in _all_objects(execution):
+            payload = obj.get_payload()
+            payload["rows"][1]["deep"].append(3)
+            payload["rows"].append("more")
+            payload["added"] = 1
+            obj.get_items()[0]["n"] = 99
+            obj.get_items().append("x")
+        for obj in [execution, *results, *task_executions, *task_results]:
+            data = obj.get_input_data()
+            data["rows"].append(3)
+            data.setdefault("retries", 3)
+        for obj in [*results, *task_executions, *task_results]:
+            obj.get_serializable_pipeline_object()["n"] = -1
+        for obj in [*task_executions, *task_results]:
+            config = obj.get_config()
+            if config is not None:
+                config.setdefault("retries", 3)
+                config["added"] = True
+        for task_result in task_results:
+            task_object = task_result.get_serializable_task_object()
+            if isinstance(task_object, dict):
+                task_object["letter"] = "changed"
+        assert describe_storage(storage) == before
+        for obj in _all_objects(execution):
+            fresh = _fresh(storage, obj)
+            assert fresh.get_payload() == {"rows": [1, {"deep": [2]}], "flag": True}
+            assert fresh.get_items() == [{"n": 1}]
+
+    def test_changing_a_value_after_storing_it_changes_nothing(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        config: dict[str, Any] = {"retries": 2, "steps": ["a"]}
+        task_object: dict[str, Any] = {"letter": "a", "tags": ["x"]}
+        pipeline_object: dict[str, Any] = {"n": 1, "path": [0]}
+        input_data: dict[str, Any] = {"source": "tests", "rows": [1]}
+        pipeline = ExamplePipeline(
+            "tests.P",
+            [ExampleTask("only", config=config, objects=[task_object])],
+            objects=[pipeline_object],
+        )
+        execution = _build(storage, pipeline=pipeline, input_data=input_data)
+        _, (task_execution,), (task_result,) = _tree(execution)
+        payload: dict[str, Any] = {"rows": [1]}
+        task_result.set_payload(payload)
+        config["steps"].append("b")
+        config["retries"] = 5
+        task_object["tags"].append("y")
+        pipeline_object["path"].append(1)
+        input_data["rows"].append(2)
+        payload["rows"].append(2)
+        fresh = _fresh(storage, task_result)
+        assert isinstance(fresh, TaskResult)
+        assert fresh.get_config() == {"retries": 2, "steps": ["a"]}
+        assert fresh.get_serializable_task_object() == {"letter": "a", "tags": ["x"]}
+        assert fresh.get_serializable_pipeline_object() == {"n": 1, "path": [0]}
+        assert fresh.get_input_data() == {"source": "tests", "rows": [1]}
+        assert fresh.get_payload() == {"rows": [1]}
+        assert _fresh(storage, task_execution).get_config() == {"retries": 2, "steps": ["a"]}
+
+    # -- nesting ------------------------------------------------------------------------
+
+    def test_values_nested_to_the_limit_round_trip_and_deeper_are_refused(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        at_limit = _nested(MAX_DEPTH)
+        execution = _build(
+            storage,
+            pipeline=ExamplePipeline(
+                "tests.P",
+                [ExampleTask("only", config={"deep": _nested(MAX_DEPTH - 1)})],
+                objects=[_nested(MAX_DEPTH)],
+            ),
+            input_data=_nested(MAX_DEPTH),
+        )
+        _, (task_execution,), (task_result,) = _tree(execution)
+        task_result.set_payload(at_limit)
+        assert _fresh(storage, task_result).get_payload() == at_limit
+        assert _fresh(storage, execution).get_input_data() == at_limit
+        config = _fresh(storage, task_execution).get_config()
+        assert config == {"deep": _nested(MAX_DEPTH - 1)}
+        before = describe_storage(storage)
+        too_deep = _nested(MAX_DEPTH + 1)
+        for value in (too_deep, {"key": _nested(MAX_DEPTH)}, (_nested(MAX_DEPTH),)):
+            with pytest.raises(InvalidValueError, match="'payload'") as caught:
+                task_result.set_payload(value)
+            caught.match(f"more than {MAX_DEPTH} levels deep")
+        with pytest.raises(InvalidValueError, match=r"'input_data'.*more than 64 levels deep"):
+            _build(storage, "run-2", input_data=too_deep)
+        too_deep_config = ExamplePipeline("tests.P", [ExampleTask("a", config=too_deep)])
+        with pytest.raises(InvalidValueError, match=r"'config'.*more than 64 levels deep"):
+            _build(storage, "run-3", too_deep_config)
+        assert describe_storage(storage) == before
+        assert _fresh(storage, task_result).get_payload() == at_limit
 
     # -- bad values ---------------------------------------------------------------------
 

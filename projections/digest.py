@@ -18,7 +18,6 @@ from pipelines_events.events import (
     RunRemoved,
     decode_attrs,
     decode_value,
-    format_time,
     parse_time,
 )
 from pipelines_events.status import PipelineTaskStatus
@@ -185,8 +184,8 @@ class DigestProjection:
                 r.pipeline_id,
                 r.run_id,
                 None if r.status is None else r.status.value,
-                None if r.started is None else format_time(r.started),
-                None if r.completed is None else format_time(r.completed),
+                None if r.started is None else r.started.isoformat(),
+                None if r.completed is None else r.completed.isoformat(),
             )
             for result_id, r in self._results.items()
         ]
@@ -197,13 +196,15 @@ class DigestProjection:
         """A projection holding the state :meth:`snapshot` wrote."""
         try:
             items = msgspec.msgpack.decode(data, type=list[_SnapshotResult])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            projection = cls()
+            for item in items:
+                result = _Result(item.pipeline_id, item.run_id, {})
+                result.status = None if item.status is None else PipelineTaskStatus(item.status)
+                result.started = None if item.started is None else parse_time(item.started)
+                result.completed = None if item.completed is None else parse_time(item.completed)
+                if item.id in projection._results:
+                    raise ValueError(f"pipeline result {item.id} appears twice")
+                projection._add(item.id, result)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
             raise SnapshotError(f"digest snapshot is damaged: {exc}") from None
-        projection = cls()
-        for item in items:
-            result = _Result(item.pipeline_id, item.run_id, {})
-            result.status = None if item.status is None else PipelineTaskStatus(item.status)
-            result.started = None if item.started is None else parse_time(item.started)
-            result.completed = None if item.completed is None else parse_time(item.completed)
-            projection._add(item.id, result)
         return projection

@@ -21,8 +21,8 @@ from pipelines_events.events import (
     RunRemoved,
     decode_attrs,
     decode_value,
-    encode_value,
     parse_time,
+    tag_value,
 )
 
 CREATED: Final = "created"
@@ -240,11 +240,15 @@ class HistoryProjection:
     # -- snapshots --------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """The state as bytes, for :meth:`restore` (after a complete batch)."""
+        """The state as bytes, for :meth:`restore` (after a complete batch).
+
+        JSON, with statuses and datetimes tagged as the log tags them, so every value
+        comes back exactly.
+        """
         changes = [
             (
                 c.seq,
-                c.time,
+                c.time.isoformat(),
                 c.run_id,
                 c.kind,
                 c.id,
@@ -268,13 +272,13 @@ class HistoryProjection:
             object_id: [c.pipeline_task, c.task_id, c.pipeline_object, c.task_object]
             for object_id, c in self._context.items()
         }
-        return msgspec.msgpack.encode(_SnapshotState(changes, values, contexts))
+        return msgspec.json.encode(_SnapshotState(changes, values, contexts))
 
     @classmethod
     def restore(cls, data: bytes) -> HistoryProjection:
         """A projection holding the state :meth:`snapshot` wrote."""
         try:
-            state = msgspec.msgpack.decode(data, type=_SnapshotState)
+            state = msgspec.json.decode(data, type=_SnapshotState)
             projection = cls()
             for (
                 seq,
@@ -295,7 +299,7 @@ class HistoryProjection:
                 projection._keep(
                     Change(
                         seq=seq,
-                        time=time,
+                        time=parse_time(time),
                         run_id=run_id,
                         kind=kind,
                         id=id_,
@@ -317,25 +321,29 @@ class HistoryProjection:
             projection._context = {
                 object_id: _Context(*context) for object_id, context in state.contexts.items()
             }
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+        ) as exc:
             raise SnapshotError(f"history snapshot is damaged: {exc}") from None
         return projection
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, dict) and not value:
-        return [None, {}]
-    if isinstance(value, dict) and any(not _plain(v) for v in value.values()):
+def _encode(value: Any) -> list[Any]:
+    """``value`` as ``[vtype, json]``, or ``[None, {name: [vtype, json]}, True]`` for the
+    attributes of a created object (whose values may be statuses and datetimes)."""
+    if type(value) is dict and any(tag_value(v)[1] is not None for v in value.values()):
         return [None, {name: _encode(v) for name, v in value.items()}, True]
-    stored, vtype = encode_value("value", value)
+    stored, vtype = tag_value(value)
     return [vtype, stored]
 
 
-def _plain(value: Any) -> bool:
-    return encode_value("value", value)[1] is None
-
-
-def _decode(item: Any) -> Any:
+def _decode(item: list[Any]) -> Any:
     if len(item) == 3:
         return {name: _decode(v) for name, v in item[1].items()}
     return decode_value(item[1], item[0])

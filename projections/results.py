@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,10 +16,13 @@ from pipelines_events.events import (
     ObjectCreated,
     RunRemoved,
     decode_value,
+    tag_value,
 )
 from pipelines_events.status import PipelineTaskStatus
 
 _ABSENT: Any = object()
+_PLAIN: Any = frozenset({str, int, float, bool, type(None), dict, list})
+"""Types of values a snapshot stores as they are (JSON has them)."""
 
 _SLOTS: dict[str, str] = {
     "status": "status",
@@ -100,7 +104,8 @@ class ResultRecord:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        """Every field the object holds, as a new dict (changing it changes nothing)."""
+        """Every field the object holds, as a new dict (its lists and dicts are the stored
+        ones: do not change them)."""
         fields = {name: self.get(name) for name in _SLOTS if self.has(name)}
         if self.extra:
             fields.update(self.extra)
@@ -121,17 +126,39 @@ def _adopt(parent: ResultRecord, child_id: str) -> None:
 
 
 class _SnapshotRecord(msgspec.Struct, array_like=True):
+    """One object. Statuses and UTC datetimes in the slots of every object go in typed
+    members (fast to decode); every other field goes in ``attrs``, tagged by ``types``
+    as in an ``ObjectCreated`` event."""
+
     kind: str
     id: str
     run_id: str
     parent_id: str | None
+    status: PipelineTaskStatus | None
+    started: datetime | None
+    completed: datetime | None
     attrs: dict[str, Any]
-    statuses: list[str]
+    types: dict[str, str]
 
 
 class _Snapshot(msgspec.Struct):
     records: list[_SnapshotRecord]
     removed_runs: list[str]
+
+
+_snapshot_decoder = msgspec.json.Decoder(_Snapshot)
+
+
+def _put(attrs: dict[str, Any], types: dict[str, str], name: str, value: Any) -> None:
+    """Store field ``name`` in a snapshot record's ``attrs``, tagged when JSON cannot
+    tell its type."""
+    if type(value) in _PLAIN:
+        attrs[name] = value
+        return
+    stored, vtype = tag_value(value)
+    attrs[name] = stored
+    if vtype is not None:
+        types[name] = vtype
 
 
 class ResultsProjection:
@@ -305,32 +332,74 @@ class ResultsProjection:
     # -- snapshots ---------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """The state as bytes, for :meth:`restore` (msgpack; datetimes as timestamps)."""
-        records = []
-        status_type = PipelineTaskStatus
+        """The state as bytes, for :meth:`restore`.
+
+        JSON, with values in the log's own encoding (statuses and datetimes tagged as in
+        an ``ObjectCreated`` event), so every value the log holds comes back exactly.
+        """
+        records: list[_SnapshotRecord] = []
+        append = records.append
         for execution_id in self._runs.values():
             for record in self._walk(self._records[execution_id]):
-                attrs = record.attrs
-                statuses = [name for name, value in attrs.items() if type(value) is status_type]
-                records.append(
+                attrs: dict[str, Any] = {}
+                types: dict[str, str] = {}
+                extra = record.extra
+                if extra:
+                    for name, value in extra.items():
+                        _put(attrs, types, name, value)
+                if record.task_object is not _ABSENT:
+                    _put(attrs, types, "serializable_task_object", record.task_object)
+                if record.message is not None:
+                    _put(attrs, types, "message", record.message)
+                status, started, completed = record.status, record.started, record.completed
+                if status is not None and type(status) is not PipelineTaskStatus:
+                    _put(attrs, types, "status", status)
+                    status = None
+                if started is not None and (
+                    type(started) is not datetime or started.tzinfo is not UTC
+                ):
+                    _put(attrs, types, "started", started)
+                    started = None
+                if completed is not None and (
+                    type(completed) is not datetime or completed.tzinfo is not UTC
+                ):
+                    _put(attrs, types, "completed", completed)
+                    completed = None
+                append(
                     _SnapshotRecord(
-                        record.kind, record.id, record.run_id, record.parent_id, attrs, statuses
+                        record.kind,
+                        record.id,
+                        record.run_id,
+                        record.parent_id,
+                        status,
+                        started,
+                        completed,
+                        attrs,
+                        types,
                     )
                 )
-        return msgspec.msgpack.encode(_Snapshot(records, sorted(self._removed_runs)))
+        return msgspec.json.encode(_Snapshot(records, sorted(self._removed_runs)))
 
     @classmethod
     def restore(cls, data: bytes) -> ResultsProjection:
         """A projection holding the state :meth:`snapshot` wrote."""
         try:
-            snapshot = msgspec.msgpack.decode(data, type=_Snapshot)
+            snapshot = _snapshot_decoder.decode(data)
             projection = cls()
             records = projection._records
             for item in snapshot.records:
                 attrs = item.attrs
-                for name in item.statuses:
-                    attrs[name] = PipelineTaskStatus(attrs[name])
+                for name, vtype in item.types.items():
+                    attrs[name] = decode_value(attrs[name], vtype)
                 record = ResultRecord(item.kind, item.id, item.run_id, item.parent_id, attrs)
+                if item.status is not None:
+                    record.status = item.status
+                if item.started is not None:
+                    record.started = item.started
+                if item.completed is not None:
+                    record.completed = item.completed
+                if item.id in records:
+                    raise ValueError(f"object {item.id} appears twice")
                 records[item.id] = record
                 if item.parent_id is None:
                     projection._index_execution(record)
@@ -342,7 +411,14 @@ class ResultsProjection:
                 _adopt(parent, item.id)
                 if record.status not in _FINAL:
                     parent.open_children += 1
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            KeyError,
+            ValueError,
+            TypeError,
+            RecursionError,
+        ) as exc:
             raise SnapshotError(f"results snapshot is damaged: {exc!r}") from None
         projection._removed_runs.update(snapshot.removed_runs)
         return projection

@@ -68,3 +68,28 @@ class NotAPipeline:
 
 def not_a_class() -> None:
     """A function, not a class."""
+
+
+HOSTILE = "x[/bold][red]\x1b]0;pwned\x07\x1b[2J\r\b\x9b\u202e\x00"
+"""Rich markup, an OSC title change, an ESC sequence, CR, BS, a C1 CSI, a bidi override, NUL."""
+
+
+class Shouting(Task):
+    """Fails for the second task object, with :data:`HOSTILE` in its message."""
+
+    def get_iterator(self) -> Any:
+        return [f"[i]one{HOSTILE}", f"[i]two{HOSTILE}"]
+
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        if self.task_object.startswith("[i]two"):
+            raise RuntimeError(f"boom {HOSTILE}")
+
+
+class Hostile(Pipeline):
+    """Markup and control characters in its id, its pipeline objects and its messages."""
+
+    pipeline_id = f"evil{HOSTILE}"
+    shouting = Shouting()
+
+    def get_iterator(self) -> Any:
+        return [f"[bold]lima{HOSTILE}"]

@@ -387,3 +387,49 @@ def test_replay_command_defaults_to_the_log_option(
     data = json.loads(capsys.readouterr().out)
     assert len(data["steps"]) == len(list(audit.iter_batches(two_runs)))
     assert [r["run_id"] for r in data["final"]] == ["run-0", "run-1", "run-2"]
+
+
+def test_an_import_interleaved_with_another_writes_each_event_once(
+    two_runs: Path, tmp_path: Path
+) -> None:
+    exported = tmp_path / "run-1.jsonl"
+    audit.export(two_runs, "run-1", exported)
+    total = len(log_lines(exported))
+    into = tmp_path / "into.jsonl"
+    slow = audit.Replay(exported, into=into)
+    steps = slow.steps()
+    first = next(steps)  # the first batch is in `into`
+    (fast,) = audit.import_log(exported, into)  # a second import runs to the end meanwhile
+    assert (fast.action, fast.events) == ("extended", total - first.last_seq)
+    rest = list(steps)  # the first import finds every later batch there already
+    assert len(rest) == len(list(audit.iter_batches(exported))) - 1
+    (outcome,) = slow.outcomes
+    assert (outcome.action, outcome.events) == ("imported", first.last_seq)
+    assert len(log_lines(into)) == total
+    assert state(into, "run-1") == state(two_runs, "run-1")
+
+
+def test_a_writer_changing_the_run_midway_stops_the_import_at_that_batch(
+    two_runs: Path, tmp_path: Path
+) -> None:
+    exported = tmp_path / "run-1.jsonl"
+    audit.export(two_runs, "run-1", exported)
+    into = tmp_path / "into.jsonl"
+    steps = audit.Replay(exported, into=into).steps()
+    first = next(steps)
+    storage = EventLogPipelineResultsStorage(into, durability="none")
+    execution = storage.get_pipeline_execution("run-1")
+    assert execution is not None
+    execution.set_message("written by someone else")
+    storage.close()
+    before = into.read_bytes()
+    with pytest.raises(audit.ImportConflictError) as info:
+        next(steps)
+    message = str(info.value)
+    assert f"its event {first.last_seq + 1} differs" in message
+    assert message.endswith(
+        f"the import stopped there; the {first.last_seq} events it appended before, in "
+        "whole batches, stay"
+    )
+    assert into.read_bytes() == before  # the first batch and the other writer's event
+    assert audit.verify(into).ok

@@ -184,6 +184,7 @@ READ_ONLY_METHODS = {
     "get_task_result",
     "get_task_results",
     "log",
+    "readonly",
     "refresh",
     "results",
     "snapshot_path",

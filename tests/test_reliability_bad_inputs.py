@@ -201,6 +201,14 @@ def _nan_config(ctx: Ctx) -> Any:
     return ctx.build("run-2", TinyPipeline(tasks=[task]))
 
 
+def _nested(levels: int) -> list[Any]:
+    """``levels`` lists inside one another."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 CATALOGUE: dict[str, Bad] = {
     # -- the storage setting --------------------------------------------------------
     "setting-int": Bad(
@@ -602,6 +610,13 @@ CATALOGUE: dict[str, Bad] = {
         r"field 'payload': payload is an int of 16610 bits; ints longer than 12000 bits",
         lambda c: c.result.set_payload(10**5000),
     ),
+    "value-too-deep": Bad(
+        "``set_`` of lists and dicts nested more than 64 levels deep",
+        InvalidValueError,
+        r"field 'payload': the value nests lists and dicts more than 64 levels deep "
+        r"\(payload\[0\]\[0\].*\[0\] is level 65\); at most 64 levels can be stored",
+        lambda c: c.result.set_payload(_nested(65)),
+    ),
     "field-name": Bad(
         "``set_`` of a field whose name is not an identifier",
         InvalidValueError,
@@ -754,6 +769,14 @@ CATALOGUE: dict[str, Bad] = {
         r"field 'input_data': input_data\['when'\] is of type datetime.datetime",
         lambda c: c.storage.build_pipeline_execution(
             TinyPipeline(), "run-2", Runner(), Reporter(), {"when": datetime.now(UTC)}
+        ),
+    ),
+    "input-too-deep": Bad(
+        "input data nested more than 64 levels deep",
+        InvalidValueError,
+        r"field 'input_data': the value nests lists and dicts more than 64 levels deep",
+        lambda c: c.storage.build_pipeline_execution(
+            TinyPipeline(), "run-2", Runner(), Reporter(), {"rows": _nested(64)}
         ),
     ),
     "pipeline-object": Bad(

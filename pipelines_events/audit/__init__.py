@@ -13,6 +13,7 @@ from pipelines_events.audit._core import (
     AuditChange,
     ChangeFold,
     ImportConflictError,
+    ImportRefusedError,
     LogPath,
     OutputExistsError,
     ReadOnlyStorageError,
@@ -23,6 +24,7 @@ from pipelines_events.audit.history import MIN_PREFIX, history, select
 from pipelines_events.audit.transfer import (
     EXTENDED,
     IMPORTED,
+    PART_SUFFIX,
     PRESENT,
     ExportSummary,
     ImportOutcome,
@@ -30,9 +32,21 @@ from pipelines_events.audit.transfer import (
     ReplayStep,
     export,
     import_log,
+    remove_abandoned_exports,
     replay,
 )
-from pipelines_events.audit.verify import Head, VerifyReport, head, parse_head, verify
+from pipelines_events.audit.verify import (
+    SNAPSHOT_DIFFERS,
+    SNAPSHOT_IGNORED,
+    SNAPSHOT_MATCHES,
+    SNAPSHOT_NONE,
+    SNAPSHOT_UNCHECKED,
+    Head,
+    VerifyReport,
+    head,
+    parse_head,
+    verify,
+)
 from pipelines_events.audit.view import ObjectState, StorageView, run_state, view_at
 
 
@@ -53,10 +67,16 @@ __all__ = [
     "EXTENDED",
     "IMPORTED",
     "MIN_PREFIX",
+    "PART_SUFFIX",
     "POLL_INTERVAL",
     "PRESENT",
     "REMOVED",
     "SET",
+    "SNAPSHOT_DIFFERS",
+    "SNAPSHOT_IGNORED",
+    "SNAPSHOT_MATCHES",
+    "SNAPSHOT_NONE",
+    "SNAPSHOT_UNCHECKED",
     "AuditChange",
     "ChangeFold",
     "ExportSummary",
@@ -64,6 +84,7 @@ __all__ = [
     "Head",
     "ImportConflictError",
     "ImportOutcome",
+    "ImportRefusedError",
     "LogPath",
     "ObjectState",
     "OutputExistsError",
@@ -79,6 +100,7 @@ __all__ = [
     "import_log",
     "iter_batches",
     "parse_head",
+    "remove_abandoned_exports",
     "replay",
     "run_state",
     "select",

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from pipelines_events.errors import InvalidValueError, PipelinesEventsError
+from pipelines_events.errors import InvalidValueError, PipelinesEventsError, ReadOnlyStorageError
 from pipelines_events.events import (
     KINDS,
     AnyEvent,
@@ -29,16 +29,23 @@ ChangeFold = HistoryProjection
 """Turns batches of events into changes: :class:`projections.history.HistoryProjection`."""
 
 
-class ReadOnlyStorageError(PipelinesEventsError):
-    """A write was attempted through a read-only view of the log."""
-
-
 class OutputExistsError(PipelinesEventsError, FileExistsError):
     """An export would overwrite an existing file without ``force``."""
 
 
 class ImportConflictError(PipelinesEventsError):
     """A run cannot be imported: the target log holds a different run with that id."""
+
+
+class ImportRefusedError(PipelinesEventsError):
+    """A log to import holds an event no storage could fold: names the file, the line and
+    the problem. Nothing was imported."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}: line {line}: {reason}; nothing was imported")
 
 
 def on_field(change: AuditChange, field: str) -> AuditChange | None:
@@ -100,6 +107,7 @@ __all__ = [
     "AuditChange",
     "ChangeFold",
     "ImportConflictError",
+    "ImportRefusedError",
     "LogPath",
     "OutputExistsError",
     "ReadOnlyStorageError",

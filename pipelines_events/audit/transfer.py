@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import math
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,15 +26,34 @@ from pipelines_events.audit._core import (
     OutputExistsError,
     iter_batches,
 )
+from pipelines_events.audit._source import read_source
 from pipelines_events.audit.view import StorageView, view_at
-from pipelines_events.errors import InvalidValueError, LogOpenError, ObjectNotFoundError
-from pipelines_events.events import AnyEvent, ObjectCreated, encode_event
-from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.errors import (
+    EventTooLargeError,
+    InvalidValueError,
+    LogOpenError,
+    LogWriteError,
+    ObjectNotFoundError,
+)
+from pipelines_events.events import (
+    GENESIS_HASH,
+    HASH_SUFFIX_LEN,
+    SCHEMA_VERSION,
+    START,
+    AnyEvent,
+    ObjectCreated,
+    encode_event,
+    seal,
+)
+from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, JsonlEventLog
 
 IMPORTED: Final = "imported"
 EXTENDED: Final = "extended"
 PRESENT: Final = "already present"
 """The actions of an :class:`ImportOutcome`."""
+
+PART_SUFFIX: Final = ".part"
+"""The end of the name of a file being exported: ``.<name>.export-<random>.part``."""
 
 
 class ExportSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,27 +97,46 @@ def export(log: LogPath, run_id: str, out: LogPath, *, force: bool = False) -> E
 
     Events keep their content and time and are sequenced again from 1 on a new hash
     chain; each batch stays whole, without the events of other runs it held. Refuses an
-    existing ``out`` unless ``force``; the file appears whole or not at all.
+    existing ``out`` unless ``force``; the file appears whole or not at all. It is
+    written as ``.<name>.export-<random>.part`` beside ``out``, locked while it is
+    written: an export killed midway leaves that file, and the next export to ``out``
+    removes it.
     """
     if not isinstance(run_id, str) or not run_id:
         raise InvalidValueError(f"give a run id, not {run_id!r}")
     target = Path(os.fspath(out))
     _check_output(target, log, force)
-    batches: list[list[AnyEvent]] = []
-    for batch, _ in iter_batches(log):
-        mine = [event for event in batch if event.run_id == run_id]
-        if mine:
-            batches.append(mine)
-    if not batches:
-        raise ObjectNotFoundError(f"{log}: no run has the id {run_id!r}; nothing was written")
-    seq, digest = _write_whole(target, batches, force)
+    directory = target.parent
+    if not directory.is_dir():
+        raise LogOpenError(
+            f"{target}: the directory {directory} does not exist; nothing was written"
+        )
+    JsonlEventLog(log, readonly=True).close()  # a missing log: no temporary file at all
+    remove_abandoned_exports(target)
+    fd, temporary = _create_part(target)
+    try:
+        events, batches, digest = _write_run(fd, str(temporary), log, run_id)
+        if not batches:
+            raise ObjectNotFoundError(f"{log}: no run has the id {run_id!r}; nothing was written")
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise LogWriteError(f"{target}: fsync failed ({exc.strerror})") from exc
+        _publish(str(temporary), target, force)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    finally:
+        os.close(fd)  # releases the lock
+    _sync_directory(directory)
     return ExportSummary(
         path=str(target),
         source=os.fspath(log),
         run_id=run_id,
-        events=seq,
-        batches=len(batches),
-        head_seq=seq,
+        events=events,
+        batches=batches,
+        head_seq=events,
         head_hash=digest,
     )
 
@@ -115,31 +156,122 @@ def _check_output(target: Path, log: LogPath, force: bool) -> None:
             raise InvalidValueError(f"{target}: cannot export onto the log being read")
 
 
-def _write_whole(target: Path, batches: list[list[AnyEvent]], force: bool) -> tuple[int, str]:
-    """Write ``batches`` as a new log at ``target``, through a temporary file beside it."""
-    directory = target.parent
-    if not directory.is_dir():
-        raise LogOpenError(
-            f"{target}: the directory {directory} does not exist; nothing was written"
-        )
+def _part_prefix(target: Path) -> str:
+    return f".{target.name}.export-"
+
+
+def _create_part(target: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``target``, open and locked (``flock``) by this process."""
+    while True:
+        try:
+            fd, name = tempfile.mkstemp(
+                dir=target.parent, prefix=_part_prefix(target), suffix=PART_SUFFIX
+            )
+        except OSError as exc:
+            raise LogOpenError(f"{target}: cannot write there: {exc.strerror}") from None
+        path = Path(name)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            # Another export took it for abandoned between its creation and this lock.
+            os.close(fd)
+            continue
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if same:
+            return fd, path
+        os.close(fd)  # removed by another export before the lock: make another
+
+
+def remove_abandoned_exports(target: LogPath) -> list[Path]:
+    """Remove the temporary files that exports to ``target`` killed midway left beside it.
+
+    A file being written is locked by its export and left alone. Returns what was removed.
+    """
+    target = Path(os.fspath(target))
+    prefix = _part_prefix(target)
+    removed: list[Path] = []
     try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-    except OSError as exc:
-        raise LogOpenError(f"{target}: cannot write there: {exc.strerror}") from None
-    os.close(fd)
-    try:
-        with JsonlEventLog(temporary) as writer:
-            for batch in batches:
-                writer.append(batch)
-            writer.commit()
-            position = writer.position
-        _publish(temporary, target, force)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _sync_directory(directory)
-    return position.seq, position.hash
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(PART_SUFFIX)):
+            continue
+        path = Path(entry.path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # an export is writing it
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_ino == info.st_ino:
+                    os.unlink(path)
+                    removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_run(fd: int, name: str, log: LogPath, run_id: str) -> tuple[int, int, str]:
+    """Write run ``run_id``'s batches of ``log`` to ``fd`` on a new chain.
+
+    Returns the events and batches written and the last hash.
+    """
+    seq, batches, prev = 0, 0, GENESIS_HASH
+    limit = DEFAULT_MAX_EVENT_BYTES - HASH_SUFFIX_LEN
+    replace = msgspec.structs.replace
+    pending: list[bytes] = []
+    size = 0
+    for batch, _ in iter_batches(log):
+        mine = [event for event in batch if event.run_id == run_id]
+        if not mine:
+            continue
+        batches += 1
+        count = len(mine)
+        for index, event in enumerate(mine):
+            seq += 1
+            body = encode_event(
+                replace(event, v=SCHEMA_VERSION, seq=seq, more=count - 1 - index, hash="")
+            )
+            if len(body) > limit:
+                raise EventTooLargeError(
+                    f"{name}: event {seq} ({event.kind} {event.id}) encodes to "
+                    f"{len(body) + HASH_SUFFIX_LEN} bytes, over the limit of "
+                    f"{DEFAULT_MAX_EVENT_BYTES} bytes; nothing was written"
+                )
+            line, prev = seal(body, prev)
+            pending.append(line)
+            size += len(line)
+        if size >= 1 << 20:
+            _write_all(fd, name, b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        _write_all(fd, name, b"".join(pending))
+    return seq, batches, prev
+
+
+def _write_all(fd: int, name: str, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            done = os.write(fd, view)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, "?")
+            raise LogWriteError(
+                f"{name}: the write failed ({code}: {exc.strerror}); nothing was written"
+            ) from exc
+        view = view[done:]
 
 
 def _publish(temporary: str, target: Path, force: bool) -> None:
@@ -184,109 +316,147 @@ def _content(event: AnyEvent) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
 
 
-class _RunEvents:
-    __slots__ = ("boundaries", "content", "objects", "seqs")
+class _Run:
+    """One run of the source: its events' content, their lines, and its batch ends."""
+
+    __slots__ = ("boundaries", "content", "lines")
 
     def __init__(self) -> None:
         self.content: list[bytes] = []
-        self.seqs: list[int] = []
+        self.lines: list[int] = []
         self.boundaries: set[int] = {0}
-        self.objects: list[str] = []
 
 
-def _runs_of(source: LogPath) -> dict[str, _RunEvents]:
-    runs: dict[str, _RunEvents] = {}
-    for batch, _ in iter_batches(source):
-        touched: set[str] = set()
-        for event in batch:
-            run = runs.get(event.run_id)
-            if run is None:
-                run = runs[event.run_id] = _RunEvents()
-            run.content.append(_content(event))
-            run.seqs.append(event.seq)
-            if type(event) is ObjectCreated:
-                run.objects.append(event.id)
-            touched.add(event.run_id)
-        for run_id in touched:
-            runs[run_id].boundaries.add(len(runs[run_id].content))
-    return runs
+class _Source:
+    """The checked batches of the source, and per batch where each run's events start."""
 
-
-def _plan_import(source: LogPath, into: LogPath) -> tuple[dict[str, int], list[ImportOutcome]]:
-    """Per run to write, how many of its events the target already has; and the outcomes.
-
-    Raises :class:`ImportConflictError` before anything is written.
-    """
-    wanted = _runs_of(source)
-    held: dict[str, _RunEvents] = {run_id: _RunEvents() for run_id in wanted}
-    owners: dict[str, str] = {}
-    if Path(os.fspath(into)).exists():
-        for batch, _ in iter_batches(into):
+    def __init__(self, name: str, batches: list[list[AnyEvent]]) -> None:
+        self.name = name
+        self.batches = batches
+        self.runs: dict[str, _Run] = {}
+        self.starts: list[dict[str, tuple[int, int]]] = []  # run -> (first, end) index
+        self.created: dict[str, tuple[str, str]] = {}  # object id -> (run id, kind)
+        for batch in batches:
+            spans: dict[str, tuple[int, int]] = {}
             for event in batch:
+                run = self.runs.get(event.run_id)
+                if run is None:
+                    run = self.runs[event.run_id] = _Run()
+                if event.run_id not in spans:
+                    spans[event.run_id] = (len(run.content), 0)
+                run.content.append(_content(event))
+                run.lines.append(event.seq)
                 if type(event) is ObjectCreated:
-                    owners[event.id] = event.run_id
-                run = held.get(event.run_id)
-                if run is not None:
-                    run.content.append(_content(event))
-                    run.seqs.append(event.seq)
-    skip: dict[str, int] = {}
-    outcomes: list[ImportOutcome] = []
-    for run_id, src in wanted.items():
-        tgt = held[run_id]
-        have, total = len(tgt.content), len(src.content)
-        common = _common_prefix(src.content, tgt.content)
-        if have == 0:
-            clash = next((oid for oid in src.objects if oid in owners), None)
-            if clash is not None:
-                raise ImportConflictError(
-                    f"{into}: cannot import run {run_id!r}: its object {clash} already exists "
-                    f"there in run {owners[clash]!r}; nothing was imported"
-                )
-            skip[run_id] = 0
-            outcomes.append(ImportOutcome(run_id=run_id, action=IMPORTED, events=total))
-        elif common == total == have:
-            outcomes.append(ImportOutcome(run_id=run_id, action=PRESENT, events=0))
-        elif common == total:
-            outcomes.append(
-                ImportOutcome(
-                    run_id=run_id,
-                    action=PRESENT,
-                    events=0,
-                    note=f"{into} also holds {have - total} later events of this run",
-                )
+                    self.created[event.id] = (event.run_id, event.kind)
+            for run_id, (first, _) in spans.items():
+                end = len(self.runs[run_id].content)
+                spans[run_id] = (first, end)
+                self.runs[run_id].boundaries.add(end)
+            self.starts.append(spans)
+
+
+class _Target:
+    """What the target log holds of the source's runs, folded from its events."""
+
+    def __init__(self, name: str, source: _Source) -> None:
+        self.name = name
+        self.source = source
+        self.have = dict.fromkeys(source.runs, 0)
+        self.differs: dict[str, tuple[int, int]] = {}  # run -> (index, target seq)
+        self.clash: dict[str, tuple[str, str, str]] = {}  # run -> (id, its run, its kind)
+        self.position = START
+        self.written = 0  # events this import appended
+
+    def _outcome(self) -> str:
+        if not self.written:
+            return "nothing was imported"
+        return (
+            f"the import stopped there; the {self.written} events it appended before, "
+            "in whole batches, stay"
+        )
+
+    def fold(self, events: list[AnyEvent]) -> None:
+        runs, created = self.source.runs, self.source.created
+        for event in events:
+            run = runs.get(event.run_id)
+            if run is not None:
+                index = self.have[event.run_id]
+                self.have[event.run_id] = index + 1
+                if (
+                    index < len(run.content)
+                    and event.run_id not in self.differs
+                    and _content(event) != run.content[index]
+                ):
+                    self.differs[event.run_id] = (index, event.seq)
+            if type(event) is ObjectCreated:
+                want = created.get(event.id)
+                if want is not None and want != (event.run_id, event.kind):
+                    self.clash.setdefault(want[0], (event.id, event.run_id, event.kind))
+
+    def check(self, run_id: str) -> None:
+        """Raise :class:`ImportConflictError` unless run ``run_id`` can go into the target."""
+        run = self.source.runs[run_id]
+        clash = self.clash.get(run_id)
+        if clash is not None:
+            object_id, owner, kind = clash
+            other = f"in run {owner!r}" if owner != run_id else f"as a {kind}"
+            raise ImportConflictError(
+                f"{self.name}: cannot import run {run_id!r}: its object {object_id} already "
+                f"exists there {other}; {self._outcome()}"
             )
-        elif common == have and have in src.boundaries:
-            skip[run_id] = have
-            outcomes.append(
-                ImportOutcome(
-                    run_id=run_id,
-                    action=EXTENDED,
-                    events=total - have,
-                    note=f"{into} held its first {have} events",
-                )
-            )
-        else:
+        have, total = self.have[run_id], len(run.content)
+        differs = self.differs.get(run_id)
+        if differs is not None:
+            index, seq = differs
             where = (
-                f"its event {common + 1} differs (seq {src.seqs[common]} in {source}, "
-                f"seq {tgt.seqs[common]} in {into})"
-                if common < min(total, have)
-                else f"{into} holds {have} of its events, {source} {total}, "
+                f"its event {index + 1} differs (seq {run.lines[index]} in {self.source.name}, "
+                f"seq {seq} in {self.name})"
+            )
+        elif have < total and have not in run.boundaries:
+            where = (
+                f"{self.name} holds {have} of its events, {self.source.name} {total}, "
                 "cut in the middle of a batch"
             )
-            raise ImportConflictError(
-                f"{into}: run {run_id!r} already exists there with different events: {where}; "
-                "nothing was imported"
-            )
-    return skip, outcomes
+        else:
+            return
+        raise ImportConflictError(
+            f"{self.name}: run {run_id!r} already exists there with different events: "
+            f"{where}; {self._outcome()}"
+        )
+
+    def check_all(self) -> None:
+        for run_id in self.source.runs:
+            self.check(run_id)
+
+    def drafts(self, number: int) -> list[AnyEvent]:
+        """The events of batch ``number`` (from 0) the target lacks; raises on a conflict."""
+        write: set[str] = set()
+        for run_id, (first, end) in self.source.starts[number].items():
+            self.check(run_id)
+            have = self.have[run_id]
+            if have >= end:
+                continue
+            if have != first:
+                raise ImportConflictError(
+                    f"{self.name}: run {run_id!r}: the log holds {have} of its events, but the "
+                    f"batch at line {self.source.runs[run_id].lines[first]} of "
+                    f"{self.source.name} follows event {first}; {self._outcome()}"
+                )
+            write.add(run_id)
+        if not write:
+            return []
+        return [event for event in self.source.batches[number] if event.run_id in write]
 
 
-def _common_prefix(left: list[bytes], right: list[bytes]) -> int:
-    count = 0
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            break
-        count += 1
-    return count
+def _read_target(name: str, source: _Source) -> _Target:
+    target = _Target(name, source)
+    if not Path(name).exists():
+        return target
+    with JsonlEventLog(name, readonly=True) as log:
+        for batch in log.read_batches():
+            target.fold(batch)
+        target.position = log.position
+    return target
 
 
 def _check_speed(speed: float | None) -> float:
@@ -305,15 +475,28 @@ def _check_speed(speed: float | None) -> float:
     return float(speed)
 
 
+def _check_not_same(source: LogPath, into: LogPath) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.samefile(source, into):
+            raise InvalidValueError(
+                f"{into}: is the log being imported ({source}); a log cannot be imported "
+                "into itself; nothing was imported"
+            )
+
+
 class Replay:
     """Steps through the log ``source``, one batch (state transition) at a time.
 
     With ``into``, the runs of ``source`` are imported into that log as the steps go
-    (sequenced again onto its chain, times kept): a run already there with the same
-    events adds nothing, one there with only its first batches gets the rest, and one
-    there with different events is refused before anything is written
-    (:class:`ImportConflictError`). ``speed`` > 0 waits between steps for the original
-    time between them divided by ``speed``.
+    (sequenced again onto its chain, times kept). The whole source is read and checked
+    first (:class:`~pipelines_events.audit.ImportRefusedError` names the line of an
+    event no storage could fold); a run already there with the same events adds
+    nothing, one there with only its first batches gets the rest, and one there with
+    different events is refused (:class:`ImportConflictError`), all before anything is
+    written. Each batch is written under the target's lock after checking that the
+    target still lacks it, so imports running at once write each event once.
+    ``speed`` > 0 waits between steps for the original time between them divided by
+    ``speed``.
     """
 
     def __init__(
@@ -330,65 +513,134 @@ class Replay:
         self.speed = _check_speed(speed)
         self._sleep = sleep
         self._clock = clock
-        self._skip: dict[str, int] = {}
+        self._source: _Source | None = None
+        self._target: _Target | None = None
         self.outcomes: list[ImportOutcome] = []
-        """One outcome per run of the source when ``into`` is given."""
-        if into is not None:
-            self._skip, self.outcomes = _plan_import(source, into)
-        else:
+        """One outcome per run of the source when ``into`` is given (what the import will
+        do, then, once :meth:`steps` is done, what it did)."""
+        if into is None:
             JsonlEventLog(source, readonly=True).close()  # fail now on a missing file
+            return
+        _check_not_same(source, into)
+        checked = _Source(os.fspath(source), read_source(source))
+        target = _read_target(os.fspath(into), checked)
+        target.check_all()
+        self._source, self._target = checked, target
+        self._first = dict(target.have)
+        self._written = dict.fromkeys(checked.runs, 0)
+        self.outcomes = self._outcomes(planned=True)
+
+    def _outcomes(self, *, planned: bool) -> list[ImportOutcome]:
+        assert self._source is not None and self._target is not None
+        into = os.fspath(self.into) if self.into is not None else ""
+        outcomes = []
+        for run_id, run in self._source.runs.items():
+            first, total = self._first[run_id], len(run.content)
+            written = max(0, total - first) if planned else self._written[run_id]
+            have = self._target.have[run_id]
+            if written == 0:
+                note = f"{into} also holds {have - total} later events of this run"
+                outcomes.append(
+                    ImportOutcome(
+                        run_id=run_id, action=PRESENT, events=0, note=note if have > total else ""
+                    )
+                )
+            elif first == 0:
+                outcomes.append(ImportOutcome(run_id=run_id, action=IMPORTED, events=written))
+            else:
+                outcomes.append(
+                    ImportOutcome(
+                        run_id=run_id,
+                        action=EXTENDED,
+                        events=written,
+                        note=f"{into} held its first {first} events",
+                    )
+                )
+        return outcomes
 
     def steps(self) -> Iterator[ReplayStep]:
         """Each step in log order, written to ``into`` (when given) before it is yielded."""
-        fold = ChangeFold()
-        remaining = dict(self._skip)
-        writer = JsonlEventLog(self.into) if self.into is not None and remaining else None
-        first: datetime | None = None
-        started = 0.0
+        if self._source is None:
+            yield from self._play((batch for batch, _ in iter_batches(self.source)), None)
+            return
+        needed = any(outcome.action != PRESENT for outcome in self.outcomes)
+        writer = self._open_writer() if needed else None
         try:
-            for number, (batch, _) in enumerate(iter_batches(self.source), 1):
-                changes = fold.batch(batch)
-                moment = fold.time_of(batch[0])
-                if self.speed > 0:
-                    if first is None:
-                        first, started = moment, self._clock()
-                    else:
-                        due = started + (moment - first).total_seconds() / self.speed
-                        wait = due - self._clock()
-                        if wait > 0:
-                            self._sleep(wait)
-                if writer is not None:
-                    drafts = _to_write(batch, remaining)
-                    if drafts:
-                        writer.append(drafts)
-                yield ReplayStep(
-                    number=number,
-                    first_seq=batch[0].seq,
-                    last_seq=batch[-1].seq,
-                    time=moment,
-                    run_ids=list(dict.fromkeys(event.run_id for event in batch)),
-                    changes=changes,
-                )
+            yield from self._play(iter(self._source.batches), writer)
         finally:
             if writer is not None:
-                writer.close()  # commits: durable as the target log promises
+                try:
+                    writer.close()  # commits: durable as the target log promises
+                finally:
+                    self.outcomes = self._outcomes(planned=False)
+
+    def _open_writer(self) -> JsonlEventLog:
+        assert self.into is not None and self._target is not None
+        writer = JsonlEventLog(self.into)
+        try:
+            writer.seek(self._target.position)
+        except BaseException:
+            writer.close()
+            raise
+        return writer
+
+    def _play(
+        self, batches: Iterator[list[AnyEvent]], writer: JsonlEventLog | None
+    ) -> Iterator[ReplayStep]:
+        fold = ChangeFold()
+        first: datetime | None = None
+        started = 0.0
+        for number, batch in enumerate(batches):
+            changes = fold.batch(batch)
+            moment = fold.time_of(batch[0])
+            if self.speed > 0:
+                if first is None:
+                    first, started = moment, self._clock()
+                else:
+                    due = started + (moment - first).total_seconds() / self.speed
+                    wait = due - self._clock()
+                    if wait > 0:
+                        self._sleep(wait)
+            if writer is not None:
+                self._write(writer, number)
+            yield ReplayStep(
+                number=number + 1,
+                first_seq=batch[0].seq,
+                last_seq=batch[-1].seq,
+                time=moment,
+                run_ids=list(dict.fromkeys(event.run_id for event in batch)),
+                changes=changes,
+            )
+
+    def _write(self, writer: JsonlEventLog, number: int) -> None:
+        """Append what the target lacks of batch ``number``, deciding under its lock."""
+        target = self._target
+        assert target is not None
+        while True:
+            drafts = target.drafts(number)
+            if not drafts:
+                return
+
+            def still_lacking(caught: list[AnyEvent], drafts: list[AnyEvent] = drafts) -> bool:
+                # Under the lock: fold what others appended, check again, write or retry.
+                target.fold(caught)
+                target.check_all()
+                again = target.drafts(number)
+                return len(again) == len(drafts) and all(
+                    a is b for a, b in zip(again, drafts, strict=True)
+                )
+
+            written = writer.append(drafts, on_caught_up=still_lacking)
+            if written:
+                target.fold(written)
+                target.written += len(written)
+                for event in written:
+                    self._written[event.run_id] += 1
+                return
 
     def final_view(self) -> StorageView:
         """The state at the end of the source log."""
         return view_at(self.source)
-
-
-def _to_write(batch: list[AnyEvent], remaining: dict[str, int]) -> list[AnyEvent]:
-    drafts: list[AnyEvent] = []
-    for event in batch:
-        skip = remaining.get(event.run_id)
-        if skip is None:
-            continue
-        if skip:
-            remaining[event.run_id] = skip - 1
-            continue
-        drafts.append(event)
-    return drafts
 
 
 def replay(
@@ -416,3 +668,19 @@ def import_log(source: LogPath, into: LogPath) -> list[ImportOutcome]:
     for _ in player.steps():
         pass
     return player.outcomes
+
+
+__all__ = [
+    "EXTENDED",
+    "IMPORTED",
+    "PART_SUFFIX",
+    "PRESENT",
+    "ExportSummary",
+    "ImportOutcome",
+    "Replay",
+    "ReplayStep",
+    "export",
+    "import_log",
+    "remove_abandoned_exports",
+    "replay",
+]

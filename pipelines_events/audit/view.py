@@ -62,6 +62,7 @@ class StorageView(EventLogPipelineResultsStorage):
         self._digest = digest
         self._pending: list[AnyEvent] | None = None
         self._frozen = True
+        self._readonly = True
         self._snapshots = False
         self._unsnapshotted = 0
         self._position = position

@@ -6,10 +6,13 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from pipelines_events import __version__
 from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs
+from pipelines_events.cli.common import printable
 from pipelines_events.errors import ImproperlyConfigured, PipelinesEventsError
 
 EXIT_OK = 0
@@ -66,15 +69,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        setup_django()
-        status: int = args.handler(args)
-    except PipelinesEventsError as exc:
-        print(f"pipelines-events: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            setup_django()
+            status: int = args.handler(args)
+        except PipelinesEventsError as exc:
+            print(printable(f"pipelines-events: error: {exc}"), file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            return 130
     return status
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one printable line on stderr, not Python's two-line report."""
+    out = sys.stderr if file is None else file
+    print(printable(f"pipelines-events: warning: {message}"), file=out)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through python -m

@@ -20,7 +20,7 @@ from rich.text import Text
 from pipelines_events import audit
 from pipelines_events.cli import render
 from pipelines_events.cli import render_audit as out_audit
-from pipelines_events.cli.common import add_format_option, add_log_option, log_path
+from pipelines_events.cli.common import add_format_option, add_log_option, log_path, printable
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import KINDS
 from pipelines_events.status import PipelineTaskStatus
@@ -251,7 +251,7 @@ def _replay(args: argparse.Namespace) -> int:
         out_audit.write_jsonl({"type": "final", **_fields(tree)} for tree in trees)
         out_audit.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
     else:
-        out.print(Text(f"final state ({view.describe()}):", "bold"), soft_wrap=True)
+        out.print(Text(printable(f"final state ({view.describe()}):"), "bold"), soft_wrap=True)
         if not trees:
             out.print(Text("no run is left in the storage"))
         for tree in trees:
@@ -272,7 +272,8 @@ def _register_verify(commands: Any) -> None:
     parser = _command(
         commands,
         "verify",
-        "Check every line of the log: JSON, schema, seq, batches and the hash chain.",
+        "Check every line of the log (JSON, schema, seq, batches and the hash chain) and "
+        "the snapshot beside it; exit status 1 if a check fails.",
         _verify,
     )
     parser.add_argument(
@@ -326,7 +327,7 @@ def _register_head(commands: Any) -> None:
 def _head(args: argparse.Namespace) -> int:
     found = audit.head(log_path(args))
     if args.format == "table":
-        sys.stdout.write(f"{found}\n")
+        sys.stdout.write(f"{printable(found)}\n")
     else:
         out_audit.write_json(found)
     return EXIT_OK
@@ -385,10 +386,12 @@ def _follow(args: argparse.Namespace) -> int:
     if follower.timed_out:
         now = "not started yet" if status is None else status.name
         print(
-            f"pipelines-events: follow: timed out after {timeout} s; run {args.run_id} is {now}",
+            printable(
+                f"pipelines-events: follow: timed out after {timeout} s; run {args.run_id} is {now}"
+            ),
             file=sys.stderr,
         )
         return EXIT_TIMED_OUT
     name = "?" if status is None else status.name
-    print(f"run {args.run_id} finished: {name}", file=sys.stderr)
+    print(printable(f"run {args.run_id} finished: {name}"), file=sys.stderr)
     return EXIT_OK if status is PipelineTaskStatus.DONE else EXIT_FAILED

@@ -12,9 +12,16 @@ from rich.text import Text
 
 from pipelines_events.cli import render
 from pipelines_events.cli.commands_audit import parse_count_option, parse_time_option
-from pipelines_events.cli.common import add_format_option, add_log_option, console, open_storage
+from pipelines_events.cli.common import (
+    add_format_option,
+    add_log_option,
+    console,
+    open_storage,
+    printable,
+)
 from pipelines_events.errors import InvalidValueError, LogOpenError
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 __all__ = ["cleanup_candidates", "register"]
 
@@ -86,7 +93,11 @@ def _cleanup_command(args: argparse.Namespace) -> int:
     log: Path | None = args.log
     if log is not None and not log.exists():
         raise LogOpenError(f"{log}: no such log file")
-    storage = open_storage(args)
+    # A dry run opens the log read-only: it never writes, not even a snapshot.
+    storage = open_storage(args, readonly=args.dry_run)
+    opened_here = isinstance(storage, EventLogPipelineResultsStorage) and (
+        log is not None or args.dry_run
+    )
     try:
         candidates = cleanup_candidates(storage, before)
         rows = [
@@ -102,7 +113,7 @@ def _cleanup_command(args: argparse.Namespace) -> int:
             removed = set(storage.cleanup(before=before))
             rows = [row for row in rows if row["run_id"] in removed]
     finally:
-        if log is not None:
+        if opened_here:
             storage.close()
     _print(args, rows)
     return EXIT_OK
@@ -135,4 +146,4 @@ def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
 
 def _plain(text: str) -> Text:
     """``text`` shown as it is: no markup, control characters escaped."""
-    return Text("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+    return Text(printable(text))

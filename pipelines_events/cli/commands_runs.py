@@ -20,7 +20,13 @@ from rich.text import Text
 from pipelines_events.audit import SET, AuditChange, ChangeFold, StorageView
 from pipelines_events.cli import render
 from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
-from pipelines_events.cli.common import add_format_option, add_log_option, console, open_storage
+from pipelines_events.cli.common import (
+    add_format_option,
+    add_log_option,
+    console,
+    open_storage,
+    printable,
+)
 from pipelines_events.conf import STORAGE_SETTING, settings
 from pipelines_events.demo import DemoPipeline
 from pipelines_events.errors import (
@@ -162,17 +168,18 @@ def _working(text: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
-    """The storage of ``--log`` (which must exist: reading never creates it) or the
-    configured one; a ``--log`` storage is closed afterwards."""
+    """The storage of ``--log`` or the configured one, opened read-only when it is an event
+    log (which must exist: reading never creates, repairs or snapshots it), and closed
+    afterwards; a configured storage of another class is the shared one, left open."""
     log: Path | None = args.log
     if log is not None and not log.exists():
         raise LogOpenError(f"{log}: no such log file")
     with _working("reading the log"):
-        storage = open_storage(args)
+        storage = open_storage(args, readonly=True)
     try:
         yield storage
     finally:
-        if log is not None:
+        if isinstance(storage, EventLogPipelineResultsStorage) and storage.readonly:
             storage.close()
 
 
@@ -512,8 +519,10 @@ def _demo_command(args: argparse.Namespace) -> int:
     log = "" if args.log is None else f" --log {shlex.quote(str(args.log))}"
     out.print(
         Text(
-            f"recorded in {where}; try next: pipelines-events history {run_id}{log}   "
-            f"pipelines-events runs{log}   pipelines-events verify{log}",
+            printable(
+                f"recorded in {where}; try next: pipelines-events history {run_id}{log}   "
+                f"pipelines-events runs{log}   pipelines-events verify{log}"
+            ),
             style="dim",
         ),
         soft_wrap=True,

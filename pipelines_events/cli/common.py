@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 
 from pipelines_events.conf import STORAGE_SETTING, storage_setting
-from pipelines_events.errors import ImproperlyConfigured
+from pipelines_events.errors import ImproperlyConfigured, LogError, PipelinesEventsError
 from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import DEFAULT_PATH, EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, load_storage_class
 
 FORMATS = ("table", "json", "jsonl")
+
+_BIDI: Final = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\x1b": "\\x1b"}
+_ESCAPES: Final = {
+    **{code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]},
+    **{ord(char): f"\\u{ord(char):04x}" for char in _BIDI + "\u2028\u2029"},
+    **{ord(char): text for char, text in _NAMED.items()},
+}
+
+
+def printable(text: object) -> str:
+    """``text`` (or ``str(text)``) safe to print on a terminal, shown literally: control
+    characters (C0, DEL, C1), bidi overrides and line separators become escapes such as
+    ``\\x1b``, ``\\n`` and ``\\u202e``. Rich markup in it is never interpreted as long as
+    it goes to the console inside a :class:`rich.text.Text`; applying it twice changes
+    nothing more."""
+    return (text if isinstance(text, str) else str(text)).translate(_ESCAPES)
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +51,30 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_storage(args: argparse.Namespace) -> PipelineResultsStorage:
-    """The storage of ``--log``, else the one the settings configure."""
+def open_storage(args: argparse.Namespace, *, readonly: bool = False) -> PipelineResultsStorage:
+    """The storage of ``--log``, else the one the settings configure.
+
+    With ``readonly``, an event-log storage is a new read-only one (the caller closes it):
+    it never creates, repairs or snapshots the log. A configured storage of another class
+    is the shared configured one.
+    """
     log: Path | None = args.log
     if log is not None:
-        return EventLogPipelineResultsStorage(log)
-    return get_pipeline_results_storage()
+        return EventLogPipelineResultsStorage(log, readonly=readonly)
+    if not readonly:
+        return get_pipeline_results_storage()
+    dotted, kwargs = storage_setting()
+    storage_class = load_storage_class(dotted)
+    if not issubclass(storage_class, EventLogPipelineResultsStorage):
+        return get_pipeline_results_storage()
+    try:
+        return storage_class(**{**kwargs, "readonly": True})
+    except LogError:
+        raise  # it names the log file, which is the problem
+    except (TypeError, ValueError, PipelinesEventsError) as exc:
+        raise ImproperlyConfigured(
+            f"{STORAGE_SETTING} is {dotted} with kwargs it refuses: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def log_path(args: argparse.Namespace) -> Path:

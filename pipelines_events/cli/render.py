@@ -20,6 +20,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from pipelines_events.audit import AuditChange
+from pipelines_events.cli.common import printable
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -223,7 +224,8 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_object(value: Any, limit: int = 60) -> str:
-    """A stored pipeline or task object, short: a str as is, anything else as JSON."""
+    """A stored pipeline or task object, short and printable: a str as is, anything else
+    as JSON (control characters escaped, see :func:`~pipelines_events.cli.common.printable`)."""
     if isinstance(value, str):
         text = value
     else:
@@ -231,6 +233,7 @@ def format_object(value: Any, limit: int = 60) -> str:
             text = _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError):
             text = repr(value)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -244,7 +247,9 @@ def status_text(status: PipelineTaskStatus) -> Text:
 
 def _label(node: ResultTree) -> Text:
     if node.kind == PipelineExecution.kind:
-        label = Text.assemble(("run ", "bold"), (node.run_id, "bold"), f" · {node.pipeline_id}")
+        label = Text.assemble(
+            ("run ", "bold"), (printable(node.run_id), "bold"), f" · {printable(node.pipeline_id)}"
+        )
     elif node.kind == PipelineResult.kind:
         label = Text(
             "pipeline result"
@@ -252,7 +257,7 @@ def _label(node: ResultTree) -> Text:
             else format_object(node.pipeline_object)
         )
     elif node.kind == TaskExecution.kind:
-        label = Text(node.pipeline_task or node.task_id or node.id, style="bold")
+        label = Text(printable(node.pipeline_task or node.task_id or node.id), style="bold")
     else:
         label = Text("task result" if node.task_object is None else format_object(node.task_object))
     label.append(" · ")
@@ -264,7 +269,7 @@ def _label(node: ResultTree) -> Text:
     if node.message:
         style = "red" if node.status in _FAILED else "dim"
         label.append(" · ")
-        label.append(node.message, style=style)
+        label.append(printable(node.message), style=style)
     return label
 
 
@@ -277,7 +282,7 @@ def run_tree(tree: ResultTree, title: str | None = None) -> Tree:
         root = Tree(_label(tree))
         branch = root
     else:
-        root = Tree(Text(title, style="bold"))
+        root = Tree(Text(printable(title), style="bold"))
         branch = root.add(_label(tree))
     _grow(branch, tree)
     return root
@@ -294,9 +299,14 @@ def _grow(branch: Tree, node: ResultTree) -> None:
 def runs_table(runs: list[RunSummary], title: str | None = None) -> Table:
     """Runs as a rich Table: run id, status, start, duration, task result counts, pipeline."""
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE, show_edge=False, pad_edge=False
+        title=None if title is None else Text(printable(title)),
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+        pad_edge=False,
     )
-    table.add_column("run id", no_wrap=True, min_width=max(len(run.run_id) for run in runs))
+    width = max(len(printable(run.run_id)) for run in runs)
+    table.add_column("run id", no_wrap=True, min_width=width)
     table.add_column("status", no_wrap=True, min_width=max(len(run.status.name) for run in runs))
     table.add_column("started (UTC)", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
@@ -308,7 +318,7 @@ def runs_table(runs: list[RunSummary], title: str | None = None) -> Table:
     for run in runs:
         counts = run.task_results
         table.add_row(
-            run.run_id,
+            Text(printable(run.run_id)),
             status_text(run.status),
             format_time(run.started),
             format_duration(run.duration),
@@ -316,7 +326,7 @@ def runs_table(runs: list[RunSummary], title: str | None = None) -> Table:
             Text(str(counts.failed), style="red" if counts.failed else ""),
             Text(str(counts.cancelled), style="yellow" if counts.cancelled else ""),
             str(counts.total),
-            run.pipeline_id,
+            Text(printable(run.pipeline_id)),
         )
     return table
 
@@ -337,12 +347,12 @@ def _change_line(status: PipelineTaskStatus, kind: str, where: str, message: str
     line = Text.assemble(
         status_text(status),
         " " * (_STATUS_WIDTH - len(status.name)),
-        kind.ljust(_KIND_WIDTH) if kind else "",
-        where,
+        printable(kind).ljust(_KIND_WIDTH) if kind else "",
+        printable(where),
     )
     if message:
         line.append(": ")
-        line.append(message, style="red" if status in _FAILED else "dim")
+        line.append(printable(message), style="red" if status in _FAILED else "dim")
     return line
 
 
@@ -396,6 +406,6 @@ def print_records(console: Console, runs: list[RunSummary], fmt: str, where: str
     elif fmt == "jsonl":
         write_jsonl(runs)
     elif not runs:
-        console.print(Text(f"no run in {where}"), soft_wrap=True)
+        console.print(Text(printable(f"no run in {where}")), soft_wrap=True)
     else:
         console.print(runs_table(runs))

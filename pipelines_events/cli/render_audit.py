@@ -26,7 +26,14 @@ from pipelines_events.audit import (
     ReplayStep,
     VerifyReport,
 )
-from pipelines_events.cli.common import console
+from pipelines_events.audit.verify import (
+    SNAPSHOT_DIFFERS,
+    SNAPSHOT_IGNORED,
+    SNAPSHOT_MATCHES,
+    SNAPSHOT_NONE,
+    SNAPSHOT_UNCHECKED,
+)
+from pipelines_events.cli.common import console, printable
 from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
 
@@ -47,8 +54,10 @@ _encoder = msgspec.json.Encoder()
 
 
 def short_id(object_id: str) -> str:
-    """The first 8 characters of a generated id (a UUID); other ids whole."""
-    return object_id[:8] if len(object_id) == 36 and object_id.count("-") == 4 else object_id
+    """The first 8 characters of a generated id (a UUID); other ids whole, printable."""
+    if len(object_id) == 36 and object_id.count("-") == 4:
+        object_id = object_id[:8]
+    return printable(object_id)
 
 
 def format_time(moment: datetime | None) -> str:
@@ -60,7 +69,8 @@ def format_time(moment: datetime | None) -> str:
 
 
 def format_value(value: Any, limit: int = 48) -> str:
-    """A stored value, short: statuses by name, times in UTC, the rest as compact JSON."""
+    """A stored value, short and printable: statuses by name, times in UTC, the rest as
+    compact JSON (control characters escaped: :func:`~pipelines_events.cli.common.printable`)."""
     if value is None:
         return _NONE
     if isinstance(value, PipelineTaskStatus):
@@ -74,6 +84,7 @@ def format_value(value: Any, limit: int = 48) -> str:
             text = _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError):
             text = repr(value)
+    text = printable(text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -88,9 +99,9 @@ def object_label(
     task_object: Any = None,
 ) -> str:
     """``task result 1a2b3c4d · extract · 'a' · 1``: the kind, short id and context."""
-    parts = [f"{KIND_LABELS.get(kind, kind)} {short_id(object_id)}"]
+    parts = [f"{printable(KIND_LABELS.get(kind, kind))} {short_id(object_id)}"]
     if pipeline_task is not None:
-        parts.append(pipeline_task)
+        parts.append(printable(pipeline_task))
     if pipeline_object is not None and kind != PIPELINE_EXECUTION:
         parts.append(format_value(pipeline_object, 24))
     if task_object is not None:
@@ -115,20 +126,22 @@ def change_text(change: AuditChange) -> str:
         return "run removed"
     if change.action == CREATED:
         if change.field is not None:
-            return f"{change.field}: created{_ARROW}{format_value(change.new)}"
+            return f"{printable(change.field)}: created{_ARROW}{format_value(change.new)}"
         status = change.new.get("status") if isinstance(change.new, dict) else None
         return "created" if status is None else f"created ({format_value(status)})"
-    return f"{change.field}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
+    return (
+        f"{printable(change.field)}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
+    )
 
 
 def change_line(change: AuditChange) -> str:
     """One change on one line, for streams (``follow``, ``replay``)."""
     line = (
-        f"{format_time(change.time)}  seq {change.seq:>6}  run {change.run_id}  "
+        f"{format_time(change.time)}  seq {change.seq:>6}  run {printable(change.run_id)}  "
         f"{change_label(change)}  {change_text(change)}"
     )
     if change.message:
-        line += f"  «{change.message}»"
+        line += f"  «{printable(change.message)}»"
     return line
 
 
@@ -167,7 +180,9 @@ def write_jsonl(values: Iterable[Any]) -> None:
 
 def changes_table(changes: list[AuditChange], title: str | None = None) -> Table:
     """Changes as a table: time, seq, object, change, message."""
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(
+        title=None if title is None else Text(printable(title)), title_justify="left", expand=False
+    )
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("object")
@@ -179,7 +194,7 @@ def changes_table(changes: list[AuditChange], title: str | None = None) -> Table
             Text(str(change.seq)),
             Text(change_label(change)),
             Text(change_text(change)),
-            Text(change.message or ""),
+            Text(printable(change.message or "")),
         )
     return table
 
@@ -191,7 +206,7 @@ def print_changes(console: Console, changes: list[AuditChange], fmt: str, title:
     elif fmt == "jsonl":
         write_jsonl(changes)
     elif not changes:
-        console.print(Text(f"{title}: no change matches"))
+        console.print(Text(printable(f"{title}: no change matches")))
     else:
         console.print(changes_table(changes, title))
 
@@ -206,7 +221,7 @@ def print_change(console: Console, change: AuditChange, fmt: str) -> None:
 
 def print_step(console: Console, step: ReplayStep) -> None:
     """A replay step as a header and one line per change."""
-    runs = ", ".join(step.run_ids)
+    runs = ", ".join(printable(run_id) for run_id in step.run_ids)
     seqs = f"seq {step.first_seq}" + (
         f"-{step.last_seq}" if step.last_seq != step.first_seq else ""
     )
@@ -217,7 +232,7 @@ def print_step(console: Console, step: ReplayStep) -> None:
     for change in step.changes:
         line = f"    {change_label(change)}  {change_text(change)}"
         if change.message:
-            line += f"  «{change.message}»"
+            line += f"  «{printable(change.message)}»"
         console.print(Text(line), soft_wrap=True)
 
 
@@ -231,22 +246,35 @@ def _count(number: int, noun: str) -> str:
 
 
 def verify_lines(report: VerifyReport) -> list[str]:
-    """What ``verify`` prints for a report."""
-    if not report.ok:
-        failed = f"FAILED: {report.path}: line {report.line}: {report.reason}"
-        if report.head_mismatch:
-            return [failed]
-        return [
-            failed,
-            f"the log verifies up to seq {report.head_seq} "
-            f"(head {report.head_seq}:{report.head_hash})",
-        ]
-    lines = [
-        f"OK: {report.path}: {_count(report.events, 'event')} in "
+    """What ``verify`` prints for a report (printable)."""
+    return [printable(line) for line in _verify_lines(report)]
+
+
+def _verify_lines(report: VerifyReport) -> list[str]:
+    summary = (
+        f"{report.path}: {_count(report.events, 'event')} in "
         f"{_count(report.batches, 'batch')}, {_count(report.runs, 'run')}, "
-        f"{_count(report.bytes, 'byte')}",
-        f"head {report.head_seq}:{report.head_hash}",
-    ]
+        f"{_count(report.bytes, 'byte')}"
+    )
+    if report.line is not None:
+        lines = [f"FAILED: {report.path}: line {report.line}: {report.reason}"]
+        if not report.head_mismatch:
+            lines.append(
+                f"the log verifies up to seq {report.head_seq} "
+                f"(head {report.head_seq}:{report.head_hash})"
+            )
+        if report.snapshot_state == SNAPSHOT_DIFFERS:
+            lines.append(f"FAILED: {report.snapshot_reason}")
+        elif report.snapshot_state in (SNAPSHOT_IGNORED, SNAPSHOT_UNCHECKED):
+            lines.append(_snapshot_line(report))
+        return lines
+    if not report.ok:  # the snapshot differs
+        return [
+            f"FAILED: {report.snapshot_reason}",
+            f"the log itself verifies: {summary}",
+            f"head {report.head_seq}:{report.head_hash}",
+        ]
+    lines = [f"OK: {summary}", f"head {report.head_seq}:{report.head_hash}"]
     if report.expected is not None:
         lines.append(f"extends the expected head {report.expected}")
     if report.unfinished_bytes:
@@ -254,12 +282,27 @@ def verify_lines(report: VerifyReport) -> list[str]:
             f"note: {_count(report.unfinished_bytes, 'byte')} after the head are an unfinished "
             "batch (a write in progress, or a writer that crashed; the next writer removes them)"
         )
+    lines.append(_snapshot_line(report))
     return lines
 
 
+def _snapshot_line(report: VerifyReport) -> str:
+    state = report.snapshot_state
+    if state == SNAPSHOT_NONE:
+        return "no snapshot beside the log: storages replay the whole log"
+    if state == SNAPSHOT_MATCHES:
+        return f"snapshot {report.snapshot}: matches the log at seq {report.snapshot_seq}"
+    if state == SNAPSHOT_IGNORED:
+        return (
+            f"note: snapshot ignored: storages do not use it and replay the whole log "
+            f"({report.snapshot_reason})"
+        )
+    return f"note: snapshot {report.snapshot} not checked: {report.snapshot_reason}"
+
+
 def export_line(summary: ExportSummary) -> str:
-    """What ``export`` prints."""
-    return (
+    """What ``export`` prints (printable)."""
+    return printable(
         f"exported run {summary.run_id}: {_count(summary.events, 'event')} in "
         f"{_count(summary.batches, 'batch')} to {summary.path} "
         f"(head {summary.head_seq}:{summary.head_hash})"
@@ -267,11 +310,11 @@ def export_line(summary: ExportSummary) -> str:
 
 
 def import_line(outcome: ImportOutcome, into: str) -> str:
-    """What ``replay --into`` prints for one run."""
+    """What ``replay --into`` prints for one run (printable)."""
     if outcome.action == "already present":
         text = f"run {outcome.run_id}: already present in {into}; nothing added"
     elif outcome.action == "extended":
         text = f"run {outcome.run_id}: added its {outcome.events} missing events to {into}"
     else:
         text = f"run {outcome.run_id}: imported {outcome.events} events into {into}"
-    return f"{text} ({outcome.note})" if outcome.note else text
+    return printable(f"{text} ({outcome.note})" if outcome.note else text)

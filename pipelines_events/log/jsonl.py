@@ -443,12 +443,12 @@ class JsonlEventLog(EventLog):
     def _truncate_torn(self, keep: int, size: int) -> None:
         tail = os.pread(self._fd, min(size - keep, 64), keep)
         if not _looks_torn(tail):
-            line = self._position.seq + 1 if keep == self._position.offset else None
-            where = f"line {line}" if line is not None else f"byte {keep}"
+            at_position = keep == self._position.offset
+            line = (self._position.seq if at_position else _lines_before(self._fd, keep)) + 1
             raise LogCorruptError(
                 str(self._path),
-                line or 0,
-                f"the file ends ({where} on, {size - keep} bytes: {tail[:40]!r}) with bytes "
+                line,
+                f"the file ends (line {line} on, {size - keep} bytes: {tail[:40]!r}) with bytes "
                 "that are not the start of an event, so they are not a torn write; "
                 "refusing to cut them: is this file a pipelines-events log?",
             )
@@ -524,6 +524,14 @@ def _end(fd: int) -> int:
         return os.lseek(fd, 0, os.SEEK_END)
     except OSError:  # files that cannot seek to their end (/proc); fstat still answers
         return os.fstat(fd).st_size
+
+
+def _lines_before(fd: int, offset: int) -> int:
+    """How many lines end before byte ``offset``."""
+    count = 0
+    for start in range(0, offset, _CHUNK):
+        count += os.pread(fd, min(_CHUNK, offset - start), start).count(b"\n")
+    return count
 
 
 def _looks_torn(tail: bytes) -> bool:

@@ -22,6 +22,7 @@ from pipelines_events.events import (
     PIPELINE_RESULT,
     TASK_EXECUTION,
     TASK_RESULT,
+    copy_value,
     encode_value,
     utc_now,
 )
@@ -212,24 +213,30 @@ class PipelineStorageObject:
     # -- the get_/set_ fallback -------------------------------------------------------
 
     def getter(self, name: str) -> Callable[[], Any]:
-        """A function returning property ``name``; :class:`AttributeError` if there is none."""
+        """A function returning property ``name``; :class:`AttributeError` if there is none.
+
+        Lists and dicts come back as copies (:func:`copy_value`): changing what a ``get_``
+        returned never changes the stored property.
+        """
         try:
             object.__getattribute__(self, name)
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__} has no get_{name}() and no {name!r} to fall back on"
             ) from None
-        return lambda: getattr(self, name)
+        return lambda: copy_value(getattr(self, name))
 
     def setter(self, name: str) -> Callable[[Any], None]:
-        """A function storing a value as property ``name`` (the attribute ``name``)."""
+        """A function storing a copy of a value as property ``name`` (the attribute
+        ``name``; changing the value afterwards changes nothing stored; tuples are stored
+        as lists)."""
 
         def set_value(value: Any) -> None:
             if name in IDENTIFYING_FIELDS:
                 encode_value(name, value)  # the seed sets it; the value must still be storable
             else:
                 encode_field_value(name, value)
-            setattr(self, name, value)
+            setattr(self, name, copy_value(value))
 
         return set_value
 

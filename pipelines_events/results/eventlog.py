@@ -20,7 +20,13 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from pipelines_events.errors import InvalidValueError, LogError, ObjectNotFoundError, SnapshotError
+from pipelines_events.errors import (
+    InvalidValueError,
+    LogError,
+    ObjectNotFoundError,
+    ReadOnlyStorageError,
+    SnapshotError,
+)
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
@@ -32,6 +38,7 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
+    encode_value,
 )
 from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
 from pipelines_events.results.base import (
@@ -56,6 +63,7 @@ from pipelines_events.results.snapshots import (
     snapshot_path,
     write_snapshot,
 )
+from pipelines_events.results.snapshots import size_bound as snapshot_size_bound
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -111,14 +119,18 @@ class _EventLogObject(PipelineStorageObject):
 
     def getter(self, name: str) -> Callable[[], Any]:
         """Read ``name`` from the projection (the object's own field, then its parents'),
-        else the attribute or property ``name`` of this object."""
+        else the attribute or property ``name`` of this object.
+
+        Lists and dicts of the projection come back as copies: changing them changes
+        nothing stored.
+        """
         record = self._record()
         if name in _ALWAYS_KNOWN or record.has(name):
-            return lambda: self._record().get(name)
+            return lambda: _detached(self._record().get(name))
         if name in _RECORD_NAMES:
             return lambda: getattr(self._record(), name)
         if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
-            return lambda: self._storage._inherited(self._record(), name)
+            return lambda: _detached(self._storage._inherited(self._record(), name))
         # Step 2 of the seed: an attribute or property of this very object (a plain
         # attribute lives on this object only: lookups return new objects).
         try:
@@ -282,7 +294,9 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     ``path`` is the log file (created with its directory when missing); ``durability``,
     ``mode`` and ``max_event_bytes`` are passed to :class:`JsonlEventLog`. Opening the
-    storage replays the log.
+    storage replays the log. With ``readonly`` the log must exist and is never written:
+    a torn tail is skipped, not cut, a snapshot is read but never written, and every
+    write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
     """
 
     def __init__(
@@ -294,15 +308,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         snapshots: bool = True,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        readonly: bool = False,
     ) -> None:
+        if not isinstance(readonly, bool):
+            raise InvalidValueError(f"readonly must be True or False, not {readonly!r}")
         if not isinstance(snapshots, bool):
             raise InvalidValueError(f"snapshots must be True or False, not {snapshots!r}")
         if type(snapshot_every) is not int or snapshot_every < 1:
             raise InvalidValueError(
                 f"snapshot_every must be a positive int (events), not {snapshot_every!r}"
             )
+        self._readonly = readonly
         self._log = JsonlEventLog(
-            path, durability=durability, mode=mode, max_event_bytes=max_event_bytes
+            path,
+            durability=durability,
+            mode=mode,
+            max_event_bytes=max_event_bytes,
+            readonly=readonly,
         )
         self._results = ResultsProjection()
         self._digest = DigestProjection()
@@ -315,13 +337,25 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if snapshots:
             self._restore_snapshot()
         self.refresh()
-        if snapshots and self._unsnapshotted >= snapshot_every:
+        if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
 
     @property
     def log(self) -> JsonlEventLog:
         """The event log the storage writes to."""
         return self._log
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the storage was opened read-only (it never writes)."""
+        return self._readonly
+
+    def _refuse_write(self, what: str) -> None:
+        if self._readonly:
+            raise ReadOnlyStorageError(
+                f"cannot {what}: the storage of {self._log.location} was opened read-only; "
+                "nothing was written"
+            )
 
     @property
     def results(self) -> ResultsProjection:
@@ -351,6 +385,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             apply_digest(event)
 
     def _emit(self, drafts: list[AnyEvent]) -> None:
+        self._refuse_write("write events")
         if self._pending is not None:
             self._pending.extend(drafts)
         else:
@@ -366,6 +401,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
         """Append the events of an atomic block; returns whether they were stored."""
+        self._refuse_write("write events")
         if require is None:
             self._fold(self._log.append(pending))
             return True
@@ -390,7 +426,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def close(self) -> None:
         """Commit, write a snapshot if many events came since the last, close the log."""
-        if self._snapshots and self._unsnapshotted >= self._snapshot_every:
+        if self._snapshots and not self._readonly and self._unsnapshotted >= self._snapshot_every:
             self.write_snapshot()
         self._log.close()
 
@@ -404,12 +440,22 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness)."""
-        snapshot = Snapshot(
-            position=self._log.position,
-            parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
-        )
+        self._refuse_write("write a snapshot")
         try:
-            write_snapshot(self.snapshot_path, snapshot, self._mode)
+            snapshot = Snapshot(
+                position=self._log.position,
+                parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
+            )
+        except Exception as exc:  # a value the encoder refuses must not fail close()
+            warnings.warn(
+                f"{self.snapshot_path}: cannot encode the snapshot ({type(exc).__name__}: "
+                f"{exc}); the next open replays more of the log",
+                SnapshotIgnored,
+                stacklevel=2,
+            )
+            return
+        try:
+            write_snapshot(self.snapshot_path, snapshot, self._mode, self._log_owner())
         except OSError as exc:
             warnings.warn(
                 f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
@@ -420,17 +466,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._unsnapshotted = 0
 
+    def _log_owner(self) -> int:
+        """The uid of the log file: the only owner a snapshot is read from."""
+        return os.stat(self._log.path).st_uid
+
     def _restore_snapshot(self) -> None:
         path = self.snapshot_path
-        if not path.exists():
+        if not os.path.lexists(path):
             return
         try:
-            snapshot = read_snapshot(path)
+            snapshot = read_snapshot(
+                path, owner=self._log_owner(), max_bytes=snapshot_size_bound(self._log.size())
+            )
             self._log.seek(snapshot.position)
             with _gc_paused():
                 results = ResultsProjection.restore(snapshot.parts["results"])
                 digest = DigestProjection.restore(snapshot.parts["digest"])
-        except (SnapshotError, LogError, KeyError) as exc:
+        except (SnapshotError, LogError, KeyError, OSError) as exc:
             self._log.seek(START)
             warnings.warn(
                 f"{path}: snapshot ignored ({exc}); replaying the whole log",
@@ -452,6 +504,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         return record
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
+        self._refuse_write(f"set {name!r} on {kind} {object_id}")
         stored, vtype = encode_field_value(name, value)
         stored = _detached(stored)
         record = self._results.get(object_id)
@@ -500,6 +553,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         input_data: Any,
         build_all: bool = True,
     ) -> PipelineExecution:
+        self._refuse_write(f"build run {run_id!r}")
         plan = plan_build(pipeline, run_id, runner, reporter, input_data, build_all)
         self.refresh()
         if self._results.execution_of_run(run_id) is not None:
@@ -508,66 +562,66 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 "give every run a new id"
             )
         execution_id = _new_id()
+        attrs: dict[str, Any] = {
+            "pipeline_id": plan.pipeline_id,
+            "status": _PENDING,
+            "runner": plan.runner,
+            "reporter": plan.reporter,
+        }
         drafts: list[AnyEvent] = [
             ObjectCreated(
                 run_id=run_id,
                 kind=PIPELINE_EXECUTION,
                 id=execution_id,
-                attrs={
-                    "pipeline_id": plan.pipeline_id,
-                    "status": _PENDING,
-                    "runner": plan.runner,
-                    "reporter": plan.reporter,
-                    "input_data": _detached(plan.input_data),
-                },
-                types=_STATUS_TYPES,
+                attrs=attrs,
+                types=_put_value(attrs, "input_data", plan.input_data),
             )
         ]
         for planned_result in plan.pipeline_results:
             result_id = _new_id()
+            attrs = {"pipeline_id": plan.pipeline_id, "status": _PENDING}
+            types = _put_value(
+                attrs, "serializable_pipeline_object", planned_result.pipeline_object
+            )
             drafts.append(
                 ObjectCreated(
                     run_id=run_id,
                     kind=PIPELINE_RESULT,
                     id=result_id,
                     parent_id=execution_id,
-                    attrs={
-                        "pipeline_id": plan.pipeline_id,
-                        "status": _PENDING,
-                        "serializable_pipeline_object": _detached(planned_result.pipeline_object),
-                    },
-                    types=_STATUS_TYPES,
+                    attrs=attrs,
+                    types=types,
                 )
             )
             for planned_execution in planned_result.task_executions:
                 task_execution_id = _new_id()
+                attrs = {
+                    "task_id": planned_execution.task_id,
+                    "pipeline_task": planned_execution.pipeline_task,
+                    "status": _PENDING,
+                }
+                types = _put_value(attrs, "config", planned_execution.config)
                 drafts.append(
                     ObjectCreated(
                         run_id=run_id,
                         kind=TASK_EXECUTION,
                         id=task_execution_id,
                         parent_id=result_id,
-                        attrs={
-                            "task_id": planned_execution.task_id,
-                            "pipeline_task": planned_execution.pipeline_task,
-                            "status": _PENDING,
-                            "config": _detached(planned_execution.config),
-                        },
-                        types=_STATUS_TYPES,
+                        attrs=attrs,
+                        types=types,
                     )
                 )
                 for task_object in planned_execution.task_objects:
+                    attrs = {"status": _PENDING}
+                    types = _put_value(attrs, "serializable_task_object", task_object)
                     drafts.append(
                         ObjectCreated(
                             run_id=run_id,
                             kind=TASK_RESULT,
                             id=_new_id(),
                             parent_id=task_execution_id,
-                            attrs={
-                                "status": _PENDING,
-                                "serializable_task_object": _detached(task_object),
-                            },
-                            types=_STATUS_TYPES,
+                            attrs=attrs,
+                            types=types,
                         )
                     )
         self._emit(drafts)
@@ -672,6 +726,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def cleanup(self, before: datetime | None = None) -> list[str]:
         if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
             raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+        self._refuse_write("clean up runs")
         self.refresh()
         removed: list[str] = []
         drafts: list[AnyEvent] = []
@@ -738,6 +793,17 @@ def _new_id() -> str:
 
 
 _CONTAINERS: Final = (dict, list, tuple)
+
+
+def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
+    """Put a value ``plan_build`` checked in ``attrs`` as the log stores it (statuses and
+    datetimes tagged, as ``set_`` stores them); returns the created event's type tags."""
+    if type(value) in _CONTAINERS:
+        attrs[name] = _detached(value)
+        return _STATUS_TYPES
+    stored, vtype = encode_value(name, value)
+    attrs[name] = stored
+    return _STATUS_TYPES if vtype is None else {**_STATUS_TYPES, name: vtype}
 
 
 def _detached(value: Any) -> Any:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pipelines_events.errors import InvalidValueError
+from pipelines_events.events import copy_value
 from pipelines_events.results.base import (
     BuildablePipeline,
     PipelineDigest,
@@ -30,7 +31,8 @@ from pipelines_events.status import PipelineTaskStatus
 
 
 class _MemoryObject(PipelineStorageObject):
-    """Properties are plain attributes; the base class's hooks read and write them."""
+    """Properties are plain attributes; the base class's hooks read and write them (and
+    copy lists and dicts on the way in and out, so callers never share stored state)."""
 
     def __init__(self, run_id: str, **attrs: Any) -> None:
         self.id = str(uuid.uuid4())
@@ -40,7 +42,7 @@ class _MemoryObject(PipelineStorageObject):
         self.completed: datetime | None = None
         self.message = ""
         for name, value in attrs.items():
-            setattr(self, name, value)
+            setattr(self, name, copy_value(value))
 
 
 class MemoryPipelineExecution(_MemoryObject, PipelineExecution):
