@@ -161,6 +161,14 @@ class LoggingReporter(PipelineReporter):
             return logging.WARNING
         return logging.INFO
 
+    def report_context_object(
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
+    ) -> None:
+        """As the base class's, without describing the object when the logger would drop
+        the line (a big run reports every object PENDING)."""
+        if self.logger.isEnabledFor(self.level(status)):
+            super().report_context_object(context_object, status, message)
+
     def report(
         self,
         context_object: PipelineStorageObject,

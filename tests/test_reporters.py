@@ -317,3 +317,17 @@ def test_a_reporter_without_the_hooks_is_refused_before_anything_is_built() -> N
     with pytest.raises(TypeError, match=r"reporter: OldStyle has no report_context_object"):
         OneTask().start(run_id="old-style", reporter=OldStyle())  # type: ignore[arg-type]
     assert helpers.get_pipeline_execution("old-style") is None
+
+
+def test_the_logging_reporter_describes_nothing_the_logger_drops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quiet")
+    reporter = LoggingReporter("quiet")
+    not_a_result = object()
+
+    reporter.report_context_object(not_a_result, S.DONE, "dropped")  # type: ignore[arg-type]
+
+    assert caplog.records == []
+    with pytest.raises(TypeError, match="it is not a result object"):
+        reporter.report_context_object(not_a_result, S.CANCELLED, "kept")  # type: ignore[arg-type]
