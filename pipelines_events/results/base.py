@@ -5,7 +5,9 @@ A custom storage extends :class:`PipelineResultsStorage` and returns objects tha
 :class:`TaskResult`. Reading a property ``foo`` goes through ``get_foo()``: a method of
 that name if the class has one, else the object's :meth:`~PipelineStorageObject.getter`
 hook (by default: the attribute ``foo``), else :class:`AttributeError`. ``set_foo(value)``
-works the same way through :meth:`~PipelineStorageObject.setter`.
+works the same way through :meth:`~PipelineStorageObject.setter`. A method a custom
+storage (or one of its objects) does not implement raises :class:`NotImplementedError`
+naming the class and the method.
 """
 
 from __future__ import annotations
