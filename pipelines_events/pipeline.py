@@ -61,6 +61,11 @@ class Pipeline:
                 f"{class_path(cls)}.pipeline_id: give a non-empty str, not {cls.pipeline_id!r}"
             )
         cls._tasks = _collect_tasks(cls)
+        if "tasks" in cls._tasks:
+            raise PipelineDefinitionError(
+                f"{class_path(cls)}: a task cannot be named 'tasks' (Pipeline.tasks lists "
+                "the tasks); give it another name"
+            )
         cls.tasks = dict(cls._tasks)
         cls._dependencies = _dependencies(cls, cls._tasks, cls.ordering)
         cls._run_order = _run_order(cls, cls._tasks, cls._dependencies)

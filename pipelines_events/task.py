@@ -32,13 +32,15 @@ _MODEL_KEYS = frozenset({"pk", "app_label", "model_name"})
 def get_object(stored: Any) -> Any:
     """A stored pipeline or task object rebuilt, as the original did: a Django model
     instance for ``{"pk": ..., "app_label": ..., "model_name": ...}`` (fetched from the
-    database), None for an empty value, else ``stored`` as it is."""
+    database) when Django is set up, None for an empty value, else ``stored`` as it is."""
     if not stored:
         return None
     if isinstance(stored, dict) and stored.keys() >= _MODEL_KEYS:
         try:
             apps = importlib.import_module("django.apps").apps
         except ImportError:
+            return stored
+        if not apps.ready:  # Django is not set up in this process: no models to fetch
             return stored
         model = apps.get_model(stored["app_label"], stored["model_name"])
         return model._default_manager.get(pk=stored["pk"])

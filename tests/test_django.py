@@ -231,3 +231,20 @@ def test_stored_django_model_objects_come_back_as_model_instances(project: Path)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["memory ok", "eventlog ok"]
+
+
+def test_a_stored_model_reference_stays_as_stored_where_django_is_not_set_up(
+    project: Path,
+) -> None:
+    code = (
+        "from pipelines_events.task import get_object\n"
+        "print(get_object({'pk': 1, 'app_label': 'auth', 'model_name': 'user'}))\n"
+        "print(get_object({}), get_object({'obj': 1}))\n"
+    )
+    done = _run([sys.executable, "-c", code], project)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "{'pk': 1, 'app_label': 'auth', 'model_name': 'user'}",
+        "None {'obj': 1}",
+    ]

@@ -392,3 +392,10 @@ def test_other_registries_do_not_see_defined_classes() -> None:
     with pytest.raises(LookupError):
         Registry().get_pipeline_class(Single.pipeline_id.replace("Single", "Nope"))
     assert Registry().get_task_class(Step.task_id) is Step  # importable by its dotted path
+
+
+def test_a_task_cannot_be_named_tasks() -> None:
+    with pytest.raises(PipelineDefinitionError, match=r"a task cannot be named 'tasks'"):
+
+        class Clash(Pipeline):
+            tasks = Step()  # type: ignore[assignment]
