@@ -248,3 +248,15 @@ def test_a_stored_model_reference_stays_as_stored_where_django_is_not_set_up(
         "{'pk': 1, 'app_label': 'auth', 'model_name': 'user'}",
         "None {'obj': 1}",
     ]
+
+
+def test_the_variable_without_django_installed_is_an_error_naming_it(project: Path) -> None:
+    shadow = project / "django"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('no django here')\n", encoding="utf-8")
+
+    done = _run([*CLI, "runs"], project, DJANGO_SETTINGS_MODULE="site_settings")
+
+    assert done.returncode == 2
+    assert "DJANGO_SETTINGS_MODULE is 'site_settings', but Django is not installed" in done.stderr
+    assert not (project / "django-runs.jsonl").exists()
