@@ -770,6 +770,9 @@ class StorageConformanceTests:
         execution = _build(storage)
         results, task_executions, task_results = _tree(execution)
         reporter = ExampleReporter()
+        for task_result in task_results:
+            if task_result is not task_results[5]:
+                task_result.report_status_change(None, CANCELLED)
         task_results[5].report_status_change(reporter, RUNTIME_ERROR, "boom")
         objects = [obj for obj, _, _ in reporter.reports]
         assert [obj.get_id() for obj in objects] == [
@@ -799,22 +802,48 @@ class StorageConformanceTests:
             assert _status(storage, obj) is PENDING, obj
 
     @pytest.mark.parametrize("failure", ERRORS, ids=lambda s: s.name)
-    def test_a_failure_propagates_up_at_once(
+    def test_a_failure_ends_its_parents_once_their_children_have_ended(
         self, storage: PipelineResultsStorage, failure: PipelineTaskStatus
     ) -> None:
         execution = _build(storage)
         results, task_executions, task_results = _tree(execution)
         task_results[5].report_status_change(None, RUNNING)
-        with freeze_time(T0):
-            assert task_results[5].report_status_change(None, failure, "boom") is True
-        for obj in (task_results[5], task_executions[3], results[1], execution):
+        assert task_results[5].report_status_change(None, failure, "boom") is True
+        # The failure is recorded; its parents go on while their other children do.
+        assert _status(storage, task_results[5]) is failure
+        for obj in (task_executions[3], results[1], execution):
+            fresh = _fresh(storage, obj)
+            assert fresh.get_status() is RUNNING, obj
+            assert fresh.get_completed() is None
+        for task_result in task_results:
+            if task_result is task_results[5]:
+                continue
+            with freeze_time(T0):
+                task_result.report_status_change(None, CANCELLED, "cancelled")
+        # Once all children of a parent have ended, the failure decides its outcome.
+        for obj in (task_executions[3], results[1], execution):
             fresh = _fresh(storage, obj)
             assert fresh.get_status() is failure, obj
             assert fresh.get_message() == "boom"
             assert fresh.get_completed() == T0
-        assert _status(storage, task_results[6]) is PENDING
-        assert _status(storage, task_executions[2]) is PENDING
-        assert _status(storage, results[0]) is PENDING
+        assert _status(storage, task_results[6]) is CANCELLED
+        assert _status(storage, task_executions[2]) is CANCELLED
+        assert _status(storage, results[0]) is CANCELLED
+
+    def test_no_parent_is_final_before_its_children(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        execution = _build(storage)
+        results, task_executions, task_results = _tree(execution)
+        statuses = [DONE, *ERRORS, CANCELLED]
+        for number, task_result in enumerate(task_results):
+            task_result.report_status_change(None, RUNNING)
+            task_result.report_status_change(None, statuses[number % len(statuses)], "end")
+            for obj in _all_objects(execution):
+                fresh = _fresh(storage, obj)
+                if fresh.get_status().is_final:
+                    assert all(c.get_status().is_final for c in fresh.get_children()), obj
+        assert _status(storage, execution).is_final
 
     def test_done_propagates_once_all_siblings_are_final(
         self, storage: PipelineResultsStorage
@@ -1396,7 +1425,9 @@ class StorageConformanceTests:
         running = _build(storage, "run-running", _single_pipeline())
         _build(storage, "run-pending", _single_pipeline())
         self._finish(done, DONE)
-        _tree(failed)[2][0].report_status_change(None, RUNTIME_ERROR, "boom")
+        failed_results = _tree(failed)[2]
+        failed_results[0].report_status_change(None, RUNTIME_ERROR, "boom")
+        failed_results[1].report_status_change(None, CANCELLED, "cancelled")
         _tree(running)[2][0].report_status_change(None, RUNNING)
         removed = storage.cleanup()
         assert sorted(removed) == ["run-done", "run-failed"]

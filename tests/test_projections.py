@@ -538,7 +538,7 @@ class Node:
         self.completed = self.completed or status.is_final
         self.message = message
         if propagate and self.parent is not None:
-            if status is RUNNING or status in _FAILED:
+            if status is RUNNING:
                 self.parent.report(status, message, True)
             else:
                 outcome = self.parent.outcome()

@@ -67,6 +67,9 @@ def _history(storage: EventLogPipelineResultsStorage) -> None:
         first.set_count(2)
     second.report_status_change(None, RUNNING)
     second.report_status_change(None, PipelineTaskStatus.RUNTIME_ERROR, "ValueError: boom")
+    build(storage, "failed-run", TinyPipeline("cut"))  # a failed run, for the cleanup
+    (failed,) = storage.get_task_results(run_id="failed-run")
+    failed.report_status_change(None, PipelineTaskStatus.RUNTIME_ERROR, "ValueError: boom")
 
 
 LAST_BATCHES: dict[str, Callable[[EventLogPipelineResultsStorage], None]] = {

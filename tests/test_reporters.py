@@ -150,10 +150,10 @@ def test_a_reporter_hears_failures_and_cancellations() -> None:
     assert finals == [
         ("fails", S.RUNTIME_ERROR, error),  # the task result
         ("fails", S.RUNTIME_ERROR, error),  # the task execution
-        (None, S.RUNTIME_ERROR, error),  # the pipeline result
-        (None, S.RUNTIME_ERROR, error),  # the execution
         (Ok.task_id, S.CANCELLED, cancelled),  # later's task result
         (Ok.task_id, S.CANCELLED, cancelled),  # later's task execution
+        (None, S.RUNTIME_ERROR, error),  # the pipeline result, once its tasks have ended
+        (None, S.RUNTIME_ERROR, error),  # the execution, last
     ]
 
 

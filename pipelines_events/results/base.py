@@ -359,8 +359,9 @@ class PipelineStorageObject:
         message are stored together, then the reporter hears of it
         (``report_context_object(self, status, "Changed state to STATUS - message")``).
         Unless ``propagate``
-        is False the parent follows: RUNNING and failures at once, DONE and CANCELLED
-        once all the parent's children are final.
+        is False the parent follows: RUNNING at once, a final status once all the
+        parent's children are final (a failed child decides it, see
+        :meth:`children_outcome`).
         """
         status = as_status(status)
         if not isinstance(message, str):
@@ -392,19 +393,24 @@ class PipelineStorageObject:
         parent = self.get_parent()
         if parent is None:
             return
-        if status is _RUNNING or status in _FAILED:
+        if status is _RUNNING:
             parent.report_status_change(reporter, status, message)
             return
+        # A parent ends once all its children have ended; a failed child decides how.
         outcome = parent.children_outcome()
         if outcome is None:
             return
+        parent.report_status_change(reporter, outcome, parent.outcome_message(outcome, message))
+
+    def outcome_message(self, outcome: PipelineTaskStatus, message: str = "") -> str:
+        """The message of ``outcome`` (from :meth:`children_outcome`): the first failed
+        child's message when it is a failure, else ``message``."""
         if outcome in _FAILED:
-            # Another writer's child failed first: carry its message, not this one's.
-            message = next(
-                (c.get_message() for c in parent.get_children() if c.get_status() is outcome),
+            return next(
+                (c.get_message() for c in self.get_children() if c.get_status() is outcome),
                 message,
             )
-        parent.report_status_change(reporter, outcome, message)
+        return message
 
     def __repr__(self) -> str:
         try:

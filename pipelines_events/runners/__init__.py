@@ -20,6 +20,7 @@ __all__ = [
     "cancel_below",
     "cancelled_message",
     "error_message",
+    "fail_run",
     "fail_task_execution",
     "settle",
 ]
@@ -79,16 +80,31 @@ def settle(obj: PipelineStorageObject, reporter: StatusReporter | None) -> bool:
     outcome = obj.children_outcome()
     if outcome is None:
         return False
-    return obj.report_status_change(reporter, outcome)
+    return obj.report_status_change(reporter, outcome, obj.outcome_message(outcome))
 
 
-def cancel_below(obj: PipelineStorageObject, reporter: StatusReporter | None, message: str) -> None:
+def cancel_below(
+    obj: PipelineStorageObject,
+    reporter: StatusReporter | None,
+    message: str,
+    propagate: bool = True,
+) -> None:
     """Mark ``obj`` and every object below it that is not final yet CANCELLED with
-    ``message``, children first (a parent whose children all end up cancelled follows)."""
+    ``message``, children first (a parent whose children are all final follows, with the
+    outcome they add up to); with ``propagate`` False no change goes up on its own."""
     for child in obj.get_children():
-        cancel_below(child, reporter, message)
+        cancel_below(child, reporter, message, propagate)
     if not obj.get_status().is_final:
-        obj.report_status_change(reporter, PipelineTaskStatus.CANCELLED, message)
+        obj.report_status_change(reporter, PipelineTaskStatus.CANCELLED, message, propagate)
+
+
+def fail_run(execution: PipelineExecution, reporter: StatusReporter | None, message: str) -> None:
+    """The run failed as a whole (its pipeline cannot be loaded, say): every object below
+    the execution that is not final is CANCELLED, then the execution gets RUNTIME_ERROR
+    with ``message``."""
+    for child in execution.get_children():
+        cancel_below(child, reporter, "cancelled: the run failed", propagate=False)
+    execution.report_status_change(reporter, PipelineTaskStatus.RUNTIME_ERROR, message)
 
 
 def fail_task_execution(

@@ -20,6 +20,7 @@ from pipelines_events.runners import (
     cancel_below,
     cancelled_message,
     error_message,
+    fail_run,
     fail_task_execution,
     settle,
 )
@@ -76,10 +77,10 @@ class Runner(PipelineRunner):
             order = {task.pipeline_task: i for i, task in enumerate(pipeline.get_build_tasks())}
         except Exception as exc:
             logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
-            self._fail_run(execution, reporter, error_message(exc))
+            fail_run(execution, reporter, error_message(exc))
             return
         if len(objects) != len(results):
-            self._fail_run(
+            fail_run(
                 execution,
                 reporter,
                 f"the pipeline iterator gave {len(objects)} objects, but the run was built "
@@ -188,7 +189,3 @@ class Runner(PipelineRunner):
             )
         return _Prepared(task, task_objects, cleaned_data)
 
-    @staticmethod
-    def _fail_run(execution: PipelineExecution, reporter: StatusReporter, message: str) -> None:
-        execution.report_status_change(reporter, _RUNTIME_ERROR, message)
-        cancel_below(execution, reporter, "cancelled: the run failed")

@@ -36,6 +36,7 @@ from pipelines_events.runners import (
     cancel_below,
     cancelled_message,
     error_message,
+    fail_run,
     fail_task_execution,
     settle,
 )
@@ -115,10 +116,10 @@ class Runner(PipelineRunner):
             order = {task.pipeline_task: i for i, task in enumerate(pipeline.get_build_tasks())}
         except Exception as exc:
             logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
-            _fail_run(execution, reporter, error_message(exc))
+            fail_run(execution, reporter, error_message(exc))
             return
         if len(objects) != len(results):
-            _fail_run(
+            fail_run(
                 execution,
                 reporter,
                 f"the pipeline iterator gave {len(objects)} objects, but the run was built "
@@ -238,7 +239,7 @@ class _Run:
         try:
             seen = self.pool.submit(_sees_run, run_id).result(timeout=self._left())
         except Exception as exc:
-            _fail_run(
+            fail_run(
                 self.execution,
                 self.reporter,
                 f"the worker processes cannot open the storage {self.spec[0]}: "
@@ -246,7 +247,7 @@ class _Run:
             )
             return False
         if not seen:
-            _fail_run(
+            fail_run(
                 self.execution,
                 self.reporter,
                 f"the worker processes do not see run {run_id!r} in their storage "
@@ -357,9 +358,10 @@ class _Run:
         if status in _FAILED:
             # Workers record their task results without propagating: a failure goes up
             # from here, with its message, the way the eager runner's does.
+            # It ends its parents once their other children have ended.
             parent = job.result.get_parent()
             if parent is not None:
-                parent.report_status_change(self.reporter, status, message)
+                settle(parent, self.reporter)
         if status is not _DONE and lane.failure is None:
             lane.failure = (status, message)
             lane.queued.clear()  # not started: cancelled once the running ones finish
@@ -414,10 +416,6 @@ def _prepare(
     input data, its iterator (run here, then again in the workers)."""
     return EagerRunner()._prepare(execution, task_execution, results)
 
-
-def _fail_run(execution: PipelineExecution, reporter: StatusReporter, message: str) -> None:
-    execution.report_status_change(reporter, _RUNTIME_ERROR, message)
-    cancel_below(execution, reporter, "cancelled: the run failed")
 
 
 def _objects(iterator: Any) -> list[Any]:
