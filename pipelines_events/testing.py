@@ -830,11 +830,9 @@ class StorageConformanceTests:
         assert _status(storage, task_executions[2]) is CANCELLED
         assert _status(storage, results[0]) is CANCELLED
 
-    def test_no_parent_is_final_before_its_children(
-        self, storage: PipelineResultsStorage
-    ) -> None:
+    def test_no_parent_is_final_before_its_children(self, storage: PipelineResultsStorage) -> None:
         execution = _build(storage)
-        results, task_executions, task_results = _tree(execution)
+        task_results = _tree(execution)[2]
         statuses = [DONE, *ERRORS, CANCELLED]
         for number, task_result in enumerate(task_results):
             task_result.report_status_change(None, RUNNING)

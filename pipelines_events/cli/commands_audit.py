@@ -20,7 +20,13 @@ from rich.text import Text
 from pipelines_events import audit
 from pipelines_events.cli import render
 from pipelines_events.cli import render_audit as out_audit
-from pipelines_events.cli.common import add_format_option, add_log_option, log_path, printable
+from pipelines_events.cli.common import (
+    add_format_option,
+    add_log_option,
+    log_path,
+    printable,
+    resolve_run_id,
+)
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import KINDS
 from pipelines_events.status import PipelineTaskStatus
@@ -69,8 +75,8 @@ def parse_time_option(option: str, text: str | None) -> datetime | None:
     return moment
 
 
-def parse_count_option(option: str, text: str | None) -> int | None:
-    """The whole number (at least 0) given to ``option``."""
+def parse_count_option(option: str, text: str | None, what: str = "a seq") -> int | None:
+    """The whole number (at least 0) given to ``option`` (``what`` it counts, for errors)."""
     if text is None:
         return None
     try:
@@ -78,7 +84,7 @@ def parse_count_option(option: str, text: str | None) -> int | None:
     except ValueError:
         value = -1
     if value < 0:
-        raise InvalidValueError(f"{option}: {text!r} is not a seq; give a whole number, 0 or more")
+        raise InvalidValueError(f"{option}: {text!r} is not {what}; give a whole number, 0 or more")
     return value
 
 
@@ -165,7 +171,7 @@ def _history(args: argparse.Namespace) -> int:
     until = parse_time_option("--until", args.until)
     changes = audit.history(
         log_path(args),
-        args.id,
+        resolve_run_id(args, args.id),
         kind=args.kind,
         field=args.field,
         status=args.status,
@@ -196,7 +202,8 @@ def _register_export(commands: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    summary = audit.export(log_path(args), args.run_id, args.output, force=args.force)
+    run_id = resolve_run_id(args, args.run_id)
+    summary = audit.export(log_path(args), run_id, args.output, force=args.force)
     if args.format == "table":
         out_audit.audit_console().print(Text(out_audit.export_line(summary)), soft_wrap=True)
     else:
@@ -361,6 +368,8 @@ def _follow(args: argparse.Namespace) -> int:
     timeout = parse_seconds_option("--timeout", args.timeout)
     if args.until_done and args.run_id is None:
         raise InvalidValueError("--until-done needs the RUN_ID of the run to wait for")
+    if args.run_id is not None:
+        args.run_id = resolve_run_id(args, args.run_id)
     follower = audit.Follower(
         log_path(args),
         args.run_id,

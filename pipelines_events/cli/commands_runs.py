@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,11 +20,18 @@ from rich.text import Text
 
 from pipelines_events.audit import SET, AuditChange, ChangeFold, StorageView
 from pipelines_events.cli import render
-from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
+from pipelines_events.cli.commands_audit import (
+    add_point_in_time_options,
+    open_view,
+    parse_count_option,
+    parse_time_option,
+    view_title,
+)
 from pipelines_events.cli.common import (
     add_format_option,
     add_log_option,
     console,
+    match_run_id,
     open_storage,
     printable,
 )
@@ -50,7 +58,9 @@ from pipelines_events.results.base import (
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, reset_storage_object
+from pipelines_events.runners import PipelineRunner, cancel_run
 from pipelines_events.runners.eager import Runner
+from pipelines_events.runners.process import Runner as ProcessRunner
 from pipelines_events.status import PipelineTaskStatus
 
 __all__ = ["ConsoleReporter", "RunChanges", "load_pipeline_class", "parse_input", "register"]
@@ -61,8 +71,6 @@ EXIT_FAILED: Final = 1
 DEMO_PIPELINE: Final = class_path(DemoPipeline)
 """The pipeline ``demo`` runs."""
 _PIPED_WIDTH: Final = 1000
-_MIN_PREFIX: Final = 4
-"""``show`` takes a unique start of a run id at least this long."""
 
 
 def register(commands: Any) -> None:
@@ -71,6 +79,7 @@ def register(commands: Any) -> None:
     _register_runs(commands)
     _register_show(commands)
     _register_demo(commands)
+    _register_cancel(commands)
 
 
 def _command(
@@ -229,17 +238,11 @@ def _find_run(storage: PipelineResultsStorage, run_id: str, where: str) -> Pipel
     execution = storage.get_pipeline_execution(run_id)
     if execution is not None:
         return execution
-    if len(run_id) >= _MIN_PREFIX:
-        found = [e for e in storage.get_pipeline_executions() if e.get_run_id().startswith(run_id)]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            ids = ", ".join(e.get_run_id() for e in found[:5])
-            more = ", …" if len(found) > 5 else ""
-            raise ObjectNotFoundError(
-                f"{len(found)} runs have an id starting with {run_id!r} in {where} "
-                f"({ids}{more}); give more of it"
-            )
+    run_ids = [e.get_run_id() for e in storage.get_pipeline_executions()]
+    found = match_run_id(run_ids, run_id, where)
+    execution = None if found is None else storage.get_pipeline_execution(found)
+    if execution is not None:
+        return execution
     raise ObjectNotFoundError(
         f"no run has the id {run_id!r} in {where}; `pipelines-events runs` lists them"
     )
@@ -369,15 +372,16 @@ def _start(
             stack.enter_context(progress)
             on_change = _TaskProgress(progress, storage, run_id)
         reporter = ConsoleReporter(None if args.quiet else err, changes, on_change)
-        execution = _run(pipeline, run_id, input_data, reporter)
+        execution = _run(pipeline, run_id, input_data, reporter, getattr(args, "workers", 0))
     return execution
 
 
 def _run(
-    pipeline: Pipeline, run_id: str, input_data: Any, reporter: ConsoleReporter
+    pipeline: Pipeline, run_id: str, input_data: Any, reporter: ConsoleReporter, workers: int
 ) -> PipelineExecution:
+    runner: PipelineRunner = Runner() if workers == 0 else ProcessRunner(workers=workers)
     try:
-        return pipeline.start(run_id, input_data, Runner(), reporter)
+        return pipeline.start(run_id, input_data, runner, reporter)
     except PipelinesEventsError:
         raise
     except Exception as exc:  # the pipeline's own code failed while the run was being built
@@ -416,8 +420,35 @@ def _register_run(commands: Any) -> None:
         "--input", metavar="JSON", help="the run's input data, a JSON object such as '{\"n\": 1}'"
     )
     parser.add_argument("--run-id", metavar="ID", help="the run's id (default: a new UUID)")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=0,
+        help="run the task results in N worker processes (the process runner); "
+        "default: the eager runner, in this process",
+    )
     _add_quiet_option(parser)
     add_format_option(parser)
+
+
+def _workers(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of workers, 1 or more, not {text!r}")
+    return number
+
+
+INTERRUPTED: Final = "cancelled: the run was interrupted"
+"""The message of the objects a Ctrl-C or SIGTERM during ``run`` ends."""
+EXIT_INTERRUPTED: Final = 130
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -433,10 +464,39 @@ def _run_command(args: argparse.Namespace) -> int:
             f"pipeline {args.pipeline!r}: cannot create it: {type(exc).__name__}: {exc}"
         ) from exc
     with _writing(args) as storage:
-        execution = _start(args, storage, pipeline, run_id, input_data)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            execution = _start(args, storage, pipeline, run_id, input_data)
+        except KeyboardInterrupt:
+            with _no_interrupts():
+                return _interrupted(storage, run_id)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         _print_run(_stdout(), execution, args.format)
         done = execution.get_status() is PipelineTaskStatus.DONE
     return EXIT_OK if done else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while the block records an interruption."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(storage: PipelineResultsStorage, run_id: str) -> int:
+    """End the objects of the interrupted run that are not final as CANCELLED."""
+    execution = storage.get_pipeline_execution(run_id)
+    changed = 0 if execution is None else cancel_run(execution, None, INTERRUPTED)
+    print(
+        printable(f"pipelines-events: run {run_id} interrupted; {changed} objects cancelled"),
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -450,18 +510,78 @@ def _register_runs(commands: Any) -> None:
         _runs_command,
     )
     parser.add_argument("--pipeline", metavar="ID", help="only the runs of pipeline ID")
+    parser.add_argument(
+        "--status", metavar="S", help="only the runs whose execution has status S (DONE...)"
+    )
+    parser.add_argument("--since", metavar="TIME", help="only the runs started at or after TIME")
+    parser.add_argument("--until", metavar="TIME", help="only the runs started at or before TIME")
+    parser.add_argument(
+        "--limit",
+        metavar="N",
+        help=f"the newest N runs (default: {DEFAULT_LIMIT} on a terminal, all otherwise)",
+    )
     add_format_option(parser)
 
 
+DEFAULT_LIMIT: Final = 20
+"""How many runs ``runs`` shows on a terminal without ``--limit``."""
+
+
 def _runs_command(args: argparse.Namespace) -> int:
+    wanted = None if args.status is None else _status_option(args.status)
+    since = parse_time_option("--since", args.since)
+    until = parse_time_option("--until", args.until)
+    limit = parse_count_option("--limit", args.limit, "a number of runs")
+    out = _stdout()
+    if limit is None and args.format == "table" and out.is_terminal:
+        limit = DEFAULT_LIMIT
     with _reading(args) as storage, _working("counting task results"):
-        executions = storage.get_pipeline_executions(pipeline_id=args.pipeline)
-        runs = [render.run_summary(storage, execution) for execution in executions]
+        executions = list(storage.get_pipeline_executions(pipeline_id=args.pipeline))
+        chosen = []
+        for execution in reversed(executions):  # newest first
+            if wanted is not None and execution.get_status() is not wanted:
+                continue
+            started = execution.get_started()
+            if since is not None and (started is None or started < since):
+                continue
+            if until is not None and (started is None or started > until):
+                continue
+            chosen.append(execution)
+        shown = chosen if limit is None else chosen[:limit]
+        runs = [render.run_summary(storage, execution) for execution in shown]
         where = _where(args, storage)
-    if args.pipeline is not None:
-        where = f"{where} of pipeline {args.pipeline!r}"
-    render.print_records(_stdout(), runs, args.format, where)
+    filters = [
+        f"{name} {value!r}"
+        for name, value in (
+            ("of pipeline", args.pipeline),
+            ("with status", args.status),
+            ("started since", args.since),
+            ("started until", args.until),
+        )
+        if value is not None
+    ]
+    if filters:
+        where = f"{where} {' and '.join(filters)}"
+    render.print_records(out, runs, args.format, where)
+    if len(shown) < len(chosen):
+        print(
+            printable(
+                f"pipelines-events: showing the newest {len(shown)} of {len(chosen)} runs; "
+                "--limit N shows more"
+            ),
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _status_option(text: str) -> PipelineTaskStatus:
+    try:
+        return PipelineTaskStatus[text.strip().upper()]
+    except KeyError:
+        names = ", ".join(status.name for status in PipelineTaskStatus)
+        raise InvalidValueError(
+            f"--status: {text!r} is not a status; give one of {names}"
+        ) from None
 
 
 # -- show -------------------------------------------------------------------------------------
@@ -475,6 +595,11 @@ def _register_show(commands: Any) -> None:
         _show_command,
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a unique start of it")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="print the traceback recorded with each failure below its object",
+    )
     add_format_option(parser)
     add_point_in_time_options(parser)
 
@@ -492,7 +617,7 @@ def _show_command(args: argparse.Namespace) -> int:
         render.write_jsonl(render.result_lines(tree))
     else:
         title = None if view is None else view_title(tree.run_id, view)
-        _stdout().print(render.run_tree(tree, title))
+        _stdout().print(render.run_tree(tree, title, args.traceback))
     return EXIT_OK
 
 
@@ -517,14 +642,49 @@ def _demo_command(args: argparse.Namespace) -> int:
         _print_run(out, execution, "table")
         where = _where(args, storage)
     log = "" if args.log is None else f" --log {shlex.quote(str(args.log))}"
-    out.print(
-        Text(
-            printable(
-                f"recorded in {where}; try next: pipelines-events history {run_id}{log}   "
-                f"pipelines-events runs{log}   pipelines-events verify{log}"
-            ),
-            style="dim",
-        ),
-        soft_wrap=True,
+    hints = [
+        f"recorded in {where}; try next:",
+        f"  pipelines-events history {run_id[:8]}{log}",
+        f"  pipelines-events show {run_id[:8]} --traceback{log}",
+        f"  pipelines-events runs{log}",
+        f"  pipelines-events verify{log}",
+    ]
+    for hint in hints:
+        out.print(Text(printable(hint), style="dim"), soft_wrap=True)
+    return EXIT_OK
+
+
+# -- cancel -----------------------------------------------------------------------------------
+
+
+def _register_cancel(commands: Any) -> None:
+    parser = _command(
+        commands,
+        "cancel",
+        "End every object of a run that is not final as CANCELLED (a run whose runner died).",
+        _cancel_command,
     )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a unique start of it")
+    parser.add_argument(
+        "--reason", metavar="TEXT", help="why (default: 'cancelled from the command line')"
+    )
+
+
+def _cancel_command(args: argparse.Namespace) -> int:
+    reason: str | None = args.reason
+    if reason is not None and not reason.strip():
+        raise InvalidValueError("--reason: give a non-empty text")
+    message = "cancelled from the command line" if reason is None else f"cancelled: {reason}"
+    log: Path | None = args.log
+    if log is not None and not log.exists():
+        raise LogOpenError(f"{log}: no such log file")
+    with _writing(args) as storage:
+        execution = _find_run(storage, args.run_id, _where(args, storage))
+        status = execution.get_status()
+        if status.is_final:
+            raise InvalidValueError(
+                f"run {execution.get_run_id()} is already {status.name}: nothing to cancel"
+            )
+        changed = cancel_run(execution, None, message)
+    print(printable(f"run {execution.get_run_id()}: {changed} objects cancelled"))
     return EXIT_OK

@@ -9,7 +9,12 @@ from typing import Final
 from rich.console import Console
 
 from pipelines_events.conf import STORAGE_SETTING, storage_setting
-from pipelines_events.errors import ImproperlyConfigured, LogError, PipelinesEventsError
+from pipelines_events.errors import (
+    ImproperlyConfigured,
+    LogError,
+    ObjectNotFoundError,
+    PipelinesEventsError,
+)
 from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import DEFAULT_PATH, EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, load_storage_class
@@ -99,3 +104,48 @@ def log_path(args: argparse.Namespace) -> Path:
 def console() -> Console:
     """The console commands print to (no colour when not a terminal)."""
     return Console(highlight=False, soft_wrap=False)
+
+
+MIN_RUN_PREFIX: Final = 4
+"""The shortest start of a run id the commands take in place of the whole id."""
+
+
+def match_run_id(run_ids: list[str], text: str, where: str) -> str | None:
+    """The run id ``text`` is, or the one run id it uniquely starts (at least
+    :data:`MIN_RUN_PREFIX` characters); None when no run id matches.
+
+    Raises :class:`ObjectNotFoundError` listing the candidates when several start with it.
+    """
+    if text in run_ids:
+        return text
+    if len(text) < MIN_RUN_PREFIX:
+        return None
+    found = [run_id for run_id in run_ids if run_id.startswith(text)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(found[:10]) + (", …" if len(found) > 10 else "")
+        raise ObjectNotFoundError(
+            f"{len(found)} runs have an id starting with {text!r} in {where} ({shown}); "
+            "give more of it"
+        )
+    return None
+
+
+def resolve_run_id(args: argparse.Namespace, text: str) -> str:
+    """The whole run id ``text`` stands for in the storage of ``args`` (read-only), see
+    :func:`match_run_id`; ``text`` itself when no run matches or there is no log to read."""
+    log: Path | None = args.log
+    if log is not None and not log.exists():
+        return text
+    try:
+        storage = open_storage(args, readonly=True)
+    except LogError:
+        return text  # the command itself reports the log's problem
+    try:
+        where = str(log) if log is not None else "the configured storage"
+        run_ids = [execution.get_run_id() for execution in storage.get_pipeline_executions()]
+        return match_run_id(run_ids, text, where) or text
+    finally:
+        if isinstance(storage, EventLogPipelineResultsStorage) and storage.readonly:
+            storage.close()

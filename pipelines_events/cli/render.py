@@ -7,13 +7,14 @@ renders the same way. JSON gives statuses by name and times in ISO 8601 (UTC).
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -41,14 +42,17 @@ __all__ = [
     "format_duration",
     "format_object",
     "format_time",
+    "is_stale",
     "print_records",
     "result_lines",
     "result_tree",
     "run_summary",
     "run_tree",
+    "runs_lines",
     "runs_table",
     "status_change_line",
     "status_text",
+    "tsv_line",
     "write_json",
     "write_jsonl",
 ]
@@ -98,6 +102,8 @@ class ResultState(msgspec.Struct, kw_only=True):
     """The task's id (task executions and results)."""
     task_object: Any = None
     """The serializable task object (task results only)."""
+    traceback: str = ""
+    """The traceback recorded with a failure ("" when none was)."""
 
 
 class ResultTree(ResultState, kw_only=True):
@@ -128,6 +134,12 @@ class RunSummary(msgspec.Struct, kw_only=True):
     duration: float | None
     message: str
     task_results: TaskCounts
+    host: str | None = None
+    """The host of the process that ran the run (None when not recorded)."""
+    pid: int | None = None
+    """The id of the process that ran the run (None when not recorded)."""
+    stale: bool = False
+    """Not final, and its runner's process on this host is gone."""
 
 
 def _duration(obj: PipelineStorageObject) -> float | None:
@@ -150,6 +162,7 @@ def result_tree(obj: PipelineStorageObject, parent_id: str | None = None) -> Res
         duration=_duration(obj),
         message=obj.get_message(),
         pipeline_id=obj.get_pipeline_id(),
+        traceback=obj.get_traceback(),
     )
     if isinstance(obj, PipelineExecution):
         node.input_data = obj.get_input_data()
@@ -196,7 +209,26 @@ def run_summary(storage: PipelineResultsStorage, execution: PipelineExecution) -
         duration=_duration(execution),
         message=execution.get_message(),
         task_results=counts,
+        host=execution.get_runner_host(),
+        pid=execution.get_runner_pid(),
+        stale=is_stale(execution),
     )
+
+
+def is_stale(execution: PipelineExecution) -> bool:
+    """Whether ``execution`` is not final while its runner's process, on this host, is gone."""
+    if execution.get_status().is_final:
+        return False
+    host, pid = execution.get_runner_host(), execution.get_runner_pid()
+    if host != socket.gethostname() or pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, owned by someone else
+    return False
 
 
 # -- values -------------------------------------------------------------------------------
@@ -273,10 +305,11 @@ def _label(node: ResultTree) -> Text:
     return label
 
 
-def run_tree(tree: ResultTree, title: str | None = None) -> Tree:
+def run_tree(tree: ResultTree, title: str | None = None, tracebacks: bool = False) -> Tree:
     """A run as a rich Tree: execution, pipeline results, task executions, task results.
 
-    ``title`` (a point-in-time view's, say) goes above the execution.
+    ``title`` (a point-in-time view's, say) goes above the execution; with ``tracebacks``
+    each recorded traceback goes below its object.
     """
     if title is None:
         root = Tree(_label(tree))
@@ -284,51 +317,125 @@ def run_tree(tree: ResultTree, title: str | None = None) -> Tree:
     else:
         root = Tree(Text(printable(title), style="bold"))
         branch = root.add(_label(tree))
-    _grow(branch, tree)
+    _grow(branch, tree, tracebacks)
     return root
 
 
-def _grow(branch: Tree, node: ResultTree) -> None:
+def _grow(branch: Tree, node: ResultTree, tracebacks: bool = False) -> None:
+    if tracebacks and node.traceback:
+        for line in node.traceback.splitlines():
+            branch.add(Text(printable(line), style="red"), guide_style="red")
     for child in node.children:
-        _grow(branch.add(_label(child)), child)
+        _grow(branch.add(_label(child)), child, tracebacks)
 
 
 # -- the runs table -----------------------------------------------------------------------
 
 
-def runs_table(runs: list[RunSummary], title: str | None = None) -> Table:
-    """Runs as a rich Table: run id, status, start, duration, task result counts, pipeline."""
+_NARROW: Final = 120
+"""Below this width ``runs`` shows run ids by their first 8 characters (a prefix every
+command takes) and leaves out the task result counts."""
+
+
+def runs_table(runs: list[RunSummary], title: str | None = None, width: int = 200) -> Table:
+    """Runs as a rich Table: run id, pipeline, status, start, duration and, on a terminal
+    ``width`` of at least 120 columns, task result counts."""
     table = Table(
         title=None if title is None else Text(printable(title)),
         title_justify="left",
-        box=box.SIMPLE,
-        show_edge=False,
+        box=None,
+        padding=(0, 1),
         pad_edge=False,
+        header_style="bold underline",
     )
-    width = max(len(printable(run.run_id)) for run in runs)
-    table.add_column("run id", no_wrap=True, min_width=width)
+    narrow = width < _NARROW
+    ids = [printable(run.run_id) for run in runs]
+    if narrow:
+        ids = [_short(run_id) for run_id in ids]
+    table.add_column("run id", no_wrap=True, min_width=max(len(i) for i in ids))
+    table.add_column("pipeline", overflow="fold", ratio=1)
     table.add_column("status", no_wrap=True, min_width=max(len(run.status.name) for run in runs))
     table.add_column("started (UTC)", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("done", justify="right", no_wrap=True)
-    table.add_column("failed", justify="right", no_wrap=True)
-    table.add_column("cancelled", justify="right", no_wrap=True)
-    table.add_column("total", justify="right", no_wrap=True)
-    table.add_column("pipeline", overflow="fold")
-    for run in runs:
+    if not narrow:
+        for name in ("done", "failed", "cancelled", "total"):
+            table.add_column(name, justify="right", no_wrap=True)
+    for run, run_id in zip(runs, ids, strict=True):
         counts = run.task_results
-        table.add_row(
-            Text(printable(run.run_id)),
-            status_text(run.status),
+        cells: list[Text | str] = [
+            Text(run_id),
+            Text(printable(run.pipeline_id)),
+            _run_status(run),
             format_time(run.started),
             format_duration(run.duration),
-            str(counts.done),
-            Text(str(counts.failed), style="red" if counts.failed else ""),
-            Text(str(counts.cancelled), style="yellow" if counts.cancelled else ""),
-            str(counts.total),
-            Text(printable(run.pipeline_id)),
-        )
+        ]
+        if not narrow:
+            cells += [
+                str(counts.done),
+                Text(str(counts.failed), style="red" if counts.failed else ""),
+                Text(str(counts.cancelled), style="yellow" if counts.cancelled else ""),
+                str(counts.total),
+            ]
+        table.add_row(*cells)
     return table
+
+
+def _short(run_id: str) -> str:
+    return run_id[:8] if len(run_id) == 36 and run_id.count("-") == 4 else run_id
+
+
+def _run_status(run: RunSummary) -> Text:
+    text = status_text(run.status)
+    if run.stale:
+        text.append(" (stale)", style="bold yellow")
+    return text
+
+
+RUNS_COLUMNS: Final = (
+    "run_id",
+    "pipeline_id",
+    "status",
+    "started",
+    "completed",
+    "duration",
+    "done",
+    "failed",
+    "cancelled",
+    "total",
+    "stale",
+    "message",
+)
+"""The columns of ``runs`` when stdout is not a terminal (tab-separated, one run a line)."""
+
+
+def runs_lines(runs: list[RunSummary]) -> Iterator[str]:
+    """Runs as tab-separated lines, a header first: nothing is cut or wrapped."""
+    yield "\t".join(RUNS_COLUMNS)
+    for run in runs:
+        counts = run.task_results
+        yield tsv_line(
+            run.run_id,
+            run.pipeline_id,
+            run.status.name,
+            _iso(run.started),
+            _iso(run.completed),
+            "" if run.duration is None else f"{run.duration:.6f}",
+            counts.done,
+            counts.failed,
+            counts.cancelled,
+            counts.total,
+            "stale" if run.stale else "",
+            run.message,
+        )
+
+
+def _iso(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def tsv_line(*cells: object) -> str:
+    """Cells joined by tabs, each printable (a tab or newline in one is escaped)."""
+    return "\t".join(printable(cell) for cell in cells)
 
 
 # -- status changes -----------------------------------------------------------------------
@@ -407,5 +514,9 @@ def print_records(console: Console, runs: list[RunSummary], fmt: str, where: str
         write_jsonl(runs)
     elif not runs:
         console.print(Text(printable(f"no run in {where}")), soft_wrap=True)
+    elif not console.is_terminal:
+        for line in runs_lines(runs):
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
     else:
-        console.print(runs_table(runs))
+        console.print(runs_table(runs, width=console.width))

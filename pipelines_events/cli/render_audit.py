@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
 
@@ -20,6 +20,7 @@ from rich.text import Text
 from pipelines_events.audit import (
     CREATED,
     REMOVED,
+    SET,
     AuditChange,
     ExportSummary,
     ImportOutcome,
@@ -178,19 +179,30 @@ def write_jsonl(values: Iterable[Any]) -> None:
         write_json(value)
 
 
-def changes_table(changes: list[AuditChange], title: str | None = None) -> Table:
-    """Changes as a table: time, seq, object, change, message."""
+def changes_table(changes: list[AuditChange], title: str | None = None, width: int = 200) -> Table:
+    """Changes as a table: time, seq, object, change, message; below 120 columns the time
+    leaves out the date when every change is of one day (the title then names it)."""
+    days = {format_time(change.time)[:10] for change in changes}
+    short_time = width < 120 and len(days) == 1
+    if short_time and title is not None:
+        title = f"{title} · {days.pop()} (UTC)"
     table = Table(
-        title=None if title is None else Text(printable(title)), title_justify="left", expand=False
+        title=None if title is None else Text(printable(title)),
+        title_justify="left",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+        header_style="bold underline",
     )
-    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("time" if short_time else "time (UTC)", no_wrap=True)
     table.add_column("seq", justify="right", no_wrap=True)
-    table.add_column("object")
-    table.add_column("change")
-    table.add_column("message")
+    table.add_column("object", ratio=3, overflow="fold")
+    table.add_column("change", ratio=2, overflow="fold")
+    table.add_column("message", ratio=2, overflow="fold")
     for change in changes:
+        moment = format_time(change.time)
         table.add_row(
-            Text(format_time(change.time)),
+            Text(moment[11:] if short_time else moment),
             Text(str(change.seq)),
             Text(change_label(change)),
             Text(change_text(change)),
@@ -199,16 +211,56 @@ def changes_table(changes: list[AuditChange], title: str | None = None) -> Table
     return table
 
 
+CHANGE_COLUMNS: Final = ("time", "seq", "run_id", "kind", "id", "object", "change", "message")
+"""The columns of ``history`` when stdout is not a terminal (tab-separated)."""
+
+
+def changes_lines(changes: list[AuditChange]) -> Iterator[str]:
+    """Changes as tab-separated lines, a header first: no value is cut (a traceback's
+    newlines are escaped as ``\\n``)."""
+    yield "\t".join(CHANGE_COLUMNS)
+    for change in changes:
+        cells = (
+            "" if change.time is None else change.time.astimezone(UTC).isoformat(),
+            change.seq,
+            change.run_id,
+            change.kind,
+            change.id,
+            change_label(change),
+            _full_change_text(change),
+            change.message or "",
+        )
+        yield "\t".join(printable(cell) for cell in cells)
+
+
+def _full_change_text(change: AuditChange) -> str:
+    if change.action == SET and change.field is not None:
+        return f"{printable(change.field)}: {_full(change.old)}{_ARROW}{_full(change.new)}"
+    return change_text(change)
+
+
+def _full(value: Any) -> str:
+    return format_value(value, limit=sys.maxsize)
+
+
 def print_changes(console: Console, changes: list[AuditChange], fmt: str, title: str) -> None:
-    """Print changes in the format asked for."""
+    """Print changes in the format asked for: a table on a terminal, tab-separated lines
+    otherwise."""
     if fmt == "json":
         write_json(changes)
     elif fmt == "jsonl":
         write_jsonl(changes)
     elif not changes:
         console.print(Text(printable(f"{title}: no change matches")))
+    elif not console.is_terminal:
+        try:
+            for line in changes_lines(changes):
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stop_on_closed_output()
     else:
-        console.print(changes_table(changes, title))
+        console.print(changes_table(changes, title, console.width))
 
 
 def print_change(console: Console, change: AuditChange, fmt: str) -> None:

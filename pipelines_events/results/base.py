@@ -298,6 +298,18 @@ class PipelineStorageObject:
         """Record a status message."""
         self.setter("message")(value)
 
+    def get_traceback(self) -> str:
+        """The traceback recorded with a failure ("" when none was)."""
+        try:
+            value = self.getter("traceback")()
+        except AttributeError:
+            return ""
+        return "" if value is None else str(value)
+
+    def set_traceback(self, value: str) -> None:
+        """Record the traceback of a failure."""
+        self.setter("traceback")(value)
+
     def get_task_id(self) -> str | None:
         """The id of the task, for task executions and task results; None otherwise."""
         return None
@@ -352,8 +364,11 @@ class PipelineStorageObject:
         status: PipelineTaskStatus | str,
         message: str = "",
         propagate: bool = True,
+        traceback: str = "",
     ) -> bool:
         """Record ``status`` if it has advanced; returns whether it was recorded.
+
+        A ``traceback`` (of a failure) is stored in the same block, as ``traceback``.
 
         RUNNING sets ``started``, a final status sets ``completed``; status, time and
         message are stored together, then the reporter hears of it
@@ -366,6 +381,8 @@ class PipelineStorageObject:
         status = as_status(status)
         if not isinstance(message, str):
             raise InvalidValueError(f"message: give a str, not {type(message).__name__}")
+        if not isinstance(traceback, str):
+            raise InvalidValueError(f"traceback: give a str, not {type(traceback).__name__}")
         if not self.get_status().has_advanced(status):
             return False
         now = utc_now()
@@ -378,6 +395,8 @@ class PipelineStorageObject:
                 self.set_completed(now)
             if message or clear_message:
                 self.set_message(message)
+            if traceback:
+                self.set_traceback(traceback)
         if not batch.stored:
             return False
         self.save()
@@ -419,6 +438,14 @@ class PipelineStorageObject:
             return f"<{type(self).__name__}>"
 
 
+def _optional(obj: PipelineStorageObject, name: str) -> Any:
+    """Field ``name`` of ``obj``, or None when it has none."""
+    try:
+        return obj.getter(name)()
+    except AttributeError:
+        return None
+
+
 def _rebuilt(owner: Any, hook: str, stored: Any) -> Any:
     """``stored`` rebuilt by ``owner.<hook>(stored)``, or as it is when there is no hook."""
     method = getattr(owner, hook, None)
@@ -446,6 +473,24 @@ class PipelineExecution(PipelineStorageObject):
     def get_pipeline(self) -> Any:
         """The pipeline object, loaded by its id."""
         return self.loader.load_pipeline(self.get_pipeline_id())
+
+    def get_runner_host(self) -> str | None:
+        """The host the run's runner ran on (None when not recorded)."""
+        value = _optional(self, "runner_host")
+        return value if isinstance(value, str) else None
+
+    def set_runner_host(self, value: str) -> None:
+        """Record the host the run's runner runs on."""
+        self.setter("runner_host")(value)
+
+    def get_runner_pid(self) -> int | None:
+        """The process id of the run's runner (None when not recorded)."""
+        value = _optional(self, "runner_pid")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def set_runner_pid(self, value: int) -> None:
+        """Record the process id of the run's runner."""
+        self.setter("runner_pid")(value)
 
     def get_pipeline_results(self) -> Sequence[PipelineResult]:
         """The pipeline results of the run."""

@@ -205,17 +205,18 @@ class _EventLogObject(PipelineStorageObject):
         status: PipelineTaskStatus | str,
         message: str = "",
         propagate: bool = True,
+        traceback: str = "",
     ) -> bool:
         """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
         once: the reads inside see the state as of that catch-up and of each append
         (which catches up again), and the status itself is checked again under the lock."""
         storage = self._storage
         if storage._frozen:
-            return super().report_status_change(reporter, status, message, propagate)
+            return super().report_status_change(reporter, status, message, propagate, traceback)
         storage.refresh()
         storage._frozen = True
         try:
-            return super().report_status_change(reporter, status, message, propagate)
+            return super().report_status_change(reporter, status, message, propagate, traceback)
         finally:
             storage._frozen = False
 

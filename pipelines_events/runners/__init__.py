@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import traceback
 from graphlib import TopologicalSorter
 from typing import Any
 
@@ -18,8 +21,10 @@ from pipelines_events.status import PipelineTaskStatus
 __all__ = [
     "PipelineRunner",
     "cancel_below",
+    "cancel_run",
     "cancelled_message",
     "error_message",
+    "error_traceback",
     "fail_run",
     "fail_task_execution",
     "settle",
@@ -60,7 +65,15 @@ class PipelineRunner:
 
     def start(self, pipeline_execution: PipelineExecution, reporter: StatusReporter) -> bool:
         """Run ``pipeline_execution`` with :meth:`run`; returns True once it is run (or
-        scheduled) and what :meth:`run` returns when that is a bool."""
+        scheduled) and what :meth:`run` returns when that is a bool.
+
+        A run not yet final first records where its runner lives: ``runner_host`` (the
+        host name) and ``runner_pid`` (this process's id).
+        """
+        if not pipeline_execution.get_status().is_final:
+            with pipeline_execution.atomic():
+                pipeline_execution.set_runner_host(socket.gethostname())
+                pipeline_execution.set_runner_pid(os.getpid())
         outcome = self.run(pipeline_execution, reporter)
         return outcome if isinstance(outcome, bool) else True
 
@@ -132,3 +145,36 @@ def error_message(exc: BaseException) -> str:
     """``"TypeName: text"`` for an exception (``"TypeName"`` when it has no text)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+TRACEBACK_LIMIT = 16_384
+"""The most characters of a traceback a failure records (the end is kept)."""
+
+
+def error_traceback(exc: BaseException, limit: int = TRACEBACK_LIMIT) -> str:
+    """The traceback of ``exc`` as Python prints it, ending with ``TypeName: text``; at
+    most ``limit`` characters (the start is cut, a line says so)."""
+    text = "".join(traceback.format_exception(exc)).rstrip("\n")
+    if len(text) <= limit:
+        return text
+    tail = text[-(limit - 60) :]
+    tail = tail[tail.find("\n") + 1 :] if "\n" in tail else tail
+    return f"[{len(text) - len(tail)} characters of the traceback cut]\n{tail}"
+
+
+def cancel_run(execution: PipelineExecution, reporter: StatusReporter | None, message: str) -> int:
+    """End every object of ``execution``'s run that is not final as CANCELLED with
+    ``message``, children before their parents; returns how many were changed."""
+    changed = 0
+
+    def cancel(obj: PipelineStorageObject) -> None:
+        nonlocal changed
+        for child in obj.get_children():
+            cancel(child)
+        if not obj.get_status().is_final and obj.report_status_change(
+            reporter, PipelineTaskStatus.CANCELLED, message, propagate=False
+        ):
+            changed += 1
+
+    cancel(execution)
+    return changed

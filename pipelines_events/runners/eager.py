@@ -20,6 +20,7 @@ from pipelines_events.runners import (
     cancel_below,
     cancelled_message,
     error_message,
+    error_traceback,
     fail_run,
     fail_task_execution,
     settle,
@@ -144,7 +145,9 @@ class Runner(PipelineRunner):
                 task.run(pipeline_id, run_id, cleaned_data)
             except Exception as exc:
                 logger.debug("task %s of run %s failed", name, run_id, exc_info=True)
-                result.report_status_change(reporter, _RUNTIME_ERROR, error_message(exc))
+                result.report_status_change(
+                    reporter, _RUNTIME_ERROR, error_message(exc), traceback=error_traceback(exc)
+                )
                 cancel_below(task_execution, reporter, cancelled_message(name))
                 return False
             finally:
@@ -188,4 +191,3 @@ class Runner(PipelineRunner):
                 f"run was built with {len(results)} task results",
             )
         return _Prepared(task, task_objects, cleaned_data)
-

@@ -36,6 +36,7 @@ from pipelines_events.runners import (
     cancel_below,
     cancelled_message,
     error_message,
+    error_traceback,
     fail_run,
     fail_task_execution,
     settle,
@@ -417,7 +418,6 @@ def _prepare(
     return EagerRunner()._prepare(execution, task_execution, results)
 
 
-
 def _objects(iterator: Any) -> list[Any]:
     return [None] if iterator is None else list(iterator)
 
@@ -505,7 +505,9 @@ def _run_task_result(
     except Exception as exc:
         logger.debug("task result %s failed", result_id, exc_info=True)
         message = error_message(exc)
-        result.report_status_change(collect, _RUNTIME_ERROR, message, False)
+        result.report_status_change(
+            collect, _RUNTIME_ERROR, message, False, traceback=error_traceback(exc)
+        )
         return _RUNTIME_ERROR.name, message, collect.reports
     finally:
         task.pipeline_object = task.task_object = None
