@@ -248,6 +248,8 @@ def test_history_command_table(
     logged: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "240")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stdout is a terminal, so a table
+    monkeypatch.setenv("NO_COLOR", "1")
     assert main(["history", "run-1", "--log", str(logged), "--status", "RUNTIME_ERROR"]) == 0
     out = capsys.readouterr().out
     assert "history of run-1" in out

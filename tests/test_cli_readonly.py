@@ -199,9 +199,9 @@ def test_reading_commands_skip_a_torn_tail_without_a_word(recorded: Path, tmp_pa
         assert (done.returncode, done.stderr) == (0, ""), argv
         assert files(recorded.parent) == before, argv
     runs = subprocess.run(cli("runs", "--log", str(recorded)), capture_output=True, text=True)
-    assert [line.split()[:2] for line in runs.stdout.splitlines()[2:]] == [
+    assert [line.split("\t")[:3:2] for line in runs.stdout.splitlines()[1:]] == [
+        ["bad", "RUNTIME_ERROR"],  # newest first
         ["ok", "DONE"],
-        ["bad", "RUNTIME_ERROR"],
     ]
 
 
@@ -237,7 +237,10 @@ def test_reading_commands_never_create_the_configured_log(
             helpers.reset_storage_object()
             assert main(command) == 2, command
             error = capsys.readouterr().err
-            assert error == f"pipelines-events: error: {log}: no such log file\n", command
+            assert error == (
+                f"pipelines-events: error: {log}: no such log file (the log of "
+                f"{STORAGE_SETTING}, from settings.override_settings(); or pass --log)\n"
+            ), command
             assert list(tmp_path.iterdir()) == [], command
 
 

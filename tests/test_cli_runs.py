@@ -347,18 +347,19 @@ def test_runs_json_counts_task_results_by_status(
     assert status == 0
     runs = json.loads(out)
     assert [(run["run_id"], run["pipeline_id"], run["status"]) for run in runs] == [
-        ("ok", LETTERS, "DONE"),
+        ("one", "single", "DONE"),  # newest first
         ("bad", LETTERS, "RUNTIME_ERROR"),
-        ("one", "single", "DONE"),
+        ("ok", LETTERS, "DONE"),
     ]
     assert [run["task_results"] for run in runs] == [
-        {"done": 6, "failed": 0, "cancelled": 0, "total": 6},
-        {"done": 4, "failed": 1, "cancelled": 1, "total": 6},
         {"done": 1, "failed": 0, "cancelled": 0, "total": 1},
+        {"done": 4, "failed": 1, "cancelled": 1, "total": 6},
+        {"done": 6, "failed": 0, "cancelled": 0, "total": 6},
     ]
     assert runs[1]["message"] == "RuntimeError: b 2 refused"
     storage = EventLogPipelineResultsStorage(three_runs)
-    for run, execution in zip(runs, storage.get_pipeline_executions(), strict=True):
+    newest_first = reversed(storage.get_pipeline_executions())
+    for run, execution in zip(runs, newest_first, strict=True):
         assert run["id"] == execution.get_id()
         assert parse_time(run["started"]) == execution.get_started()
         assert parse_time(run["completed"]) == execution.get_completed()
@@ -384,21 +385,23 @@ def test_runs_jsonl_is_one_run_a_line_and_pipeline_filters(
     assert [json.loads(line)["run_id"] for line in out.splitlines()] == ["one"]
 
 
-def test_runs_table(capsys: pytest.CaptureFixture[str], three_runs: Path) -> None:
+def test_runs_piped_are_tab_separated_lines(
+    capsys: pytest.CaptureFixture[str], three_runs: Path
+) -> None:
     status, out, _ = run_cli(capsys, "runs", "--log", str(three_runs))
 
     assert status == 0
-    header, rule, *rows = out.splitlines()
-    assert header.split() == [
-        *("run", "id", "status", "started", "(UTC)", "duration"),
-        *("done", "failed", "cancelled", "total", "pipeline"),
+    header, *rows = out.splitlines()
+    assert header.split("\t") == [
+        *("run_id", "pipeline_id", "status", "started", "completed", "duration"),
+        *("done", "failed", "cancelled", "total", "stale", "message"),
     ]
-    assert set(rule.strip()) == {"─"}
-    cells = [row.split() for row in rows]
-    assert [(c[0], c[1], c[-5:]) for c in cells] == [
-        ("ok", "DONE", ["6", "0", "0", "6", LETTERS]),
-        ("bad", "RUNTIME_ERROR", ["4", "1", "1", "6", LETTERS]),
-        ("one", "DONE", ["1", "0", "0", "1", "single"]),
+    cells = [row.split("\t") for row in rows]
+    assert all(len(c) == 12 for c in cells)
+    assert [(c[0], c[1], c[2], c[6:10]) for c in cells] == [
+        ("one", "single", "DONE", ["1", "0", "0", "1"]),
+        ("bad", LETTERS, "RUNTIME_ERROR", ["4", "1", "1", "6"]),
+        ("ok", LETTERS, "DONE", ["6", "0", "0", "6"]),
     ]
 
 
@@ -589,10 +592,13 @@ def test_demo_records_the_demo_run_and_shows_it(
     assert "├── lima · RUNTIME_ERROR" in out
     assert "rainfall · RUNTIME_ERROR" in out
     assert "summarise · CANCELLED · cancelled: task 'clean' failed" in out
-    assert lines[-1] == (
-        f"recorded in {log}; try next: pipelines-events history {run_id} --log {log}   "
-        f"pipelines-events runs --log {log}   pipelines-events verify --log {log}"
-    )
+    assert lines[-5:] == [
+        f"recorded in {log}; try next:",
+        f"  pipelines-events history {run_id[:8]} --log {log}",
+        f"  pipelines-events show {run_id[:8]} --traceback --log {log}",
+        f"  pipelines-events runs --log {log}",
+        f"  pipelines-events verify --log {log}",
+    ]
     changes = [" ".join(line.split()) for line in err.splitlines()]
     assert (
         "RUNTIME_ERROR task result lima / clean / rainfall: ValueError: lima rainfall "
@@ -630,14 +636,14 @@ def test_python_m_pipelines_events_demo_in_a_fresh_directory(tmp_path: Path) -> 
     lines = done.stdout.splitlines()
     assert " · pipelines_events.demo.DemoPipeline · RUNTIME_ERROR · " in lines[0]
     assert [
-        line.split(" · ")[0] for line in lines[1:-1] if not line.startswith(("│ ", "    "))
+        line.split(" · ")[0] for line in lines[1:-5] if not line.startswith(("│ ", "    "))
     ] == [
         "├── oslo",
         "├── lima",
         "└── cairo",
     ]
-    assert lines[-1].startswith("recorded in pipelines-events.jsonl; try next: ")
-    assert "pipelines-events verify" in lines[-1]
+    assert lines[-5] == "recorded in pipelines-events.jsonl; try next:"
+    assert lines[-1] == "  pipelines-events verify"
     assert (tmp_path / "pipelines-events.jsonl").is_file()
     assert "DONE              execution" not in done.stderr  # it failed
     assert done.stderr.splitlines()[0].split() == [

@@ -35,6 +35,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return status, out, err
 
 
+STYLES = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def assert_literal(out: str, *shown: str) -> None:
     """``out`` holds no control character and shows each of ``shown``."""
     found = CONTROLS.search(out.replace("\t", " "))  # tabs: the columns of piped output
@@ -54,15 +57,25 @@ def test_printable_escapes_controls_and_keeps_text() -> None:
     assert printable(12) == "12"
 
 
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
 def test_every_command_prints_markup_and_control_characters_literally(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    terminal: bool,
 ) -> None:
+    if terminal:  # rich takes stdout for a terminal: tables, not tab-separated lines
+        monkeypatch.setenv("TTY_COMPATIBLE", "1")
+        monkeypatch.setenv("NO_COLOR", "1")
+        monkeypatch.setenv("COLUMNS", "200")
+    title = "history of " if terminal else ""
     log = tmp_path / "log\x1b[7m.jsonl"
     shown_log = str(log).replace("\x1b", "\\x1b")
     status, out, err = run_cli(
         capsys, "run", "tests.cli_pipelines.Hostile", "--run-id", HOSTILE, "--log", str(log)
     )
     assert status == 1  # the second task result fails, with HOSTILE in its message
+    out, err = STYLES.sub("", out), STYLES.sub("", err)
     assert_literal(out, f"run {SHOWN} · evil{SHOWN}", f"[bold]lima{SHOWN[:16]}", f"boom {SHOWN}")
     assert_literal(err, f"evil{SHOWN}", f"[i]two{SHOWN[:16]}", f"boom {SHOWN}")
 
@@ -75,7 +88,7 @@ def test_every_command_prints_markup_and_control_characters_literally(
         (["runs", *where, "--pipeline", "nope[/]"], 0, [f"no run in {shown_log}"]),
         (["show", HOSTILE, *where], 0, [f"run {SHOWN}", f"[i]one{SHOWN[:16]}", f"boom {SHOWN}"]),
         (["show", HOSTILE[:6], *where, "--at-seq", "1"], 0, [f"run {SHOWN} as of seq"]),
-        (["history", HOSTILE, *where], 0, [f"history of {SHOWN}", f"lima{SHOWN[:12]}", "boom"]),
+        (["history", HOSTILE, *where], 0, [f"{title}{SHOWN}", f"lima{SHOWN[:12]}", "boom"]),
         (["history", HOSTILE, *where, "--field", "nothing"], 0, [f"history of {SHOWN}"]),
         (["export", HOSTILE, "-o", str(export), *where], 0, [f"run {SHOWN}", shown_export]),
         (["replay", str(export), "--into", str(into)], 0, [f"run {SHOWN}", f"boom {SHOWN}"]),
@@ -88,6 +101,8 @@ def test_every_command_prints_markup_and_control_characters_literally(
     for argv, expected, shown in commands:
         status, out, err = run_cli(capsys, *argv)
         assert status == expected, (argv, err)
+        if terminal:  # the styles rich writes are the only escapes
+            out, err = STYLES.sub("", out), STYLES.sub("", err)
         assert_literal(out, *shown)
         assert_literal(err)
     assert f"run {SHOWN} finished: RUNTIME_ERROR" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -12,8 +13,9 @@ from typing import TextIO
 
 from pipelines_events import __version__
 from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs
-from pipelines_events.cli.common import printable
-from pipelines_events.errors import ImproperlyConfigured, PipelinesEventsError
+from pipelines_events.cli.common import printable, setting_source
+from pipelines_events.conf import STORAGE_SETTING
+from pipelines_events.errors import ImproperlyConfigured, LogOpenError, PipelinesEventsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,19 +69,55 @@ def setup_django() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    if os.getcwd() not in sys.path:  # as `python -m` does, for the console script too
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    _suggest_command(parser, words)
+    args, extra = parser.parse_known_args(words)
+    if extra:  # the usage of the subcommand given, not of the whole tool
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
             setup_django()
             status: int = args.handler(args)
         except PipelinesEventsError as exc:
-            print(printable(f"pipelines-events: error: {exc}"), file=sys.stderr)
+            text = str(exc)
+            if isinstance(exc, LogOpenError) and getattr(args, "log", None) is None:
+                text += f" (the log of {STORAGE_SETTING}, from {setting_source()}; or pass --log)"
+            print(printable(f"pipelines-events: error: {text}"), file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
             return 130
     return status
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return parser  # pragma: no cover - every command is a subparser
+
+
+def _suggest_command(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    """A usage error with "did you mean" for a mistyped command (the first word that is
+    not an option)."""
+    word = next((w for w in words if not w.startswith("-")), None)
+    if word is None:
+        return
+    names = [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+    if word in names:
+        return
+    close = difflib.get_close_matches(word, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
+    parser.error(f"unknown command {word!r}{hint} (commands: {', '.join(names)})")
 
 
 def _show_warning(

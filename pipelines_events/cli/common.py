@@ -8,7 +8,7 @@ from typing import Final
 
 from rich.console import Console
 
-from pipelines_events.conf import STORAGE_SETTING, storage_setting
+from pipelines_events.conf import STORAGE_SETTING, settings, storage_setting
 from pipelines_events.errors import (
     ImproperlyConfigured,
     LogError,
@@ -69,17 +69,24 @@ def open_storage(args: argparse.Namespace, *, readonly: bool = False) -> Pipelin
     if not readonly:
         return get_pipeline_results_storage()
     dotted, kwargs = storage_setting()
+    source = setting_source()
     storage_class = load_storage_class(dotted)
     if not issubclass(storage_class, EventLogPipelineResultsStorage):
         return get_pipeline_results_storage()
     try:
         return storage_class(**{**kwargs, "readonly": True})
     except LogError:
-        raise  # it names the log file, which is the problem
+        raise  # it names the log file; the command line adds where the setting came from
     except (TypeError, ValueError, PipelinesEventsError) as exc:
         raise ImproperlyConfigured(
-            f"{STORAGE_SETTING} is {dotted} with kwargs it refuses: {type(exc).__name__}: {exc}"
+            f"{STORAGE_SETTING} (from {source}) is {dotted} with kwargs it refuses: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def setting_source() -> str:
+    """Where the storage setting comes from: ``default``, ``settings module 'x' (...)``..."""
+    return settings.lookup(STORAGE_SETTING)[1]
 
 
 def log_path(args: argparse.Namespace) -> Path:
