@@ -93,3 +93,25 @@ class Hostile(Pipeline):
 
     def get_iterator(self) -> Any:
         return [f"[bold]lima{HOSTILE}"]
+
+
+class Nap(Task):
+    """Sleeps a long time on its first object (a run to interrupt or kill)."""
+
+    def get_iterator(self) -> Any:
+        return [1, 2]
+
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        if self.task_object == 1:
+            import time
+
+            time.sleep(60)
+
+
+class Sleepy(Pipeline):
+    """Two pipeline objects; the first task result of the first sleeps for a minute."""
+
+    nap = Nap()
+
+    def get_iterator(self) -> Any:
+        return ["first", "second"]

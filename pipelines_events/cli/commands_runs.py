@@ -685,6 +685,7 @@ def _cancel_command(args: argparse.Namespace) -> int:
             raise InvalidValueError(
                 f"run {execution.get_run_id()} is already {status.name}: nothing to cancel"
             )
+        run_id = execution.get_run_id()
         changed = cancel_run(execution, None, message)
-    print(printable(f"run {execution.get_run_id()}: {changed} objects cancelled"))
+    print(printable(f"run {run_id}: {changed} objects cancelled"))
     return EXIT_OK

@@ -130,6 +130,8 @@ def change_text(change: AuditChange) -> str:
             return f"{printable(change.field)}: created{_ARROW}{format_value(change.new)}"
         status = change.new.get("status") if isinstance(change.new, dict) else None
         return "created" if status is None else f"created ({format_value(status)})"
+    if change.field == "traceback" and isinstance(change.new, str):
+        return f"traceback recorded ({change.new.count(chr(10)) + 1} lines)"
     return (
         f"{printable(change.field)}: {format_value(change.old)}{_ARROW}{format_value(change.new)}"
     )
@@ -196,15 +198,17 @@ def changes_table(changes: list[AuditChange], title: str | None = None, width: i
     )
     table.add_column("time" if short_time else "time (UTC)", no_wrap=True)
     table.add_column("seq", justify="right", no_wrap=True)
-    table.add_column("object", ratio=3, overflow="fold")
-    table.add_column("change", ratio=2, overflow="fold")
-    table.add_column("message", ratio=2, overflow="fold")
-    for change in changes:
+    labels = [change_label(change) for change in changes]
+    widest = max(len(label) for label in labels)
+    table.add_column("object", overflow="fold", min_width=min(widest, 30))
+    table.add_column("change", overflow="fold", min_width=17)
+    table.add_column("message", overflow="fold", min_width=10)
+    for change, label in zip(changes, labels, strict=True):
         moment = format_time(change.time)
         table.add_row(
             Text(moment[11:] if short_time else moment),
             Text(str(change.seq)),
-            Text(change_label(change)),
+            Text(label),
             Text(change_text(change)),
             Text(printable(change.message or "")),
         )
