@@ -18,6 +18,8 @@ from pipelines_events import audit
 from pipelines_events.log import read_events
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 IMPORTER = """

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 

@@ -23,6 +23,8 @@ from reliability.workers import own_run_writer, payload, shared_run_writer, stat
 from pipelines_events.events import FieldSet
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 WRITERS = 8
 JOIN_TIMEOUT = 120.0
 

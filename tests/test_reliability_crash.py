@@ -24,6 +24,8 @@ from pipelines_events.log import JsonlEventLog
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 RUNNING = PipelineTaskStatus.RUNNING
 DONE = PipelineTaskStatus.DONE
 

@@ -26,6 +26,8 @@ from pipelines_events.runners.eager import Runner as EagerRunner
 from pipelines_events.runners.process import Runner as ProcessRunner
 from pipelines_events.status import PipelineTaskStatus
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 EVENTLOG = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
 MEMORY = "pipelines_events.results.memory.MemoryPipelineResultsStorage"
 RUN_TIMEOUT = 60.0

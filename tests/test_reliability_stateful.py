@@ -34,6 +34,8 @@ from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.memory import MemoryPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
 
+pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these out
+
 T0 = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
 KINDS = ("pipeline_execution", "pipeline_result", "task_execution", "task_result")
 
