@@ -190,6 +190,42 @@ def test_examples_run(page: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, f"{page}:\n{done.stdout}\n{done.stderr}"
 
 
+def test_every_tutorial_snippet_runs_on_its_own(tmp_path: Path) -> None:
+    """Each python block of the tutorial, saved as a new file and run by a new interpreter
+    in a fresh directory (after the page's earlier files and commands), with no
+    PYTHONPATH: what a reader typing it in gets. A block that leans on the names of an
+    earlier one, or on a storage it did not configure, fails here."""
+    page = DOCS / "tutorial.rst"
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PIPELINES_SETTINGS_MODULE", "DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+    }
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    for number, step in enumerate(steps_of(page)):
+        where = f"{page}:{step.line}"
+        if step.action == "file":
+            with (tmp_path / step.arg).open("a", encoding="utf-8") as out:
+                out.write(step.text)
+            continue
+        if step.action == "run":
+            argv = ["bash", "-o", "pipefail", "-c", step.text]
+        else:
+            snippet = tmp_path / f"snippet_{number}.py"
+            snippet.write_text(step.text + "\n", encoding="utf-8")
+            argv = [sys.executable, snippet.name]
+        before = set(tmp_path.iterdir())
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        expected = int(step.arg or 0) if step.action == "run" else 0
+        assert done.returncode == expected, f"{where}:\n{done.stdout}\n{done.stderr}"
+        if step.action == "python":
+            assert done.stdout.strip(), f"{where}: the snippet printed nothing"
+            created = {p.name for p in set(tmp_path.iterdir()) - before}
+            assert created <= {snippet.name, "__pycache__"}, f"{where}: it created {created}"
+
+
 def test_docs_build_without_warnings(tmp_path: Path) -> None:
     done = subprocess.run(
         [

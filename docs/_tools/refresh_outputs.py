@@ -3,7 +3,7 @@
     python docs/_tools/refresh_outputs.py docs/tutorial.rst [more pages...]
 
 Works on the blocks ``tests/test_docs.py`` runs (see its docstring for the markers), in a
-new temporary directory per page, 130 columns wide:
+new temporary directory per page, laid out as on a terminal 80 columns wide:
 
 - in a ``console`` block marked ``.. test: run``, the lines after each ``$`` command are
   replaced by what the command printed (stdout and stderr);
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\S+)\s*$")
 MARKER = re.compile(r"^\s*\.\. test:\s*(.*?)\s*$")
-COLUMNS = "130"
+COLUMNS = "80"
 
 
 def _bin_dir() -> str:
@@ -64,6 +64,8 @@ def refresh(page: Path) -> None:
     sys.path.insert(0, str(work))
     env = dict(os.environ, COLUMNS=COLUMNS, PYTHONPATH=f"{work}{os.pathsep}{ROOT}")
     env["PYTHONUNBUFFERED"] = "1"  # interleave stdout and stderr as a terminal shows them
+    # Laid out as on a terminal (tables, not the tab-separated lines of a pipe), unstyled.
+    env["TTY_COMPATIBLE"], env["TERM"] = "1", "dumb"
     env["PATH"] = _bin_dir() + os.pathsep + env.get("PATH", "")
     os.environ["COLUMNS"] = COLUMNS
     namespace: dict[str, object] = {"__name__": "__main__"}
