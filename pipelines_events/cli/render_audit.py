@@ -200,9 +200,16 @@ def changes_table(changes: list[AuditChange], title: str | None = None, width: i
     table.add_column("seq", justify="right", no_wrap=True)
     labels = [change_label(change) for change in changes]
     widest = max(len(label) for label in labels)
-    table.add_column("object", overflow="fold", min_width=min(widest, 30))
-    table.add_column("change", overflow="fold", min_width=17)
-    table.add_column("message", overflow="fold", min_width=10)
+    # What the object, change and message columns share of the width (gaps of 2).
+    free = width - (12 if short_time else 23) - len(str(changes[-1].seq)) - 8
+    object_width = min(widest, max(20, free * 4 // 9))
+    change_width = min(
+        max(len(change_text(change)) for change in changes),
+        max(17, (free - object_width) // 2),
+    )
+    table.add_column("object", overflow="fold", width=object_width)
+    table.add_column("change", overflow="fold", width=change_width)
+    table.add_column("message", overflow="fold", width=max(8, free - object_width - change_width))
     for change, label in zip(changes, labels, strict=True):
         moment = format_time(change.time)
         table.add_row(
