@@ -830,6 +830,22 @@ class StorageConformanceTests:
         assert _status(storage, task_executions[2]) is CANCELLED
         assert _status(storage, results[0]) is CANCELLED
 
+    def test_a_failure_keeps_its_traceback_with_its_status(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        execution = _build(storage, pipeline=_single_pipeline())
+        failed, other = _tree(execution)[2]
+        failed.report_status_change(None, RUNNING)
+        text = 'Traceback (most recent call last):\n  File "x.py"\nValueError: boom'
+        assert failed.report_status_change(None, RUNTIME_ERROR, "ValueError: boom", traceback=text)
+        fresh = _fresh(storage, failed)
+        assert fresh.get_status() is RUNTIME_ERROR
+        assert fresh.get_traceback() == text
+        assert _fresh(storage, other).get_traceback() == ""
+        with pytest.raises(InvalidValueError, match="traceback: give a str, not int"):
+            other.report_status_change(None, RUNTIME_ERROR, "x", traceback=1)  # type: ignore[arg-type]
+        assert _status(storage, other) is PENDING
+
     def test_no_parent_is_final_before_its_children(self, storage: PipelineResultsStorage) -> None:
         execution = _build(storage)
         task_results = _tree(execution)[2]

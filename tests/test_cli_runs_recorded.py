@@ -236,6 +236,31 @@ def test_run_with_workers_uses_the_process_runner(tmp_path: Path) -> None:
     [execution] = storage.get_pipeline_executions()
     assert execution.get_runner() == "pipelines_events.runners.process.Runner"
     assert execution.get_status() is S.DONE
+    failing = cli(
+        "run",
+        "tests.cli_pipelines.Letters",
+        "--workers",
+        "2",
+        "--run-id",
+        "w-bad",
+        "--input",
+        '{"fail_on": "b"}',
+        "--log",
+        str(log),
+        "-q",
+        cwd=ROOT,
+    )
+    assert failing.returncode == 1, failing.stderr
+    storage = EventLogPipelineResultsStorage(log, readonly=True)
+    [failed] = [
+        r for r in storage.get_task_results(run_id="w-bad") if r.get_status() is S.RUNTIME_ERROR
+    ]
+    assert failed.get_traceback().endswith("RuntimeError: b 2 refused")
+    execution = storage.get_pipeline_execution("w-bad")
+    assert execution is not None and execution.get_status() is S.RUNTIME_ERROR
+    assert execution.get_completed() >= max(
+        r.get_completed() for r in storage.get_task_results(run_id="w-bad")
+    )
     bad = cli("run", "tests.cli_pipelines.Letters", "--workers", "0", "--log", str(tmp_path / "y"))
     assert bad.returncode == 2
     assert "--workers: give a whole number of workers, 1 or more, not '0'" in bad.stderr

@@ -68,12 +68,16 @@ class PipelineRunner:
         scheduled) and what :meth:`run` returns when that is a bool.
 
         A run not yet final first records where its runner lives: ``runner_host`` (the
-        host name) and ``runner_pid`` (this process's id).
+        host name) and ``runner_pid`` (this process's id), where the storage keeps
+        fields beyond the seed's.
         """
         if not pipeline_execution.get_status().is_final:
-            with pipeline_execution.atomic():
-                pipeline_execution.set_runner_host(socket.gethostname())
-                pipeline_execution.set_runner_pid(os.getpid())
+            try:
+                with pipeline_execution.atomic():
+                    pipeline_execution.set_runner_host(socket.gethostname())
+                    pipeline_execution.set_runner_pid(os.getpid())
+            except (AttributeError, NotImplementedError):
+                pass  # a custom storage that keeps only the seed's fields
         outcome = self.run(pipeline_execution, reporter)
         return outcome if isinstance(outcome, bool) else True
 
