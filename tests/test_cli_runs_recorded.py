@@ -144,6 +144,8 @@ def test_a_killed_run_is_stale_and_cancel_ends_it(tmp_path: Path) -> None:
     assert (cells["run_id"], cells["status"], cells["stale"]) == ("killed-run", "RUNNING", "stale")
     [record] = json.loads(cli("runs", "--log", str(log), "--format", "json").stdout)
     assert record["pid"] == process.pid and record["stale"] is True
+    shown = on_a_terminal("runs", "--log", str(log), cwd=tmp_path)
+    assert "RUNNING (stale)" in shown and "killed-run" in shown
 
     done = cli("cancel", "kill", "--reason", "runner died", "--log", str(log))
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
