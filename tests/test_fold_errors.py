@@ -38,6 +38,18 @@ def ghost_then_message(path: Path, result_id: str) -> int:
     returns the seq of the bad one."""
     with JsonlEventLog(path, durability="none") as other:
         list(other.read_new())
+        for k in range(20):  # good events before it, read in the same chunk
+            other.append(
+                [
+                    FieldSet(
+                        run_id="run-1",
+                        kind=TASK_RESULT,
+                        id=result_id,
+                        field="message",
+                        value=f"before-{k}",
+                    )
+                ]
+            )
         (bad,) = other.append(
             [FieldSet(run_id="ghost-run", kind=TASK_RESULT, id="ghost", field="x", value=1)]
         )
@@ -63,6 +75,10 @@ def test_a_live_storage_does_not_skip_events_after_a_fold_error(tmp_path: Path) 
         with pytest.raises(ProjectionError, match=f"^{expected}"):
             result.get_message()
         assert storage.log.position.seq == bad - 1
+        # The events before it were folded, once.
+        record = storage.results.get(result.get_id())
+        assert record is not None
+        assert record.get("message") == "before-19"
     with pytest.raises(ProjectionError, match=f"^{expected}"):
         storage.get_pipeline_executions()
     # A write folds what others appended first: it is refused and writes nothing.

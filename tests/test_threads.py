@@ -17,7 +17,7 @@ from pipelines_events import audit
 from pipelines_events.conf import override_settings
 from pipelines_events.demo import DemoPipeline
 from pipelines_events.events import FieldSet, ObjectCreated
-from pipelines_events.log import JsonlEventLog, read_events
+from pipelines_events.log import JsonlEventLog, jsonl, read_events
 from pipelines_events.registry import registry
 from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
@@ -319,3 +319,34 @@ def test_the_process_runner_from_threads_on_the_configured_storage(configured: P
     in_threads(3, work)
     reset_storage_object()
     check_log(configured, [f"p{i}-{k}" for i in range(3) for k in range(2)], None)
+
+
+def test_a_commit_never_skips_an_event_appended_while_another_threads_fsync_ran(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = JsonlEventLog(log_path)  # durability "fsync"
+    log.append([FieldSet(run_id="r", kind="task_result", id="a", field="k", value=1)])
+    in_sync = threading.Event()
+    appended = threading.Event()
+    synced_sizes: list[int] = []
+    real = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        size = os.fstat(fd).st_size  # what this fsync covers: the file as it begins
+        if not in_sync.is_set():
+            in_sync.set()
+            assert appended.wait(10)  # another thread appends meanwhile
+        real(fd)
+        synced_sizes.append(size)
+
+    monkeypatch.setattr(jsonl.os, "fdatasync", slow_fdatasync)
+    first = threading.Thread(target=log.commit)
+    first.start()
+    assert in_sync.wait(10)
+    log.append([FieldSet(run_id="r", kind="task_result", id="a", field="k", value=2)])
+    appended.set()
+    first.join(timeout=20)
+    log.commit()  # the second event was not covered by the first fsync: sync again
+    monkeypatch.undo()
+    assert synced_sizes[-1] == log_path.stat().st_size
+    log.close()

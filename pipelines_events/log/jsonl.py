@@ -297,15 +297,11 @@ class JsonlEventLog(EventLog):
         could not use the rest of what it was handed gets it again on the next read)."""
         with self._lock:
             self._check_usable()
-            offset = start.offset
-            for _ in range(count):
-                end = self._line_end(offset)
-                if end is None:
-                    raise LogError(
-                        f"{self._path}: fewer than {count} complete events after byte "
-                        f"{start.offset}"
-                    )
-                offset = end
+            offset = self._skip_lines(start.offset, count)
+            if offset is None:
+                raise LogError(
+                    f"{self._path}: fewer than {count} complete events after byte {start.offset}"
+                )
             if offset == start.offset:
                 self._position = self._checked(start)
                 return
@@ -315,17 +311,22 @@ class JsonlEventLog(EventLog):
                 raise LogError(f"{self._path}: no event ends at byte {offset}")
             self._position = LogPosition(offset, event.seq, event.hash)
 
-    def _line_end(self, offset: int) -> int | None:
-        """The offset after the newline of the line starting at ``offset``."""
-        at = offset
-        while True:
-            data = os.pread(self._fd, 1 << 16, at)
-            cut = data.find(b"\n")
-            if cut >= 0:
-                return at + cut + 1
+    def _skip_lines(self, offset: int, count: int) -> int | None:
+        """The offset after the ``count`` lines that start at ``offset``, or None."""
+        while count:
+            data = os.pread(self._fd, _CHUNK, offset)
             if not data:
                 return None
-            at += len(data)
+            at = 0
+            while count:
+                cut = data.find(b"\n", at)
+                if cut < 0:
+                    break
+                at = cut + 1
+                count -= 1
+            # With lines still to skip, every newline of ``data`` was one of them.
+            offset += len(data) if count else at
+        return offset
 
     def _decoded(self, line: bytes, offset: int) -> AnyEvent:
         try:

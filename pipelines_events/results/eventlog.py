@@ -393,9 +393,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if pending is not None:
             pending.extend(drafts)
             return
-        with self._lock:
-            start = self._log.position
-            self._fold(self._log.append(drafts), start)
+        self._append_block(drafts, None)
 
     def atomic(self, require: Callable[[], bool] | None = None) -> _AtomicBlock:
         """Append every event emitted inside the block as one batch; none if it raises.
@@ -407,28 +405,27 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         return _AtomicBlock(self, require)
 
     def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
-        """Append the events of an atomic block; returns whether they were stored."""
+        """Append ``pending`` as one batch; returns whether it was stored. What other
+        writers appended is folded first, under the log's lock: if it cannot be folded,
+        nothing is written."""
         with self._lock:
             log = self._log
             start = log.position
-            if require is None:
-                self._fold(log.append(pending), start)
-                return True
-            caught_up: list[int] = []
+            caught_up = 0
 
             def check(caught: list[AnyEvent]) -> bool:
-                caught_up.append(len(caught))
-                return self._check(caught, start, require)
+                nonlocal caught_up
+                caught_up = len(caught)
+                if caught:
+                    self._fold(caught, start)
+                return require is None or self._check(require)
 
             written = log.append(pending, on_caught_up=check)
-            self._fold(written, start, sum(caught_up))
+            self._fold(written, start, caught_up)
             return bool(written)
 
-    def _check(
-        self, caught: list[AnyEvent], start: LogPosition, require: Callable[[], bool]
-    ) -> bool:
-        """Fold ``caught`` and evaluate ``require`` without reading the log again."""
-        self._fold(caught, start)
+    def _check(self, require: Callable[[], bool]) -> bool:
+        """Evaluate ``require`` against the caught-up state without reading the log again."""
         local = self._local
         frozen, local.frozen = local.frozen, True
         try:
