@@ -278,6 +278,12 @@ class JsonlEventLog(EventLog):
         """The largest encoded event the log accepts."""
         return self._max_event_bytes
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The in-process lock around the position, catch-up and append (re-entrant), for
+        callers that keep state in step with the position."""
+        return self._lock
+
     def size(self) -> int:
         """The file's current size in bytes."""
         self._check_usable()
@@ -292,41 +298,42 @@ class JsonlEventLog(EventLog):
             self._check_usable()
             self._position = self._checked(position)
 
-    def seek_after(self, start: LogPosition, count: int) -> None:
-        """Continue after the first ``count`` events that follow ``start`` (a caller that
-        could not use the rest of what it was handed gets it again on the next read)."""
+    def seek_before(self, seq: int) -> None:
+        """Go back to just before the event ``seq`` (at or before the position): a caller
+        that could not use it gets it, and what follows, again at the next read."""
         with self._lock:
             self._check_usable()
-            offset = self._skip_lines(start.offset, count)
-            if offset is None:
+            position = self._position
+            if not 0 < seq <= position.seq:
                 raise LogError(
-                    f"{self._path}: fewer than {count} complete events after byte {start.offset}"
+                    f"{self._path}: cannot go back to seq {seq}: the position is after seq "
+                    f"{position.seq}"
                 )
-            if offset == start.offset:
-                self._position = self._checked(start)
+            offset = self._line_start(position.offset, position.seq - seq + 1)
+            if offset == 0:
+                self._position = START
                 return
             line = self._line_ending_at(offset)
             event = None if line is None else self._decoded(line, offset)
-            if event is None:
-                raise LogError(f"{self._path}: no event ends at byte {offset}")
+            if event is None or event.seq != seq - 1:
+                raise LogError(f"{self._path}: seq {seq - 1} does not end at byte {offset}")
             self._position = LogPosition(offset, event.seq, event.hash)
 
-    def _skip_lines(self, offset: int, count: int) -> int | None:
-        """The offset after the ``count`` lines that start at ``offset``, or None."""
-        while count:
-            data = os.pread(self._fd, _CHUNK, offset)
-            if not data:
-                return None
-            at = 0
-            while count:
-                cut = data.find(b"\n", at)
-                if cut < 0:
-                    break
-                at = cut + 1
-                count -= 1
-            # With lines still to skip, every newline of ``data`` was one of them.
-            offset += len(data) if count else at
-        return offset
+    def _line_start(self, end: int, lines: int) -> int:
+        """Where the ``lines``-th line before the line end ``end`` begins (0: the file's
+        start)."""
+        found = 0
+        at = end - 1  # the newline of the last line
+        while at > 0:
+            start = max(0, at - _CHUNK)
+            data = os.pread(self._fd, at - start, start)
+            cut = len(data)
+            while (cut := data.rfind(b"\n", 0, cut)) >= 0:
+                found += 1
+                if found == lines:
+                    return start + cut + 1
+            at = start
+        return 0
 
     def _decoded(self, line: bytes, offset: int) -> AnyEvent:
         try:
@@ -415,86 +422,84 @@ class JsonlEventLog(EventLog):
         drafts: Sequence[AnyEvent],
         *,
         on_caught_up: Callable[[list[AnyEvent]], bool] | None = None,
+        on_written: Callable[[list[AnyEvent]], None] | None = None,
     ) -> list[AnyEvent]:
         """Append ``drafts`` as one atomic batch (see :meth:`EventLog.append`).
 
         With ``on_caught_up``, the events other writers appended are handed to it under
         the lock instead of being returned; if it returns False nothing is written and
-        the result is empty.
+        the result is empty. ``on_written`` is called with the new events once they are
+        written, still under the in-process lock (so that callers in several threads
+        see them in log order).
         """
         with self._lock:
-            return self._append(drafts, on_caught_up)
-
-    def _append(
-        self,
-        drafts: Sequence[AnyEvent],
-        on_caught_up: Callable[[list[AnyEvent]], bool] | None,
-    ) -> list[AnyEvent]:
-        if self._fd < 0 or self._readonly:
-            self._check_writable()
-        if self._pid < 0:  # set by the after-fork hook in a child process
-            self._reopen_after_fork()
-        if not drafts:
-            return list(self.read_new())
-        count = len(drafts)
-        fd = self._fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        start = self._position
-        handed_over = False
-        try:
-            position = start
-            caught: list[AnyEvent] = []
-            if _end(fd) != position.offset:
-                caught = self._catch_up()
-                position = self._position
-            if on_caught_up is not None:
-                handed_over = True
-                if not on_caught_up(caught):
-                    return []
-                caught = []
-            seq = position.seq
-            prev = position.hash
-            lines: list[bytes] = []
-            written: list[AnyEvent] = []
-            replace = msgspec.structs.replace
-            force_setattr = msgspec.structs.force_setattr
-            limit = self._max_event_bytes - HASH_SUFFIX_LEN
-            now = ""
-            for index, draft in enumerate(drafts):
-                seq += 1
-                ts = draft.ts
-                if not ts:
-                    ts = now = now or now_text()
-                event = replace(
-                    draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
-                )
-                body = encode_event(event)
-                if len(body) > limit:
-                    raise EventTooLargeError(
-                        f"{self._path}: event {index + 1} of the batch ({draft.kind} {draft.id}"
-                        f"{_field_note(draft)}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, "
-                        f"over the log's limit of {self._max_event_bytes} bytes; "
-                        "nothing was written"
+            if self._fd < 0 or self._readonly:
+                self._check_writable()
+            if self._pid < 0:  # set by the after-fork hook in a child process
+                self._reopen_after_fork()
+            if not drafts:
+                return list(self.read_new())
+            count = len(drafts)
+            fd = self._fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            start = self._position
+            handed_over = False
+            try:
+                position = start
+                caught: list[AnyEvent] = []
+                if _end(fd) != position.offset:
+                    caught = self._catch_up()
+                    position = self._position
+                if on_caught_up is not None:
+                    handed_over = True
+                    if not on_caught_up(caught):
+                        return []
+                    caught = []
+                seq = position.seq
+                prev = position.hash
+                lines: list[bytes] = []
+                written: list[AnyEvent] = []
+                replace = msgspec.structs.replace
+                force_setattr = msgspec.structs.force_setattr
+                limit = self._max_event_bytes - HASH_SUFFIX_LEN
+                now = ""
+                for index, draft in enumerate(drafts):
+                    seq += 1
+                    ts = draft.ts
+                    if not ts:
+                        ts = now = now or now_text()
+                    event = replace(
+                        draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
                     )
-                line, prev = seal(body, prev)
-                force_setattr(event, "hash", prev)
-                lines.append(line)
-                written.append(event)
-            data = lines[0] if count == 1 else b"".join(lines)
-            self._write(data, position.offset)
-            self._position = LogPosition(position.offset + len(data), seq, prev)
-            self._appended += 1
-        except BaseException:
-            if not handed_over:
-                # What was caught up never reached the caller: it is read again next time.
-                self._position = start
-            raise
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        if caught:
-            caught.extend(written)
-            return caught
-        return written
+                    body = encode_event(event)
+                    if len(body) > limit:
+                        raise EventTooLargeError(
+                            f"{self._path}: event {index + 1} of the batch ({draft.kind} "
+                            f"{draft.id}{_field_note(draft)}) encodes to "
+                            f"{len(body) + HASH_SUFFIX_LEN} bytes, over the log's limit of "
+                            f"{self._max_event_bytes} bytes; nothing was written"
+                        )
+                    line, prev = seal(body, prev)
+                    force_setattr(event, "hash", prev)
+                    lines.append(line)
+                    written.append(event)
+                data = lines[0] if count == 1 else b"".join(lines)
+                self._write(data, position.offset)
+                self._position = LogPosition(position.offset + len(data), seq, prev)
+                self._appended += 1
+            except BaseException:
+                if not handed_over:
+                    # What was caught up never reached the caller: it is read again next time.
+                    self._position = start
+                raise
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if on_written is not None:
+                on_written(written)
+            if caught:
+                caught.extend(written)
+                return caught
+            return written
 
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""

@@ -39,7 +39,6 @@ from pipelines_events.events import (
     TASK_RESULT,
     AnyEvent,
     FieldSet,
-    LogPosition,
     ObjectCreated,
     RunRemoved,
 )
@@ -320,8 +319,9 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             self.write_snapshot()
 
     def _init_threads(self, *, frozen: bool = False) -> None:
-        """The lock of the storage's state, and the per-thread state of atomic blocks."""
-        self._lock = threading.RLock()
+        """The lock of the storage's state (its log's: one lock covers the projections and
+        the position), and the per-thread state of atomic blocks."""
+        self._lock = self._log.lock
         self._local = _FrozenThreadState() if frozen else _ThreadState()
         _STORAGES.add(self)
 
@@ -350,16 +350,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 self._read_log()
 
     def _read_log(self) -> None:
-        log = self._log
-        start = log.position
-        for group in log.read_groups():
-            self._fold(group, start)
-            start = log.position
+        for group in self._log.read_groups():
+            self._fold(group)
 
-    def _fold(self, events: list[AnyEvent], start: LogPosition, before: int = 0) -> None:
-        """Fold ``events``, which follow the ``before`` events after ``start``. When one
-        cannot be folded, the log's position goes back to just before it: it is not
-        skipped, and the next read meets it again."""
+    def _fold(self, events: list[AnyEvent]) -> None:
+        """Fold ``events``, the last the log handed over. When one cannot be folded, the
+        log goes back to just before it: it is not skipped, the next read meets it again."""
         apply_results = self._results.apply
         apply_digest = self._digest.apply
         try:
@@ -367,10 +363,9 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 apply_results(event)
                 apply_digest(event)
         except BaseException as exc:
-            folded = events.index(event)
-            self._unsnapshotted += folded
+            self._unsnapshotted += events.index(event)
             try:
-                self._log.seek_after(start, before + folded)
+                self._log.seek_before(event.seq)
             except LogError as seek_error:
                 exc.add_note(f"and the storage could not stay before it: {seek_error}")
             if isinstance(exc, ProjectionError):
@@ -393,7 +388,14 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if pending is not None:
             pending.extend(drafts)
             return
-        self._append_block(drafts, None)
+        self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
+
+    def _fold_caught(self, caught: list[AnyEvent]) -> bool:
+        """Fold, under the log's lock, what other writers appended before an append: if it
+        cannot be folded, nothing is written."""
+        if caught:
+            self._fold(caught)
+        return True
 
     def atomic(self, require: Callable[[], bool] | None = None) -> _AtomicBlock:
         """Append every event emitted inside the block as one batch; none if it raises.
@@ -405,24 +407,19 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         return _AtomicBlock(self, require)
 
     def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
-        """Append ``pending`` as one batch; returns whether it was stored. What other
-        writers appended is folded first, under the log's lock: if it cannot be folded,
-        nothing is written."""
-        with self._lock:
-            log = self._log
-            start = log.position
-            caught_up = 0
+        """Append ``pending`` as one batch; returns whether it was stored. Everything is
+        folded under the log's lock, in log order: first what other writers appended (if
+        that cannot be folded, nothing is written), then the batch."""
+        if require is None:
+            self._log.append(pending, on_caught_up=self._fold_caught, on_written=self._fold)
+            return True
 
-            def check(caught: list[AnyEvent]) -> bool:
-                nonlocal caught_up
-                caught_up = len(caught)
-                if caught:
-                    self._fold(caught, start)
-                return require is None or self._check(require)
+        def check(caught: list[AnyEvent]) -> bool:
+            if caught:
+                self._fold(caught)
+            return self._check(require)
 
-            written = log.append(pending, on_caught_up=check)
-            self._fold(written, start, caught_up)
-            return bool(written)
+        return bool(self._log.append(pending, on_caught_up=check, on_written=self._fold))
 
     def _check(self, require: Callable[[], bool]) -> bool:
         """Evaluate ``require`` against the caught-up state without reading the log again."""
@@ -822,9 +819,10 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # The threads that used the locks do not exist in the child.
+    # The threads that used the locks do not exist in the child; the log module's hook,
+    # which runs first, gave each log a new lock.
     for storage in _FORKING:
-        storage._lock = threading.RLock()
+        storage._lock = storage._log.lock
     _FORKING.clear()
 
 
