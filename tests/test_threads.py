@@ -16,6 +16,7 @@ import pytest
 from pipelines_events import audit
 from pipelines_events.conf import override_settings
 from pipelines_events.demo import DemoPipeline
+from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import FieldSet, ObjectCreated
 from pipelines_events.log import JsonlEventLog, jsonl, read_events
 from pipelines_events.registry import registry
@@ -350,3 +351,35 @@ def test_a_commit_never_skips_an_event_appended_while_another_threads_fsync_ran(
     monkeypatch.undo()
     assert synced_sizes[-1] == log_path.stat().st_size
     log.close()
+
+
+def test_one_run_id_built_from_threads_on_two_storages_is_built_once(tmp_path: Path) -> None:
+    path = tmp_path / "same-run.jsonl"
+    storages = [EventLogPipelineResultsStorage(path, durability="none") for _ in range(2)]
+    for k in range(15):
+        built: list[str] = []
+        refused: list[str] = []
+
+        def work(
+            index: int,
+            run_id: str = f"race-{k}",
+            built: list[str] = built,
+            refused: list[str] = refused,
+        ) -> None:
+            storage = storages[index % 2]
+            try:
+                storage.build_pipeline_execution(DemoPipeline(), run_id, Runner(), Quiet(), None)
+            except InvalidValueError as exc:
+                assert f"run {run_id!r} already has an execution" in str(exc)
+                refused.append(run_id)
+            else:
+                built.append(run_id)
+
+        in_threads(THREADS, work)
+        assert (len(built), len(refused)) == (1, THREADS - 1)
+    for storage in storages:
+        storage.close()
+    with closing(EventLogPipelineResultsStorage(path, snapshots=False)) as reopened:
+        runs = [execution.get_run_id() for execution in reopened.get_pipeline_executions()]
+    assert sorted(runs) == sorted(f"race-{k}" for k in range(15))
+    assert audit.verify(path).ok
