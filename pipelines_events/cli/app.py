@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from pipelines_events import __version__
-from pipelines_events.cli import commands_audit, commands_runs
+from pipelines_events.cli import commands_audit, commands_runs, commands_serve
 from pipelines_events.cli.common import printable
 from pipelines_events.errors import PipelinesEventsError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands_runs.register(commands)
     commands_audit.register(commands)
+    commands_serve.register(commands)
     return parser
 
 
