@@ -123,7 +123,11 @@ def test_run_list_filters_and_pages_newest_first(served: tuple[Server, Path]) ->
     counts = get(server.base + "api/runs?per_page=1").json()["runs"][0]["task_results"]
     assert counts == {"done": 10, "failed": 1, "cancelled": 1, "total": 12}
     html = get(server.base + "?status=RUNTIME_ERROR&per_page=2").text
-    assert "page 1 of 2 · 3 runs" in html and 'rel="next"' in html and 'rel="prev"' not in html
+    assert (
+        'page 1 of 2 · <span id="run-total">3</span> runs' in html
+        and 'rel="next"' in html
+        and 'rel="prev"' not in html
+    )
 
 
 def test_pages_show_the_tree_history_digest_and_badge(served: tuple[Server, Path]) -> None:

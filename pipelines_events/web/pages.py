@@ -143,7 +143,9 @@ def runs_page(result: RunPage, wanted: RunFilter) -> str:
     )
     rows = "".join(run_row(run) for run in result.runs)
     empty = "" if result.runs else '<p class="empty" id="no-runs">no run matches</p>'
-    nav = [f"page {result.page} of {result.pages} · {result.total} runs"]
+    nav = [
+        f'page {result.page} of {result.pages} · <span id="run-total">{result.total}</span> runs'
+    ]
     if result.page > 1:
         newer = link("/", **filters, page=result.page - 1, per_page=result.per_page)
         nav.insert(0, f'<a rel="prev" href="{newer}">newer</a>')

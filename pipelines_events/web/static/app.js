@@ -57,16 +57,29 @@
   // -- the verify badge ----------------------------------------------------------------------
 
   var badge = document.getElementById("verify-badge");
-  if (badge && badge.dataset.src) {
+  var badgeBusy = false, badgeStale = false;
+
+  // Ask the server to verify the chain again (it caches the report until the file changes);
+  // at most one request at a time, and one more when the log grew meanwhile.
+  function checkChain() {
+    if (!badge || !badge.dataset.src) return;
+    if (badgeBusy) { badgeStale = true; return; }
+    badgeBusy = true;
     fetch(badge.dataset.src, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error(String(r.status))); })
       .then(function (report) {
         badge.textContent = report.badge;
+        badge.classList.remove("ok", "bad");
         badge.classList.add(report.ok ? "ok" : "bad");
         badge.dataset.seq = String(report.head_seq);
       })
-      .catch(function () { badge.textContent = "chain: could not check"; badge.classList.add("bad"); });
+      .catch(function () { badge.textContent = "chain: could not check"; badge.classList.add("bad"); })
+      .then(function () {
+        badgeBusy = false;
+        if (badgeStale) { badgeStale = false; window.setTimeout(checkChain, 10000); }
+      });
   }
+  checkChain();
 
   // -- the run list --------------------------------------------------------------------------
 
@@ -128,6 +141,8 @@
       rowsByRun.set(message.run_id, row);
       var tbody = runsTable.tBodies[0];
       tbody.insertBefore(row, tbody.firstChild);
+      var total = document.getElementById("run-total");
+      if (total) total.textContent = String(Number(total.textContent) + 1);
       var empty = document.getElementById("no-runs");
       if (empty) empty.hidden = true;
       var limit = Number(runsTable.dataset.perPage || "50");
@@ -313,6 +328,7 @@
     if (runsTable) applyToRuns(message);
     if (tree) applyToRun(message);
     showLive("on", "on · seq " + live.last);
+    checkChain();
   }
 
   var source = null;
