@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -446,3 +448,20 @@ def test_offset_after_finds_every_seq(tmp_path: Path, capsys: pytest.CaptureFixt
         assert seqs == list(range(4, head.seq + 1))
     finally:
         tail.close()
+
+
+def test_serve_without_the_web_extra_says_how_to_install_it(served: tuple[Server, Path]) -> None:
+    log = served[1]
+    code = (
+        "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+        "from pipelines_events.cli import main\n"
+        f"sys.exit(main(['serve', '--log', {str(log)!r}, '--port', '0']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "pipelines-events: error: serve needs the web extra (starlette is missing): "
+        "pip install 'pipelines-events[web]'\n"
+    )

@@ -65,8 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from pipelines_events.web import server
     except ImportError as exc:
+        missing = (exc.name or "a dependency").split(".")[0]
         raise PipelinesEventsError(
-            f"serve needs the web extra ({exc.name} is missing): "
+            f"serve needs the web extra ({missing} is missing): "
             "pip install 'pipelines-events[web]'"
         ) from None
     server.serve(
