@@ -335,6 +335,46 @@ def test_a_reconnect_after_the_server_restarts_resumes_without_duplicates(
         server.stop()
 
 
+def test_a_public_server_needs_its_token_and_then_works_live(
+    tmp_path: Path, page: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "runs.jsonl"
+    record(log, CALM, "calm-1")
+    capsys.readouterr()
+    with Server(log, "--host", "0.0.0.0", "--public") as server:
+        base = f"http://127.0.0.1:{server.port}/"
+        refused = page.goto(base)
+        assert refused.status == 401
+        assert "this server needs its token" in page.locator("body").inner_text()
+        token = server.url.split("?token=", 1)[1]
+        page.goto(base + "?token=" + token)
+        assert page.url == base  # the token went into a cookie, out of the address
+        wait_live(page)
+        wait_js(page, "document.getElementById('verify-badge').classList.contains('ok')")
+        done = cli(
+            "run",
+            CALM,
+            "--log",
+            str(log),
+            "--run-id",
+            "calm-2",
+            "--quiet",
+            "--input",
+            '{"seconds": 0}',
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        page.locator('#runs tbody tr[data-run-id="calm-2"]').wait_for(timeout=5000)
+        missing = page.goto(base + "run?id=nope")
+        assert missing.status == 404
+        assert page.locator("body").inner_text() == "no run has the id 'nope' in this log\n"
+        assert missing.headers["content-security-policy"] == CSP
+        bad = page.goto(base + "?status=BLUE")
+        assert bad.status == 400
+        assert page.locator("body").inner_text().startswith("parameter 'status': 'BLUE'")
+    page.context.clear_cookies()
+
+
 def test_the_screenshots_are_readable_pngs(shots: Path) -> None:
     """The docs' screenshots exist (taken by the tests above) and are PNG files."""
     docs = Path(__file__).resolve().parent.parent / "docs" / "_static"
