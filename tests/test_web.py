@@ -465,3 +465,37 @@ def test_serve_without_the_web_extra_says_how_to_install_it(served: tuple[Server
         "pipelines-events: error: serve needs the web extra (starlette is missing): "
         "pip install 'pipelines-events[web]'\n"
     )
+
+
+def test_a_removed_run_is_streamed_and_leaves_the_pages(tmp_path: Path) -> None:
+    log = tmp_path / "runs.jsonl"
+    assert (
+        main(
+            [
+                "run",
+                CALM,
+                "--log",
+                str(log),
+                "--quiet",
+                "--run-id",
+                "gone",
+                "--input",
+                '{"seconds": 0}',
+            ]
+        )
+        == 0
+    )
+    with Server(log) as server:
+        head = get(server.base + "api/runs").json()["seq"]
+        assert get(server.base + "run?id=gone").status == 200
+        storage = EventLogPipelineResultsStorage(log)
+        assert storage.cleanup() == ["gone"]
+        storage.close()
+        messages = _sse(server.port, f"after={head}", None, head + 1)
+        assert [(seq, m["type"], m["run_id"]) for seq, m in messages] == [
+            (head + 1, "removed", "gone")
+        ]
+        assert "run" not in messages[0][1] and "object" not in messages[0][1]
+        assert get(server.base + "run?id=gone").status == 404
+        assert get(server.base + "api/runs").json()["total"] == 0
+        assert "no run matches" in get(server.base).text
