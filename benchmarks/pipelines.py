@@ -9,6 +9,7 @@ import msgspec
 
 from pipelines_events.pipeline import Pipeline
 from pipelines_events.reporters import PipelineReporter
+from pipelines_events.results.base import PipelineStorageObject
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 
@@ -38,12 +39,13 @@ class LoadTask(ExtractTask):
 class QuietReporter(PipelineReporter):
     """Hears every status change and keeps none (no logging cost in the timings)."""
 
+    def report_context_object(
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
+    ) -> None:
+        return None  # not even the object's description is built
+
     def report(
-        self,
-        pipeline_id: str | None,
-        task_id: str | None,
-        status: PipelineTaskStatus,
-        message: str,
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
     ) -> None:
         return None
 

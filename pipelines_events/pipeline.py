@@ -25,7 +25,7 @@ from pipelines_events.runners import (
 )
 from pipelines_events.runners.eager import Runner
 from pipelines_events.status import PipelineTaskStatus
-from pipelines_events.task import Task
+from pipelines_events.task import Task, get_object
 
 __all__ = ["Pipeline"]
 
@@ -45,8 +45,12 @@ class Pipeline:
     ordering: ClassVar[Mapping[str, Sequence[str]]] = {}
     """Task name -> the names of the tasks it runs after."""
 
+    tasks: ClassVar[dict[str, Task]] = {}
+    """Task name -> task, in declaration order (as the original's ``Pipeline.tasks``)."""
+
     _tasks: ClassVar[dict[str, Task]] = {}
     _run_order: ClassVar[tuple[str, ...]] = ()
+    _dependencies: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,7 +61,15 @@ class Pipeline:
                 f"{class_path(cls)}.pipeline_id: give a non-empty str, not {cls.pipeline_id!r}"
             )
         cls._tasks = _collect_tasks(cls)
-        cls._run_order = _run_order(cls, cls._tasks, cls.ordering)
+        if "tasks" in cls._tasks:
+            raise PipelineDefinitionError(
+                f"{class_path(cls)}: a task cannot be named 'tasks' (Pipeline.tasks lists "
+                "the tasks); give it another name"
+            )
+        cls.tasks = dict(cls._tasks)
+        cls._dependencies = _dependencies(cls, cls._tasks, cls.ordering)
+        cls._run_order = _run_order(cls, cls._tasks, cls._dependencies)
+        registry.declare(cls)
 
     # -- the BuildablePipeline protocol ---------------------------------------------------
 
@@ -82,6 +94,17 @@ class Pipeline:
         """Task name -> task, in declaration order."""
         return dict(cls._tasks)
 
+    @classmethod
+    def get_dependencies(cls) -> dict[str, list[str]]:
+        """Task name -> the tasks it runs after: ``ordering`` and each task's
+        ``config["parents"]`` together, every task present."""
+        return {name: list(after) for name, after in cls._dependencies.items()}
+
+    def deserialize_pipeline_object(self, stored: Any) -> Any:
+        """The pipeline object rebuilt from its stored form (see
+        :func:`~pipelines_events.task.get_object`)."""
+        return get_object(stored)
+
     # -- running --------------------------------------------------------------------------
 
     def start(
@@ -91,7 +114,8 @@ class Pipeline:
         runner: PipelineRunner | None = None,
         reporter: StatusReporter | None = None,
     ) -> PipelineExecution:
-        """Build the result objects of a run and hand the execution to ``runner``.
+        """Build the result objects of a run (each reported PENDING) and hand the
+        execution to ``runner.start(execution, reporter=reporter)``.
 
         ``run_id`` defaults to a new UUID, ``runner`` to the eager runner, ``reporter``
         to a :class:`~pipelines_events.reporters.LoggingReporter`. A task config that does
@@ -127,7 +151,11 @@ class Pipeline:
             _report_input_errors(execution, reporter, input_errors, self._run_order)
             return execution
         with registry.using(self):
-            runner.run(execution, reporter)
+            start = getattr(runner, "start", None)
+            if start is not None:
+                start(execution, reporter=reporter)
+            else:
+                runner.run(execution, reporter)
         return execution
 
     def get_config_errors(self) -> dict[str, str]:
@@ -196,10 +224,10 @@ def _collect_tasks(cls: type[Pipeline]) -> dict[str, Task]:
     return tasks
 
 
-def _run_order(
+def _dependencies(
     cls: type[Pipeline], tasks: dict[str, Task], ordering: Mapping[str, Sequence[str]]
-) -> tuple[str, ...]:
-    """The task names in dependency order, ties kept in declaration order."""
+) -> dict[str, tuple[str, ...]]:
+    """Task name -> the names it runs after, from ``ordering`` and the tasks' parents."""
     where = f"{class_path(cls)}.ordering"
     if not isinstance(ordering, Mapping):
         raise PipelineDefinitionError(
@@ -220,7 +248,23 @@ def _run_order(
                 )
             if dependency not in after[name]:
                 after[name].append(dependency)
+    for name, task in tasks.items():
+        for dependency in task.get_parents():
+            if dependency not in tasks or dependency == name:
+                raise PipelineDefinitionError(
+                    f"{class_path(cls)}.{name}: config 'parents': unknown task "
+                    f"{dependency!r}{_known({k: v for k, v in tasks.items() if k != name})}"
+                )
+            if dependency not in after[name]:
+                after[name].append(dependency)
+    return {name: tuple(before) for name, before in after.items()}
 
+
+def _run_order(
+    cls: type[Pipeline], tasks: dict[str, Task], after: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
+    """The task names in dependency order, ties kept in declaration order."""
+    where = f"{class_path(cls)}.ordering"
     order: list[str] = []
     placed: set[str] = set()
     while len(order) < len(tasks):
@@ -240,7 +284,7 @@ def _run_order(
     return tuple(order)
 
 
-def _find_cycle(after: dict[str, list[str]], placed: set[str]) -> list[str]:
+def _find_cycle(after: Mapping[str, Sequence[str]], placed: set[str]) -> list[str]:
     """A cycle among the tasks not placed, as names from a task back to itself."""
     start = next(name for name in after if name not in placed)
     path: list[str] = []

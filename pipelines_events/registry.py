@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,8 +39,9 @@ _P = TypeVar("_P", bound="type[Pipeline] | Pipeline")
 _T = TypeVar("_T", bound="type[Task]")
 
 
-class NotRegisteredError(PipelinesEventsError, LookupError):
-    """No pipeline or task has the id, registered or importable."""
+class NotRegisteredError(PipelinesEventsError, IndexError):
+    """No pipeline or task has the id, registered or importable (a :class:`LookupError`;
+    an :class:`IndexError` as the original's registries raised)."""
 
 
 def import_dotted(path: str) -> Any:
@@ -77,6 +79,12 @@ class Registry:
         self._lock = threading.RLock()
         self._pipelines: dict[str, type[Pipeline] | Pipeline] = {}
         self._tasks: dict[str, type[Task]] = {}
+        self._declared_pipelines: weakref.WeakValueDictionary[str, type[Pipeline]] = (
+            weakref.WeakValueDictionary()
+        )
+        self._declared_tasks: weakref.WeakValueDictionary[str, type[Task]] = (
+            weakref.WeakValueDictionary()
+        )
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -161,6 +169,22 @@ class Registry:
                 f"cannot register {class_path(task)}"
             )
 
+    def declare(self, cls: type[Pipeline] | type[Task]) -> None:
+        """Remember a class as it is defined (``Pipeline`` and ``Task`` subclasses call
+        this), as the original's registries did: found by its id after the registered
+        ones, the latest definition of an id winning; never an error, never kept alive."""
+        from pipelines_events.pipeline import Pipeline
+
+        with self._lock:
+            if issubclass(cls, Pipeline):
+                self._declared_pipelines[cls.pipeline_id] = cls
+            else:
+                self._declared_tasks[cls.task_id] = cls
+
+    def load_task_from_id(self, pipeline_task: str, task_id: str, config: dict[str, Any]) -> Task:
+        """:meth:`load_task` with the original's argument order."""
+        return self.load_task(task_id, pipeline_task, config)
+
     def unregister_pipeline(self, pipeline_id: str) -> None:
         """Forget the pipeline registered under ``pipeline_id`` (its tasks stay)."""
         with self._lock:
@@ -184,7 +208,7 @@ class Registry:
         from pipelines_events.task import Task
 
         with self._lock:
-            found = self._tasks.get(task_id)
+            found = self._tasks.get(task_id) or self._declared_tasks.get(task_id)
         if found is not None:
             return found
         obj = self._import(task_id, "task")
@@ -205,7 +229,7 @@ class Registry:
         if pipeline_id in active:
             return active[pipeline_id]
         with self._lock:
-            found = self._pipelines.get(pipeline_id)
+            found = self._pipelines.get(pipeline_id) or self._declared_pipelines.get(pipeline_id)
         if found is not None:
             return found
         obj = self._import(pipeline_id, "pipeline")

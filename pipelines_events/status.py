@@ -21,14 +21,33 @@ class PipelineTaskStatus(Enum):
     __hash__ = object.__hash__
 
     @classmethod
+    def choices(cls) -> tuple[tuple[str, str], ...]:
+        """``(name, value)`` of every status, for a Django field's ``choices``."""
+        return tuple((status.name, status.value) for status in cls)
+
+    @classmethod
     def final_statuses(cls) -> frozenset[PipelineTaskStatus]:
-        """Statuses nothing leaves: DONE, the failed statuses and CANCELLED."""
+        """Statuses nothing leaves: the failed statuses and the success statuses."""
         return _FINAL
 
     @classmethod
+    def non_final_statuses(cls) -> frozenset[PipelineTaskStatus]:
+        """Statuses before the end: PENDING and RUNNING."""
+        return _NON_FINAL
+
+    @classmethod
     def failed_statuses(cls) -> frozenset[PipelineTaskStatus]:
-        """Statuses that count as a failure in the digest."""
+        """Statuses that count as a failure in the digest: the errors and CANCELLED."""
         return _FAILED
+
+    @classmethod
+    def error_statuses(cls) -> frozenset[PipelineTaskStatus]:
+        """The failed statuses but CANCELLED: CONFIG_ERROR, VALIDATION_ERROR, RUNTIME_ERROR.
+
+        An error propagates to the parent at once and decides its outcome; CANCELLED
+        waits, like DONE, for the parent's other children.
+        """
+        return _ERRORS
 
     @classmethod
     def success_statuses(cls) -> frozenset[PipelineTaskStatus]:
@@ -40,34 +59,26 @@ class PipelineTaskStatus(Enum):
         """Whether this status is final."""
         return self in _FINAL
 
-    def has_advanced(self, previous: PipelineTaskStatus | None) -> bool:
-        """Whether moving from ``previous`` to this status is an advance.
+    def has_advanced(self, new_state: PipelineTaskStatus) -> bool:
+        """Whether moving from this status to ``new_state`` is an advance.
 
-        PENDING -> RUNNING -> a final status; no status leaves a final one and
-        no status advances to itself. ``None`` (no status yet) advances to anything.
+        PENDING -> RUNNING -> a final status; no status leaves a final one and no status
+        advances to itself.
         """
-        if previous is None:
-            return True
-        return _RANK[self] > _RANK[previous]
+        return _RANK[new_state] > _RANK[self] and self not in _FINAL
 
 
-_FINAL = frozenset(
-    {
-        PipelineTaskStatus.DONE,
-        PipelineTaskStatus.CONFIG_ERROR,
-        PipelineTaskStatus.VALIDATION_ERROR,
-        PipelineTaskStatus.RUNTIME_ERROR,
-        PipelineTaskStatus.CANCELLED,
-    }
-)
-_FAILED = frozenset(
+_ERRORS = frozenset(
     {
         PipelineTaskStatus.CONFIG_ERROR,
         PipelineTaskStatus.VALIDATION_ERROR,
         PipelineTaskStatus.RUNTIME_ERROR,
     }
 )
+_FAILED = _ERRORS | {PipelineTaskStatus.CANCELLED}
 _SUCCESS = frozenset({PipelineTaskStatus.DONE})
+_FINAL = _FAILED | _SUCCESS
+_NON_FINAL = frozenset({PipelineTaskStatus.PENDING, PipelineTaskStatus.RUNNING})
 _RANK = {
     status: (2 if status in _FINAL else 1 if status.name == "RUNNING" else 0)
     for status in PipelineTaskStatus

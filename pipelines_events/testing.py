@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from freezegun import freeze_time
 
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import MAX_DEPTH
+from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -60,6 +61,7 @@ CANCELLED = PipelineTaskStatus.CANCELLED
 RUNTIME_ERROR = PipelineTaskStatus.RUNTIME_ERROR
 FINAL = sorted(PipelineTaskStatus.final_statuses(), key=lambda s: s.value)
 FAILED = sorted(PipelineTaskStatus.failed_statuses(), key=lambda s: s.value)
+ERRORS = sorted(PipelineTaskStatus.error_statuses(), key=lambda s: s.value)
 
 
 def _identity(obj: Any) -> Any:
@@ -135,20 +137,20 @@ class ExampleRunner:
     """A stand-in runner, for tests only: its class path is what a storage records."""
 
 
-class ExampleReporter:
-    """A reporter for tests only: keeps every report it hears in ``reports``."""
+class ExampleReporter(PipelineReporter):
+    """A reporter for tests only: keeps every report it hears in ``reports``, as
+    ``(context object, status, message)``."""
 
     def __init__(self) -> None:
-        self.reports: list[tuple[str | None, str | None, PipelineTaskStatus, str]] = []
+        self.reports: list[tuple[PipelineStorageObject, PipelineTaskStatus, str]] = []
 
     def report(
         self,
-        pipeline_id: str | None,
-        task_id: str | None,
+        context_object: PipelineStorageObject,
         status: PipelineTaskStatus,
         message: str,
     ) -> None:
-        self.reports.append((pipeline_id, task_id, status, message))
+        self.reports.append((context_object, status, message))
 
 
 RUNNER_PATH = "pipelines_events.testing.ExampleRunner"
@@ -308,8 +310,12 @@ def _nested(levels: int) -> Any:
 class StorageConformanceTests:
     """Tests every results storage must pass; subclass it and provide a ``storage`` fixture.
 
-    The fixture returns a fresh, empty :class:`PipelineResultsStorage`.
+    The fixture returns a fresh, empty :class:`PipelineResultsStorage`. A storage that
+    indexes the fields identifying an object and refuses ``set_`` of them sets
+    ``refuses_identifying_fields = True`` (the seed's rule is that ``set_foo`` sets them).
     """
+
+    refuses_identifying_fields: ClassVar[bool] = False
 
     # -- how many objects a build creates -------------------------------------------------
 
@@ -724,20 +730,59 @@ class StorageConformanceTests:
         assert describe_storage(storage) == before
 
     def test_reporter_hears_recorded_changes_only(self, storage: PipelineResultsStorage) -> None:
-        _, task_executions, task_results = _tree(_build(storage, pipeline=_single_pipeline()))
+        execution = _build(storage, pipeline=_single_pipeline())
+        (result,), (task_execution,), task_results = _tree(execution)
         reporter = ExampleReporter()
         task_results[0].report_status_change(reporter, RUNNING, "go")
-        pipeline_id = "tests.SinglePipeline"
-        assert reporter.reports == [
-            (pipeline_id, "tests.only", RUNNING, "go"),
-            (pipeline_id, "tests.only", RUNNING, "go"),
-            (pipeline_id, None, RUNNING, "go"),
-            (pipeline_id, None, RUNNING, "go"),
+        heard = [(obj.get_id(), status, message) for obj, status, message in reporter.reports]
+        te_id, tr_id = task_execution.get_id(), task_results[0].get_id()
+        assert heard == [
+            (
+                tr_id,
+                RUNNING,
+                f"Task result ({tr_id}) only (tests.only): Changed state to RUNNING - go",
+            ),
+            (
+                te_id,
+                RUNNING,
+                f"Task execution ({te_id}) only (tests.only): Changed state to RUNNING - go",
+            ),
+            (
+                result.get_id(),
+                RUNNING,
+                f"Pipeline result ({result.get_id()}) tests.SinglePipeline: "
+                "Changed state to RUNNING - go",
+            ),
+            (
+                execution.get_id(),
+                RUNNING,
+                "Pipeline execution (run-1) tests.SinglePipeline: Changed state to RUNNING - go",
+            ),
         ]
         reporter.reports.clear()
         task_results[0].report_status_change(reporter, RUNNING, "again")
-        task_executions[0].report_status_change(reporter, PENDING)
+        task_execution.report_status_change(reporter, PENDING)
         assert reporter.reports == []
+
+    def test_reporter_hears_the_objects_and_their_stored_objects(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        execution = _build(storage)
+        results, task_executions, task_results = _tree(execution)
+        reporter = ExampleReporter()
+        task_results[5].report_status_change(reporter, RUNTIME_ERROR, "boom")
+        objects = [obj for obj, _, _ in reporter.reports]
+        assert [obj.get_id() for obj in objects] == [
+            task_results[5].get_id(),
+            task_executions[3].get_id(),
+            results[1].get_id(),
+            execution.get_id(),
+        ]
+        tr_id = task_results[5].get_id()
+        assert reporter.reports[0][2] == (
+            f"Task result ({tr_id}) second (tests.second): Changed state to RUNTIME_ERROR - boom"
+            " | pipeline object: {'n': 2} | task object: {'letter': 'a'}"
+        )
 
     # -- propagation ------------------------------------------------------------------
 
@@ -753,7 +798,7 @@ class StorageConformanceTests:
         for obj in (task_results[4], task_executions[2], results[0], task_executions[0]):
             assert _status(storage, obj) is PENDING, obj
 
-    @pytest.mark.parametrize("failure", FAILED, ids=lambda s: s.name)
+    @pytest.mark.parametrize("failure", ERRORS, ids=lambda s: s.name)
     def test_a_failure_propagates_up_at_once(
         self, storage: PipelineResultsStorage, failure: PipelineTaskStatus
     ) -> None:
@@ -1143,16 +1188,82 @@ class StorageConformanceTests:
     @pytest.mark.parametrize(
         "field", ["id", "run_id", "pipeline_id", "task_id", "pipeline_task", "parent_id"]
     )
-    def test_identifying_fields_cannot_be_set(
+    def test_identifying_fields_follow_the_seed_or_are_refused(
         self, storage: PipelineResultsStorage, field: str
     ) -> None:
+        """The seed: ``set_foo`` sets ``foo``. A storage that indexes the fields that
+        identify an object (``refuses_identifying_fields``) refuses instead, naming the
+        field, and changes nothing."""
         execution = _build(storage)
         _, _, task_results = _tree(execution)
+        if not self.refuses_identifying_fields:
+            # (An execution has no task id, and a task result's task name is its task
+            # execution's: those getters are defined, so they do not read the field.)
+            derived = {(PipelineExecution.kind, "task_id"), (TaskResult.kind, "pipeline_task")}
+            for obj in (execution, task_results[0]):
+                getattr(obj, f"set_{field}")(f"changed-{field}")
+                if (obj.kind, field) not in derived:
+                    assert getattr(obj, f"get_{field}")() == f"changed-{field}"
+            return
         before = describe_storage(storage)
         for obj in (execution, task_results[0]):
             with pytest.raises(InvalidValueError, match=f"cannot set field '{field}'"):
                 getattr(obj, f"set_{field}")("changed")
         assert describe_storage(storage) == before
+
+    # -- the seed's get_/set_ rules on the objects users hold -------------------------------
+
+    def test_get_falls_back_to_a_plain_attribute_of_the_object_held(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        for obj in _all_objects(_build(storage)):
+            try:
+                obj.note = "x"  # type: ignore[attr-defined]
+            except AttributeError:
+                continue  # objects with __slots__ take no new attributes: nothing to find
+            assert obj.get_note() == "x"
+
+    def test_get_falls_back_to_a_property_of_a_subclass(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        for obj in _all_objects(_build(storage)):
+            base = type(obj)
+            with_property = type(
+                f"Coloured{base.__name__}",
+                (base,),
+                {"colour": property(lambda self: f"red {self.get_id()}")},
+            )
+            obj.__class__ = with_property
+            assert obj.get_colour() == f"red {obj.get_id()}"
+
+    def test_a_defined_set_method_is_used_instead_of_the_fallback(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        for obj in _all_objects(_build(storage)):
+            base = type(obj)
+            heard: list[Any] = []
+            with_setter = type(
+                f"Noted{base.__name__}",
+                (base,),
+                {"set_note": lambda self, value, heard=heard: heard.append(value)},
+            )
+            obj.__class__ = with_setter
+            obj.set_note("by the method")
+            assert heard == ["by the method"]
+            with pytest.raises(AttributeError, match="note"):
+                _fresh(storage, obj).get_note()
+
+    def test_a_defined_get_method_is_used_before_the_fallback(
+        self, storage: PipelineResultsStorage
+    ) -> None:
+        for obj in _all_objects(_build(storage)):
+            base = type(obj)
+            obj.set_note("stored")
+            with_getter = type(
+                f"Read{base.__name__}", (base,), {"get_note": lambda self: "from the method"}
+            )
+            obj.__class__ = with_getter
+            assert obj.get_note() == "from the method"
 
     # -- refused builds -----------------------------------------------------------------
 
@@ -1242,9 +1353,19 @@ class StorageConformanceTests:
         assert single.last_ran == T0 + timedelta(seconds=110)
         assert single.average_runtime == 15.0
         example = digest["tests.ExamplePipeline"]
-        assert (example.total_runs, example.total_success, example.total_failure) == (2, 1, 0)
+        # A cancelled pipeline result is a failure, as in the original.
+        assert (example.total_runs, example.total_success, example.total_failure) == (2, 1, 1)
         assert example.last_ran == T0 + timedelta(seconds=120)
         assert example.average_runtime == 4.0
+
+    @pytest.mark.parametrize("failure", FAILED, ids=lambda s: s.name)
+    def test_digest_counts_every_failed_status_cancelled_included(
+        self, storage: PipelineResultsStorage, failure: PipelineTaskStatus
+    ) -> None:
+        (results, _, _) = _tree(_build(storage, pipeline=_single_pipeline()))
+        results[0].report_status_change(None, failure, propagate=False)
+        item = storage.get_pipeline_digest()["tests.SinglePipeline"]
+        assert (item.total_runs, item.total_success, item.total_failure) == (1, 0, 1)
 
     def test_digest_follows_set_calls(self, storage: PipelineResultsStorage) -> None:
         (results, _, _) = _tree(_build(storage, pipeline=_single_pipeline()))

@@ -31,16 +31,16 @@ class PipelineDigestItem:
     """How the pipeline results of one pipeline id fared.
 
     ``total_runs`` counts its pipeline results, ``total_success`` the DONE ones,
-    ``total_failure`` those in a failed status; ``last_ran`` is the latest start;
-    ``average_runtime`` is the mean of completed - started in seconds over the results
-    that have both.
+    ``total_failure`` those in a failed status (CANCELLED included); ``last_ran`` is the
+    latest start; ``average_runtime`` is the mean of completed - started in seconds over
+    the results that have both. Every field defaults to no runs.
     """
 
-    total_runs: int
-    total_success: int
-    total_failure: int
-    last_ran: datetime | None
-    average_runtime: float | None
+    total_runs: int = 0
+    total_success: int = 0
+    total_failure: int = 0
+    last_ran: datetime | None = None
+    average_runtime: float | None = None
 
 
 PipelineDigest = dict[str, PipelineDigestItem]

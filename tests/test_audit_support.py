@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import PipelineExecution, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
@@ -88,7 +89,7 @@ def run_objects(execution: PipelineExecution) -> list[PipelineStorageObject]:
     return out
 
 
-class SnapshotReporter:
+class SnapshotReporter(PipelineReporter):
     """A reporter that records the whole run's state each time it hears of a change."""
 
     def __init__(
@@ -109,12 +110,10 @@ class SnapshotReporter:
         self.snapshots.append(snapshot)
 
     def report(
-        self,
-        pipeline_id: str | None,
-        task_id: str | None,
-        status: PipelineTaskStatus,
-        message: str,
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
     ) -> None:
+        if status is PipelineTaskStatus.PENDING:
+            return  # the objects of the new run, reported once built: nothing changed
         self.take()
         if self.pause:
             time.sleep(self.pause)

@@ -119,10 +119,21 @@ def test_run_exits_1_when_the_run_fails_and_shows_where(
 def test_run_input_that_does_not_validate_ends_in_validation_error_exit_1(
     capsys: pytest.CaptureFixture[str], log: Path
 ) -> None:
-    status, out, _ = run_cli(capsys, "run", LETTERS, "--run-id", "r1", "--log", str(log), "-q")
+    status, out, _ = run_cli(
+        capsys, "run", LETTERS, "--input", '{"colour": "red"}', "--run-id", "r1", "--log", str(log)
+    )
 
     assert status == 1
     assert "VALIDATION_ERROR" in out and "input data of task 'numbered'" in out
+
+
+def test_run_without_input_runs_a_task_whose_input_type_has_all_defaults(
+    capsys: pytest.CaptureFixture[str], log: Path
+) -> None:
+    status, out, _ = run_cli(capsys, "run", LETTERS, "--run-id", "r1", "--log", str(log), "-q")
+
+    assert status == 0
+    assert "VALIDATION_ERROR" not in out and "DONE" in out
 
 
 def test_run_quiet_prints_only_the_tree(capsys: pytest.CaptureFixture[str], log: Path) -> None:

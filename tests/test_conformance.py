@@ -17,6 +17,8 @@ from pipelines_events.testing import StorageConformanceTests
 class TestEventLogStorage(StorageConformanceTests):
     """The event-log storage, in every durability mode."""
 
+    refuses_identifying_fields = True
+
     @pytest.fixture(params=DURABILITY_MODES)
     def storage(
         self, request: pytest.FixtureRequest, tmp_path: Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import sys
 import threading
@@ -170,7 +171,7 @@ def recording(label: str = "") -> RecordingStorage:
 
 PIPELINE = object()
 RUNNER = object()
-REPORTER = object()
+REPORTER = None  # a reporter would hear the PENDING objects of the (fake) run
 BEFORE = datetime(2026, 11, 1, tzinfo=UTC)
 
 DELEGATIONS: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], tuple[Any, ...]]] = [
@@ -426,14 +427,31 @@ def test_object_that_is_not_a_storage_class(path: str, what: str) -> None:
         get_pipeline_results_storage()
 
 
-def test_abstract_storage_class() -> None:
+def test_the_base_storage_class_loads_and_its_methods_say_they_are_not_implemented() -> None:
     settings.configure(
         PIPELINES_PIPELINES_RESULTS_STORAGE="pipelines_events.results.base.PipelineResultsStorage"
     )
+    assert type(get_pipeline_results_storage()) is PipelineResultsStorage
+    with pytest.raises(
+        NotImplementedError,
+        match=r"^PipelineResultsStorage does not implement get_pipeline_executions\(\)",
+    ):
+        helpers.get_pipeline_executions()
+
+
+class AbstractStorage(PipelineResultsStorage, abc.ABC):
+    """A storage that declares an abstract method of its own."""
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+
+def test_a_storage_class_with_abstract_methods_of_its_own_is_refused() -> None:
+    settings.configure(PIPELINES_PIPELINES_RESULTS_STORAGE=f"{__name__}.AbstractStorage")
     with pytest.raises(
         ImproperlyConfigured,
         match=r"PIPELINES_PIPELINES_RESULTS_STORAGE: .*: is abstract: it does not implement "
-        r"build_pipeline_execution, cleanup, get_pipeline_digest",
+        r"connect$",
     ):
         get_pipeline_results_storage()
 
@@ -515,7 +533,7 @@ def test_kwargs_point_the_log_at_a_path(tmp_path: Path) -> None:
     storage = get_pipeline_results_storage()
     assert isinstance(storage, EventLogPipelineResultsStorage)
     assert storage.log.path == log
-    execution = helpers.build_pipeline_execution(OnePipeline(), "run-1", object(), object(), {})
+    execution = helpers.build_pipeline_execution(OnePipeline(), "run-1", object(), None, {})
     assert execution.get_status() is PipelineTaskStatus.PENDING
     lines = log.read_text(encoding="utf-8").splitlines()
     assert lines
@@ -533,7 +551,7 @@ def test_default_storage_is_the_event_log_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     storage = get_pipeline_results_storage()
     assert isinstance(storage, EventLogPipelineResultsStorage)
-    helpers.build_pipeline_execution(OnePipeline(), "run-1", object(), object(), None)
+    helpers.build_pipeline_execution(OnePipeline(), "run-1", object(), None, None)
     assert (tmp_path / "pipelines-events.jsonl").stat().st_size > 0
 
 

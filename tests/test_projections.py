@@ -315,7 +315,8 @@ def test_digest_event_by_event(log: Log) -> None:
     )
     assert digest.digest()["p1"] == PipelineDigestItem(3, 1, 1, at(20), 8.0)
     digest.apply_all(log.batch(*status_change(PIPELINE_RESULT, "pr-4", "run-3", CANCELLED, at(31))))
-    assert digest.digest()["p1"] == PipelineDigestItem(3, 1, 1, at(20), 8.0)
+    # A cancelled pipeline result is a failure too, as in the original.
+    assert digest.digest()["p1"] == PipelineDigestItem(3, 1, 2, at(20), 8.0)
     assert digest.digest()["p2"] == PipelineDigestItem(1, 0, 0, None, None)
 
     # Removing run-3 takes its results out, and last_ran falls back to run-1's start.
@@ -327,6 +328,11 @@ def test_digest_event_by_event(log: Log) -> None:
     digest.apply_all(log.batch(set_(PIPELINE_RESULT, "pr-3", "run-3", "status", DONE)))
     digest.apply_all(log.batch(removed("run-1", "ex-1")))
     assert digest.digest() == {}
+
+
+def test_a_digest_item_has_the_original_defaults() -> None:
+    assert PipelineDigestItem() == PipelineDigestItem(0, 0, 0, None, None)
+    assert PipelineDigestItem(total_runs=2).total_success == 0
 
 
 def test_digest_follows_a_start_that_moves_back(log: Log) -> None:
@@ -500,7 +506,7 @@ def test_a_damaged_snapshot_is_refused(
 # -- property: random status changes against a model ----------------------------------------
 
 _RANK = {PENDING: 0, RUNNING: 1}
-_FAILED = PipelineTaskStatus.failed_statuses()
+_FAILED = PipelineTaskStatus.error_statuses()
 STATUSES = list(PipelineTaskStatus)
 
 
@@ -613,7 +619,7 @@ def check_against_model(
     item = storage.get_pipeline_digest()["tests.Random"]
     assert item.total_runs == results
     assert item.total_success == statuses.count(DONE)
-    assert item.total_failure == sum(s in _FAILED for s in statuses)
+    assert item.total_failure == sum(s in PipelineTaskStatus.failed_statuses() for s in statuses)
 
 
 RUN_SHAPES = {

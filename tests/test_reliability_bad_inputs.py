@@ -8,6 +8,7 @@ order (a test below keeps the two in step).
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import sys
@@ -33,6 +34,7 @@ from pipelines_events.errors import (
 )
 from pipelines_events.events import GENESIS_HASH, encode_event, seal
 from pipelines_events.log import read_events
+from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import (
     EventLogPipelineResultsStorage,
     EventLogTaskResult,
@@ -45,6 +47,14 @@ DOCS_TABLE = ROOT / "docs" / "reference" / "errors.rst"
 STORAGE = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
 
 
+class AbstractStorage(PipelineResultsStorage, abc.ABC):
+    """A storage that declares an abstract method of its own."""
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+
+@dataclass
 class Ctx:
     """What a case works with: the directory, the log and objects of its two runs."""
 
@@ -289,10 +299,10 @@ CATALOGUE: dict[str, Bad] = {
         lambda c: c.setting("pipelines_events.results.helpers.get_pipeline_results_storage"),
     ),
     "setting-abstract": Bad(
-        "setting: the abstract base class",
+        "setting: a storage class with an abstract method of its own",
         ImproperlyConfigured,
-        r"is abstract: it does not implement build_pipeline_execution, cleanup",
-        lambda c: c.setting("pipelines_events.results.base.PipelineResultsStorage"),
+        r"is abstract: it does not implement connect",
+        lambda c: c.setting(f"{__name__}.AbstractStorage"),
     ),
     "setting-unknown-kwarg": Bad(
         "setting: a kwarg the class does not take (``paht``)",

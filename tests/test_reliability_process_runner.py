@@ -19,6 +19,7 @@ from reliability.workers import status_histories
 
 from pipelines_events.conf import settings
 from pipelines_events.pipeline import Pipeline
+from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineExecution, PipelineStorageObject
 from pipelines_events.runners.eager import Runner as EagerRunner
@@ -243,12 +244,14 @@ def test_the_workers_take_the_storage_they_are_given(tmp_path: Path, markers: Pa
     statuses_only_advance(path)
 
 
-class _Reporter:
+class _Reporter(PipelineReporter):
     def __init__(self) -> None:
         self.changes: list[tuple[Any, ...]] = []
 
-    def report(self, pipeline_id: Any, task_id: Any, status: Any, message: str) -> None:
-        self.changes.append((pipeline_id, task_id, status, message))
+    def report_context_object(self, context_object: Any, status: Any, message: str) -> None:
+        # What is the same in two runs: the object's kind and task, the status, the text.
+        where = (context_object.kind, context_object.get_task_id())
+        self.changes.append((*where, status, message))
 
 
 def test_the_reporter_hears_of_the_workers_changes(log_path: Path, markers: Path) -> None:

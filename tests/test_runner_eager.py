@@ -17,6 +17,7 @@ from pipelines_events.results.base import PipelineExecution, PipelineStorageObje
 from pipelines_events.runners.eager import Runner
 from pipelines_events.status import PipelineTaskStatus as S
 from pipelines_events.task import Task
+from pipelines_events.testing import ExamplePipeline, ExampleTask
 
 EVENTLOG = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
 MEMORY = "pipelines_events.results.memory.MemoryPipelineResultsStorage"
@@ -318,10 +319,8 @@ def test_an_iterator_that_changes_between_build_and_run_fails_the_run() -> None:
 
 
 def test_a_pipeline_that_cannot_be_loaded_fails_the_run() -> None:
-    class Unregistered(Pipeline):
-        step = Step()
-
-    execution = helpers.build_pipeline_execution(Unregistered(), "lost", Runner(), None, None)
+    unknown = ExamplePipeline("tests.lost.Pipeline", [ExampleTask("step")])
+    execution = helpers.build_pipeline_execution(unknown, "lost", Runner(), None, None)
 
     Runner().run(execution, None)  # type: ignore[arg-type]
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
 from pipelines_events import __version__
-from pipelines_events.cli import commands_audit, commands_runs, commands_serve
+from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs, commands_serve
 from pipelines_events.cli.common import printable
-from pipelines_events.errors import PipelinesEventsError
+from pipelines_events.errors import ImproperlyConfigured, PipelinesEventsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -29,9 +31,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands_runs.register(commands)
+    commands_cleanup.register(commands)
     commands_audit.register(commands)
     commands_serve.register(commands)
     return parser
+
+
+def setup_django() -> bool:
+    """``django.setup()`` when ``DJANGO_SETTINGS_MODULE`` is set, so the commands use the
+    storage (and the pipelines) the Django project configures; returns whether it did.
+
+    Raises :class:`ImproperlyConfigured` naming the variable when Django is not
+    installed or the settings module cannot be set up.
+    """
+    module = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if not module:
+        return False
+    try:
+        django = importlib.import_module("django")
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"DJANGO_SETTINGS_MODULE is {module!r}, but Django is not installed; install it "
+            "or unset the variable"
+        ) from None
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as manage.py does: the project beside you imports
+    try:
+        django.setup()
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"DJANGO_SETTINGS_MODULE {module!r}: Django cannot be set up: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            setup_django()
             status: int = args.handler(args)
         except PipelinesEventsError as exc:
             print(printable(f"pipelines-events: error: {exc}"), file=sys.stderr)

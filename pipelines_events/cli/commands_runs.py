@@ -44,7 +44,9 @@ from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResultsStorage,
+    PipelineStorageObject,
     class_path,
+    status_change_message,
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, reset_storage_object
@@ -296,22 +298,27 @@ class ConsoleReporter(PipelineReporter):
         self.changes = changes
         self.on_change = on_change
 
-    def report(
-        self,
-        pipeline_id: str | None,
-        task_id: str | None,
-        status: PipelineTaskStatus,
-        message: str,
+    def report_context_object(
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
     ) -> None:
+        if status is PipelineTaskStatus.PENDING:
+            return  # the objects of a new run: the lines show changes
+        prefix = status_change_message(status, "")
+        if message.startswith(prefix):
+            message = message[len(prefix) :].removeprefix(" - ")
+        self.report(context_object, status, message)
+
+    def report(
+        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
+    ) -> None:
+        pipeline_id, task_id = context_object.get_pipeline_id(), context_object.get_task_id()
         if self.console is not None:
             if self.changes is None:
                 line = render.status_change_line(pipeline_id, task_id, status, message)
                 self.console.print(line, soft_wrap=True)
             else:
                 for change in self.changes.read():
-                    self.console.print(
-                        render.change_line(change, pipeline_id or "?"), soft_wrap=True
-                    )
+                    self.console.print(render.change_line(change, pipeline_id), soft_wrap=True)
         if self.on_change is not None:
             self.on_change(task_id, status)
 

@@ -65,7 +65,7 @@ STATUS_STYLES: Final = {
 """The colour of each status."""
 
 _NONE: Final = "—"
-_FAILED: Final = PipelineTaskStatus.failed_statuses()
+_FAILED: Final = PipelineTaskStatus.error_statuses()
 _encoder: Final = msgspec.json.Encoder()
 
 

@@ -5,12 +5,13 @@ A custom storage extends :class:`PipelineResultsStorage` and returns objects tha
 :class:`TaskResult`. Reading a property ``foo`` goes through ``get_foo()``: a method of
 that name if the class has one, else the object's :meth:`~PipelineStorageObject.getter`
 hook (by default: the attribute ``foo``), else :class:`AttributeError`. ``set_foo(value)``
-works the same way through :meth:`~PipelineStorageObject.setter`.
+works the same way through :meth:`~PipelineStorageObject.setter`. A method a custom
+storage (or one of its objects) does not implement raises :class:`NotImplementedError`
+naming the class and the method.
 """
 
 from __future__ import annotations
 
-import abc
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from projections.digest import PipelineDigest, PipelineDigestItem
 
 __all__ = [
     "IDENTIFYING_FIELDS",
+    "REPORTER_HOOKS",
     "Batch",
     "BuildPlan",
     "ObjectLoader",
@@ -47,25 +49,75 @@ __all__ = [
     "TaskExecution",
     "TaskResult",
     "as_status",
+    "check_reporter",
     "class_path",
     "encode_field_value",
+    "not_implemented",
     "plan_build",
+    "status_change_message",
 ]
 
 _RUNNING = PipelineTaskStatus.RUNNING
-_FAILED = PipelineTaskStatus.failed_statuses()
+_FAILED = PipelineTaskStatus.error_statuses()
 
 
 class StatusReporter(Protocol):
-    """What a reporter must offer to hear about status changes."""
+    """What a reporter must offer to hear about status changes (as the original's
+    ``PipelineReporter``: :class:`pipelines_events.reporters.PipelineReporter` has them all)."""
 
-    def report(
-        self,
-        pipeline_id: str | None,
-        task_id: str | None,
-        status: PipelineTaskStatus,
-        message: str,
+    def report_context_object(
+        self, context_object: Any, status: PipelineTaskStatus, message: str
     ) -> None: ...
+
+    def report_pipeline_execution(
+        self, pipeline_execution: Any, status: PipelineTaskStatus, message: str
+    ) -> None: ...
+
+    def report_pipeline_result(
+        self, pipeline_result: Any, status: PipelineTaskStatus, message: str
+    ) -> None: ...
+
+    def report_task_execution(
+        self, task_execution: Any, status: PipelineTaskStatus, message: str
+    ) -> None: ...
+
+    def report_task_result(
+        self, task_result: Any, status: PipelineTaskStatus, message: str
+    ) -> None: ...
+
+
+REPORTER_HOOKS = (
+    "report_context_object",
+    "report_pipeline_execution",
+    "report_pipeline_result",
+    "report_task_execution",
+    "report_task_result",
+)
+"""The methods a reporter must have (see :class:`StatusReporter`)."""
+
+
+def check_reporter(reporter: object) -> None:
+    """Raise :class:`TypeError` unless ``reporter`` is None or has every reporter hook."""
+    if reporter is None:
+        return
+    missing = [name for name in REPORTER_HOOKS if not callable(getattr(reporter, name, None))]
+    if missing:
+        raise TypeError(
+            f"reporter: {type(reporter).__name__} has no {', '.join(missing)}; give a "
+            "pipelines_events.reporters.PipelineReporter (subclass it and implement report)"
+        )
+
+
+def status_change_message(status: PipelineTaskStatus, message: str) -> str:
+    """What a status change tells the reporter: ``"Changed state to RUNNING - go"``."""
+    return f"Changed state to {status.value}{' - ' + message if message else ''}"
+
+
+def not_implemented(
+    obj: object, method: str, hint: str = "a custom storage implements the methods it is used for"
+) -> NotImplementedError:
+    """The error a method a custom storage, object or runner does not implement raises."""
+    return NotImplementedError(f"{type(obj).__name__} does not implement {method}(): {hint}")
 
 
 class ObjectLoader(Protocol):
@@ -177,11 +229,15 @@ class PipelineStorageObject:
         return lambda: copy_value(getattr(self, name))
 
     def setter(self, name: str) -> Callable[[Any], None]:
-        """A function storing a copy of a value as property ``name`` (changing the value
-        afterwards changes nothing stored; tuples are stored as lists)."""
+        """A function storing a copy of a value as property ``name`` (the attribute
+        ``name``; changing the value afterwards changes nothing stored; tuples are stored
+        as lists)."""
 
         def set_value(value: Any) -> None:
-            encode_field_value(name, value)
+            if name in IDENTIFYING_FIELDS:
+                encode_value(name, value)  # the seed sets it; the value must still be storable
+            else:
+                encode_field_value(name, value)
             setattr(self, name, copy_value(value))
 
         return set_value
@@ -300,18 +356,20 @@ class PipelineStorageObject:
         """Record ``status`` if it has advanced; returns whether it was recorded.
 
         RUNNING sets ``started``, a final status sets ``completed``; status, time and
-        message are stored together, then the reporter hears of it. Unless ``propagate``
+        message are stored together, then the reporter hears of it
+        (``report_context_object(self, status, "Changed state to STATUS - message")``).
+        Unless ``propagate``
         is False the parent follows: RUNNING and failures at once, DONE and CANCELLED
         once all the parent's children are final.
         """
         status = as_status(status)
         if not isinstance(message, str):
             raise InvalidValueError(f"message: give a str, not {type(message).__name__}")
-        if not status.has_advanced(self.get_status()):
+        if not self.get_status().has_advanced(status):
             return False
         now = utc_now()
         clear_message = not message and bool(self.get_message())
-        with self.atomic(require=lambda: status.has_advanced(self.get_status())) as batch:
+        with self.atomic(require=lambda: self.get_status().has_advanced(status)) as batch:
             self.set_status(status)
             if status is _RUNNING:
                 self.set_started(now)
@@ -323,7 +381,7 @@ class PipelineStorageObject:
             return False
         self.save()
         if reporter is not None:
-            reporter.report(self.get_pipeline_id(), self.get_task_id(), status, message)
+            reporter.report_context_object(self, status, status_change_message(status, message))
         if propagate:
             self._propagate(reporter, status, message)
         return True
@@ -355,10 +413,17 @@ class PipelineStorageObject:
             return f"<{type(self).__name__}>"
 
 
+def _rebuilt(owner: Any, hook: str, stored: Any) -> Any:
+    """``stored`` rebuilt by ``owner.<hook>(stored)``, or as it is when there is no hook."""
+    method = getattr(owner, hook, None)
+    return stored if method is None else method(stored)
+
+
 class PipelineExecution(PipelineStorageObject):
     """The overall state of one run of a pipeline (one per run)."""
 
     kind = PIPELINE_EXECUTION
+    content_type_name: ClassVar[str] = "PipelineExecution"
 
     def get_input_data(self) -> Any:
         """The input data the run was started with."""
@@ -376,10 +441,9 @@ class PipelineExecution(PipelineStorageObject):
         """The pipeline object, loaded by its id."""
         return self.loader.load_pipeline(self.get_pipeline_id())
 
-    @abc.abstractmethod
     def get_pipeline_results(self) -> Sequence[PipelineResult]:
         """The pipeline results of the run."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_pipeline_results")
 
     def get_children(self) -> Sequence[PipelineStorageObject]:
         return self.get_pipeline_results()
@@ -389,6 +453,7 @@ class PipelineResult(PipelineStorageObject):
     """The state of the pipeline for one object of the pipeline iterator."""
 
     kind = PIPELINE_RESULT
+    content_type_name: ClassVar[str] = "PipelineResult"
 
     def get_serializable_pipeline_object(self) -> Any:
         """The pipeline object this result ran for, as stored."""
@@ -410,15 +475,22 @@ class PipelineResult(PipelineStorageObject):
         """The pipeline object, loaded by its id."""
         return self.loader.load_pipeline(self.get_pipeline_id())
 
-    @abc.abstractmethod
+    def get_pipeline_object(self) -> Any:
+        """The pipeline object, rebuilt from its stored form by the pipeline's
+        ``deserialize_pipeline_object`` (as stored when the pipeline has none)."""
+        return _rebuilt(
+            self.get_pipeline(),
+            "deserialize_pipeline_object",
+            self.get_serializable_pipeline_object(),
+        )
+
     def get_pipeline_execution(self) -> PipelineExecution:
         """The execution this result belongs to."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_pipeline_execution")
 
-    @abc.abstractmethod
     def get_task_executions(self) -> Sequence[TaskExecution]:
         """One task execution per task of the pipeline."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_task_executions")
 
     def get_parent(self) -> PipelineStorageObject | None:
         return self.get_pipeline_execution()
@@ -431,6 +503,7 @@ class TaskExecution(PipelineStorageObject):
     """The overall state of one task within a pipeline result."""
 
     kind = TASK_EXECUTION
+    content_type_name: ClassVar[str] = "TaskExecution"
 
     def get_task_id(self) -> str:
         """The id of the task class."""
@@ -452,21 +525,32 @@ class TaskExecution(PipelineStorageObject):
         """The pipeline object of the pipeline result."""
         return self.get_pipeline_result().get_serializable_pipeline_object()
 
+    def get_pipeline(self) -> Any:
+        """The pipeline object, loaded by its id."""
+        return self.loader.load_pipeline(self.get_pipeline_id())
+
+    def get_pipeline_object(self) -> Any:
+        """The pipeline object, rebuilt from its stored form by the pipeline's
+        ``deserialize_pipeline_object`` (as stored when the pipeline has none)."""
+        return _rebuilt(
+            self.get_pipeline(),
+            "deserialize_pipeline_object",
+            self.get_serializable_pipeline_object(),
+        )
+
     def get_task(self) -> Any:
         """The task object, loaded by its id with its config."""
         return self.loader.load_task(
             self.get_task_id(), self.get_pipeline_task(), self.get_config() or {}
         )
 
-    @abc.abstractmethod
     def get_pipeline_result(self) -> PipelineResult:
         """The pipeline result this task execution belongs to."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_pipeline_result")
 
-    @abc.abstractmethod
     def get_task_results(self) -> Sequence[TaskResult]:
         """One task result per object of the task iterator."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_task_results")
 
     def get_parent(self) -> PipelineStorageObject | None:
         return self.get_pipeline_result()
@@ -479,6 +563,7 @@ class TaskResult(PipelineStorageObject):
     """The state of one task for one object of the task iterator."""
 
     kind = TASK_RESULT
+    content_type_name: ClassVar[str] = "TaskResult"
 
     def get_task_id(self) -> str:
         """The id of the task class."""
@@ -508,6 +593,26 @@ class TaskResult(PipelineStorageObject):
         """The task object, loaded by its id with its config."""
         return self.get_task_execution().get_task()
 
+    def get_pipeline(self) -> Any:
+        """The pipeline object, loaded by its id."""
+        return self.loader.load_pipeline(self.get_pipeline_id())
+
+    def get_pipeline_object(self) -> Any:
+        """The pipeline object, rebuilt from its stored form by the pipeline's
+        ``deserialize_pipeline_object`` (as stored when the pipeline has none)."""
+        return _rebuilt(
+            self.get_pipeline(),
+            "deserialize_pipeline_object",
+            self.get_serializable_pipeline_object(),
+        )
+
+    def get_task_object(self) -> Any:
+        """The task object, rebuilt from its stored form by the task's
+        ``deserialize_task_object`` (as stored when the task has none)."""
+        return _rebuilt(
+            self.get_task(), "deserialize_task_object", self.get_serializable_task_object()
+        )
+
     def get_duration(self) -> float | None:
         """Seconds from started to completed, or None until both are known."""
         started, completed = self.get_started(), self.get_completed()
@@ -515,10 +620,9 @@ class TaskResult(PipelineStorageObject):
             return None
         return (completed - started).total_seconds()
 
-    @abc.abstractmethod
     def get_task_execution(self) -> TaskExecution:
         """The task execution this result belongs to."""
-        raise NotImplementedError
+        raise not_implemented(self, "get_task_execution")
 
     def get_parent(self) -> PipelineStorageObject | None:
         return self.get_task_execution()
@@ -644,14 +748,17 @@ def plan_build(
     return plan
 
 
-class PipelineResultsStorage(abc.ABC):
+class PipelineResultsStorage:
     """Where result objects live. Subclass it to write a custom storage.
+
+    A storage may implement only the methods it is used for (a read-only dashboard
+    storage, say): the others raise :class:`NotImplementedError` naming the class and
+    the method.
 
     Queries return objects oldest first; the ``get_x(_id)`` lookups return None for an
     id that does not exist.
     """
 
-    @abc.abstractmethod
     def build_pipeline_execution(
         self,
         pipeline: BuildablePipeline,
@@ -665,42 +772,42 @@ class PipelineResultsStorage(abc.ABC):
 
         Without ``build_all`` only the execution is created (to record a config error).
         """
+        raise not_implemented(self, "build_pipeline_execution")
 
-    @abc.abstractmethod
     def get_pipeline_digest(self) -> PipelineDigest:
         """Per pipeline id: runs, successes, failures, last ran, average runtime."""
+        raise not_implemented(self, "get_pipeline_digest")
 
-    @abc.abstractmethod
     def get_pipeline_executions(
         self, pipeline_id: str | None = None
     ) -> Sequence[PipelineExecution]:
         """Executions, optionally of one pipeline."""
+        raise not_implemented(self, "get_pipeline_executions")
 
-    @abc.abstractmethod
     def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
         """The execution of run ``run_id``."""
+        raise not_implemented(self, "get_pipeline_execution")
 
-    @abc.abstractmethod
     def get_pipeline_results(
         self, run_id: str | None = None, pipeline_id: str | None = None
     ) -> Sequence[PipelineResult]:
         """Pipeline results, optionally of one run or one pipeline."""
+        raise not_implemented(self, "get_pipeline_results")
 
-    @abc.abstractmethod
     def get_pipeline_result(self, _id: str) -> PipelineResult | None:
         """The pipeline result with id ``_id``."""
+        raise not_implemented(self, "get_pipeline_result")
 
-    @abc.abstractmethod
     def get_task_executions(
         self, run_id: str | None = None, pipeline_result_id: str | None = None
     ) -> Sequence[TaskExecution]:
         """Task executions, optionally of one run or one pipeline result."""
+        raise not_implemented(self, "get_task_executions")
 
-    @abc.abstractmethod
     def get_task_execution(self, _id: str) -> TaskExecution | None:
         """The task execution with id ``_id``."""
+        raise not_implemented(self, "get_task_execution")
 
-    @abc.abstractmethod
     def get_task_results(
         self,
         run_id: str | None = None,
@@ -708,17 +815,18 @@ class PipelineResultsStorage(abc.ABC):
         task_execution_id: str | None = None,
     ) -> Sequence[TaskResult]:
         """Task results, optionally of one run, pipeline result or task execution."""
+        raise not_implemented(self, "get_task_results")
 
-    @abc.abstractmethod
     def get_task_result(self, _id: str) -> TaskResult | None:
         """The task result with id ``_id``."""
+        raise not_implemented(self, "get_task_result")
 
-    @abc.abstractmethod
     def cleanup(self, before: datetime | None = None) -> list[str]:
         """Remove finished runs (completed before ``before`` when given); returns their ids.
 
         Runs that are still PENDING or RUNNING are never removed.
         """
+        raise not_implemented(self, "cleanup")
 
     def close(self) -> None:
         """Release what the storage holds open (nothing, unless a subclass holds files)."""

@@ -118,9 +118,11 @@ class _EventLogObject(PipelineStorageObject):
     # -- the get_/set_ hooks ----------------------------------------------------------
 
     def getter(self, name: str) -> Callable[[], Any]:
-        """Read ``name`` from the projection: the object's own field, then its parents'.
+        """Read ``name`` from the projection (the object's own field, then its parents'),
+        else the attribute or property ``name`` of this object.
 
-        Lists and dicts come back as copies: changing them changes nothing stored.
+        Lists and dicts of the projection come back as copies: changing them changes
+        nothing stored.
         """
         record = self._record()
         if name in _ALWAYS_KNOWN or record.has(name):
@@ -129,16 +131,26 @@ class _EventLogObject(PipelineStorageObject):
             return lambda: getattr(self._record(), name)
         if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
             return lambda: _detached(self._storage._inherited(self._record(), name))
-        raise AttributeError(
-            f"{type(self).__name__} has no get_{name}() and no field {name!r} to fall back on"
-        )
+        # Step 2 of the seed: an attribute or property of this very object (a plain
+        # attribute lives on this object only: lookups return new objects).
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no get_{name}(), no stored field {name!r} and "
+                f"no attribute {name!r} to fall back on"
+            ) from None
+        return lambda: getattr(self, name)
 
     def setter(self, name: str) -> Callable[[Any], None]:
         """Append a field-set event for ``name`` on each call."""
         if not isinstance(name, str) or not name.isidentifier():
             raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
         if name in IDENTIFYING_FIELDS:
-            encode_field_value(name, None)  # raises the error that names the field
+            raise InvalidValueError(
+                f"cannot set field {name!r}: it identifies the object, and the event-log "
+                "storage indexes it, so it is fixed when the object is built"
+            )
         storage, object_id, kind = self._storage, self._id, self.kind
 
         def set_value(value: Any) -> None:

@@ -22,9 +22,12 @@ from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
     PipelineResultsStorage,
+    StatusReporter,
     TaskExecution,
     TaskResult,
+    check_reporter,
 )
+from pipelines_events.status import PipelineTaskStatus
 
 __all__ = [
     "build_pipeline_execution",
@@ -40,10 +43,14 @@ __all__ = [
     "get_task_result",
     "get_task_results",
     "load_storage_class",
+    "report_built",
     "reset_storage_object",
 ]
 
 _BASE = f"{PipelineResultsStorage.__module__}.{PipelineResultsStorage.__qualname__}"
+
+_PIPELINE_WAITING = "Pipeline is waiting to start"
+_TASK_WAITING = "Task is waiting to start"
 
 _lock = threading.RLock()
 _cached: tuple[PipelineResultsStorage, int] | None = None
@@ -151,10 +158,36 @@ def build_pipeline_execution(
     input_data: Any,
     build_all: bool = True,
 ) -> PipelineExecution:
-    """Create the execution of a run and, with ``build_all``, every object below it."""
-    return get_pipeline_results_storage().build_pipeline_execution(
+    """Create the execution of a run and, with ``build_all``, every object below it, then
+    report each object PENDING to ``reporter`` (as the original did): the execution and
+    the pipeline results with ``"Pipeline is waiting to start"``, the task executions and
+    task results with ``"Task is waiting to start"``.
+
+    ``reporter`` must have the reporter hooks (:class:`TypeError` before anything is
+    built otherwise), or be None to report nothing.
+    """
+    check_reporter(reporter)
+    execution = get_pipeline_results_storage().build_pipeline_execution(
         pipeline, run_id, runner, reporter, input_data, build_all=build_all
     )
+    if reporter is not None:
+        report_built(execution, reporter)  # type: ignore[arg-type]
+    return execution
+
+
+def report_built(execution: PipelineExecution, reporter: StatusReporter) -> None:
+    """Report every object of a newly built run PENDING, in the original's order."""
+    pending = PipelineTaskStatus.PENDING
+    reporter.report_pipeline_execution(execution, pending, _PIPELINE_WAITING)
+    results = execution.get_pipeline_results()
+    for result in results:
+        reporter.report_pipeline_result(result, pending, _PIPELINE_WAITING)
+    task_executions = [te for result in results for te in result.get_task_executions()]
+    for task_execution in task_executions:
+        reporter.report_task_execution(task_execution, pending, _TASK_WAITING)
+    for task_execution in task_executions:
+        for task_result in task_execution.get_task_results():
+            reporter.report_task_result(task_result, pending, _TASK_WAITING)
 
 
 def get_pipeline_digest() -> PipelineDigest:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import abc
+from graphlib import TopologicalSorter
+from typing import Any
 
 from pipelines_events.results.base import (
     PipelineExecution,
+    PipelineResult,
     PipelineStorageObject,
     StatusReporter,
     TaskExecution,
+    not_implemented,
 )
 from pipelines_events.status import PipelineTaskStatus
 
@@ -22,14 +25,48 @@ __all__ = [
 ]
 
 
-class PipelineRunner(abc.ABC):
+class PipelineRunner:
     """Base of runners. ``Pipeline.start()`` builds the result objects of a run, then
-    hands the execution to :meth:`run`."""
+    calls :meth:`start`, which calls :meth:`run`; a runner implements :meth:`run`."""
 
-    @abc.abstractmethod
-    def run(self, execution: PipelineExecution, reporter: StatusReporter) -> None:
+    @classmethod
+    def get_task_graph(cls, pipeline_result: PipelineResult) -> TopologicalSorter[str]:
+        """The tasks of ``pipeline_result``'s pipeline as a :class:`graphlib.TopologicalSorter`
+        (built as the original built it): each task after the one declared before it when
+        the pipeline has no dependencies, else after its dependencies only."""
+        pipeline: Any = pipeline_result.get_pipeline()
+        dependencies: dict[str, list[str]] = pipeline.get_dependencies()
+        if not any(dependencies.values()):
+            graph: dict[str, list[str]] = {}
+            previous = ""
+            for name in dependencies:
+                graph[name] = [previous] if previous else []
+                previous = name
+            dependencies = graph
+        return TopologicalSorter(dependencies)
+
+    @classmethod
+    def get_flat_task_list(cls, pipeline_result: PipelineResult) -> list[TaskExecution]:
+        """The task executions of ``pipeline_result`` in an order that respects every
+        dependency (:meth:`get_task_graph`'s static order)."""
+        order = {
+            name: i for i, name in enumerate(cls.get_task_graph(pipeline_result).static_order())
+        }
+        return sorted(
+            pipeline_result.get_task_executions(),
+            key=lambda te: order.get(te.get_pipeline_task(), len(order)),
+        )
+
+    def start(self, pipeline_execution: PipelineExecution, reporter: StatusReporter) -> bool:
+        """Run ``pipeline_execution`` with :meth:`run`; returns True once it is run (or
+        scheduled) and what :meth:`run` returns when that is a bool."""
+        outcome = self.run(pipeline_execution, reporter)
+        return outcome if isinstance(outcome, bool) else True
+
+    def run(self, execution: PipelineExecution, reporter: StatusReporter) -> bool | None:
         """Run every task of ``execution``, reporting each status change to ``reporter``
         through the result objects' ``report_status_change``."""
+        raise not_implemented(self, "run", "a runner implements run")
 
 
 def settle(obj: PipelineStorageObject, reporter: StatusReporter | None) -> bool:

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 _RUNNING = PipelineTaskStatus.RUNNING
 _DONE = PipelineTaskStatus.DONE
 _RUNTIME_ERROR = PipelineTaskStatus.RUNTIME_ERROR
-_FAILED = PipelineTaskStatus.failed_statuses()
+_FAILED = PipelineTaskStatus.error_statuses()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.conf import storage_setting
+from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -53,10 +54,10 @@ StorageSpec = tuple[str, dict[str, Any]]
 _RUNNING: Final = PipelineTaskStatus.RUNNING
 _DONE: Final = PipelineTaskStatus.DONE
 _RUNTIME_ERROR: Final = PipelineTaskStatus.RUNTIME_ERROR
-_FAILED: Final = PipelineTaskStatus.failed_statuses()
+_FAILED: Final = PipelineTaskStatus.error_statuses()
 
-Report = tuple[str | None, str | None, str, str]
-"""A status change a worker recorded: pipeline id, task id, status name, message."""
+Report = tuple[str, str]
+"""A status change a worker recorded for its task result: status name, message."""
 
 
 class Runner(PipelineRunner):
@@ -345,8 +346,10 @@ class _Run:
                     "task result %s failed in its worker", job.result.get_id(), exc_info=exc
                 )
                 status_name, message, reports = self._worker_error(job, error_message(exc))
-            for report in reports:
-                self.reporter.report(report[0], report[1], PipelineTaskStatus[report[2]], report[3])
+            for status_name_, text in reports:
+                self.reporter.report_context_object(
+                    job.result, PipelineTaskStatus[status_name_], text
+                )
             self._outcome(job, PipelineTaskStatus[status_name], message)
 
     def _outcome(self, job: _Job, status: PipelineTaskStatus, message: str) -> None:
@@ -465,20 +468,17 @@ def _sees_run(run_id: str) -> bool:
     return _storage().get_pipeline_execution(run_id) is not None
 
 
-class _Collect:
-    """A reporter that keeps the changes, for the runner's process to report."""
+class _Collect(PipelineReporter):
+    """A reporter that keeps the changes of one task result, for the runner's process to
+    report (the worker records them without propagating, so they are all that object's)."""
 
     def __init__(self) -> None:
         self.reports: list[Report] = []
 
-    def report(
-        self,
-        pipeline_id: str | None,
-        task_id: str | None,
-        status: PipelineTaskStatus,
-        message: str,
+    def report_context_object(
+        self, context_object: Any, status: PipelineTaskStatus, message: str
     ) -> None:
-        self.reports.append((pipeline_id, task_id, status.name, message))
+        self.reports.append((status.name, message))
 
 
 def _run_task_result(

@@ -1,0 +1,149 @@
+"""The ``cleanup`` command: remove finished runs (the original's ``clear_tasks_and_logs``)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from pipelines_events.cli import render
+from pipelines_events.cli.commands_audit import parse_count_option, parse_time_option
+from pipelines_events.cli.common import (
+    add_format_option,
+    add_log_option,
+    console,
+    open_storage,
+    printable,
+)
+from pipelines_events.errors import InvalidValueError, LogOpenError
+from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+
+__all__ = ["cleanup_candidates", "register"]
+
+EXIT_OK = 0
+
+
+def register(commands: Any) -> None:
+    """Add ``cleanup`` to the parser's subcommands."""
+    summary = (
+        "Remove the runs that finished (a final status) before a time, or every finished "
+        "run with --all; runs still PENDING or RUNNING are kept. --dry-run lists them only."
+    )
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "cleanup", help=summary, description=summary
+    )
+    parser.set_defaults(handler=_cleanup_command)
+    add_log_option(parser)
+    add_format_option(parser)
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--before",
+        metavar="TIME",
+        help="remove the runs completed before TIME (ISO 8601; UTC when it has no offset)",
+    )
+    when.add_argument(
+        "--days",
+        metavar="N",
+        help="remove the runs completed more than N days ago (the original's --days)",
+    )
+    when.add_argument("--all", action="store_true", help="remove every finished run")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs that would be removed, and remove nothing",
+    )
+
+
+def cleanup_candidates(
+    storage: PipelineResultsStorage, before: datetime | None
+) -> list[PipelineExecution]:
+    """The executions ``storage.cleanup(before)`` removes: final, and completed before
+    ``before`` when it is given."""
+    found: list[PipelineExecution] = []
+    for execution in storage.get_pipeline_executions():
+        if not execution.get_status().is_final:
+            continue
+        completed = execution.get_completed()
+        if before is not None and (completed is None or completed >= before):
+            continue
+        found.append(execution)
+    return found
+
+
+def _before(args: argparse.Namespace) -> datetime | None:
+    if args.all:
+        return None
+    if args.days is not None:
+        days = parse_count_option("--days", args.days)
+        assert days is not None
+        try:
+            return datetime.now(UTC) - timedelta(days=days)
+        except OverflowError:
+            raise InvalidValueError(f"--days: {args.days!r} is too many days") from None
+    return parse_time_option("--before", args.before)
+
+
+def _cleanup_command(args: argparse.Namespace) -> int:
+    before = _before(args)
+    log: Path | None = args.log
+    if log is not None and not log.exists():
+        raise LogOpenError(f"{log}: no such log file")
+    # A dry run opens the log read-only: it never writes, not even a snapshot.
+    storage = open_storage(args, readonly=args.dry_run)
+    opened_here = isinstance(storage, EventLogPipelineResultsStorage) and (
+        log is not None or args.dry_run
+    )
+    try:
+        candidates = cleanup_candidates(storage, before)
+        rows = [
+            {
+                "run_id": e.get_run_id(),
+                "pipeline_id": e.get_pipeline_id(),
+                "status": e.get_status().value,
+                "completed": None if e.get_completed() is None else e.get_completed(),
+            }
+            for e in candidates
+        ]
+        if not args.dry_run:
+            removed = set(storage.cleanup(before=before))
+            rows = [row for row in rows if row["run_id"] in removed]
+    finally:
+        if opened_here:
+            storage.close()
+    _print(args, rows)
+    return EXIT_OK
+
+
+def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    if args.format == "json":
+        render.write_json({"dry_run": args.dry_run, "runs": rows})
+        return
+    if args.format == "jsonl":
+        render.write_jsonl(rows)
+        return
+    out = console()
+    verb = "would remove" if args.dry_run else "removed"
+    if not rows:
+        out.print(f"{verb} no runs")
+        return
+    table = Table("run id", "pipeline", "status", "completed", box=None)
+    for row in rows:
+        completed = row["completed"]
+        table.add_row(
+            _plain(row["run_id"]),
+            _plain(row["pipeline_id"]),
+            row["status"],
+            "" if completed is None else completed.isoformat(),
+        )
+    out.print(f"{verb} {len(rows)} run{'s' if len(rows) != 1 else ''}:")
+    out.print(table)
+
+
+def _plain(text: str) -> Text:
+    """``text`` shown as it is: no markup, control characters escaped."""
+    return Text(printable(text))
