@@ -67,8 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         missing = (exc.name or "a dependency").split(".")[0]
         raise PipelinesEventsError(
-            f"serve needs the web extra ({missing} is missing): "
-            "pip install 'pipelines-events[web]'"
+            f"serve needs the web extra ({missing} is missing): pip install 'pipelines-events[web]'"
         ) from None
     server.serve(
         path, args.host, port, public=args.public, token_file=args.token_file, out=sys.stdout
