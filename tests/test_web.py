@@ -330,7 +330,15 @@ def test_token_file_sets_the_token_and_is_checked(
     short.write_text("abc\n")
     done = cli("serve", "--log", str(log), "--port", "0", "--token-file", str(short), cwd=tmp_path)
     assert done.returncode == 2
-    assert "give a token of at least 16 printable characters without spaces" in done.stderr
+    assert (
+        "give a token of at least 16 characters, each a letter, a digit or one of . _ ~ -"
+    ) in done.stderr
+    semicolon = tmp_path / "semicolon"
+    semicolon.write_text("s3cret;token-of-some-length\n")
+    done = cli(
+        "serve", "--log", str(log), "--port", "0", "--token-file", str(semicolon), cwd=tmp_path
+    )
+    assert done.returncode == 2 and "(it travels in a cookie)" in done.stderr
     good = tmp_path / "token"
     good.write_text("s3cret-token-of-some-length\n")
     with Server(log, "--token-file", str(good)) as server:

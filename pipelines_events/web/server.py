@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -14,6 +15,7 @@ from pipelines_events.web.app import create_app, is_loopback
 
 MIN_TOKEN_LENGTH: Final = 16
 """The shortest token ``--token-file`` may hold."""
+_TOKEN: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def read_token(path: Path) -> str:
@@ -22,10 +24,10 @@ def read_token(path: Path) -> str:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidValueError(f"--token-file {path}: cannot read it: {exc}") from None
-    if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
+    if len(token) < MIN_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
         raise InvalidValueError(
-            f"--token-file {path}: give a token of at least {MIN_TOKEN_LENGTH} printable "
-            "characters without spaces"
+            f"--token-file {path}: give a token of at least {MIN_TOKEN_LENGTH} characters, "
+            "each a letter, a digit or one of . _ ~ - (it travels in a cookie)"
         )
     return token
 
