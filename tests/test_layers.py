@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "pipelines_events.demo",
         "pipelines_events.audit",
     ),
-    ("pipelines_events.cli", "pipelines_events.__main__"),
+    ("pipelines_events.cli", "pipelines_events.web", "pipelines_events.__main__"),
     ("pipelines_events.testing",),
 ]
 

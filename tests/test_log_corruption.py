@@ -278,7 +278,7 @@ def test_blank_line(sample: Sample) -> None:
 
 
 def test_an_empty_file_is_an_empty_log(log_path: Path) -> None:
-    log_path.touch()
+    log_path.touch(mode=0o600)
     assert list(read_events(log_path)) == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -410,6 +410,7 @@ def test_cutting_the_last_batch_at_every_byte(
     start = sum(len(line) + 1 for line in data[:-1].split(b"\n")[: len(before)])
     assert data[start - 1 : start] in (b"\n", b"")
     path = tmp_path / "cut.jsonl"
+    path.touch(mode=0o600)  # the mode a log gets: no warning about its permissions
     for size in range(start, len(data) + 1):
         expected = [*before, *last] if size == len(data) else before
         path.write_bytes(data[:size])

@@ -60,8 +60,7 @@ class StorageView(EventLogPipelineResultsStorage):
         self._log = log
         self._results = results
         self._digest = digest
-        self._pending: list[AnyEvent] | None = None
-        self._frozen = True
+        self._init_threads(frozen=True)
         self._readonly = True
         self._snapshots = False
         self._unsnapshotted = 0

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from pipelines_events import __version__
-from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs
+from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs, commands_serve
 from pipelines_events.cli.common import printable, setting_source
 from pipelines_events.conf import STORAGE_SETTING
 from pipelines_events.errors import ImproperlyConfigured, LogOpenError, PipelinesEventsError
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_runs.register(commands)
     commands_cleanup.register(commands)
     commands_audit.register(commands)
+    commands_serve.register(commands)
     return parser
 
 

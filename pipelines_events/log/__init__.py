@@ -4,8 +4,16 @@ from pipelines_events.log.base import EventLog
 from pipelines_events.log.jsonl import (
     DURABILITY_MODES,
     JsonlEventLog,
+    LogPermissionsWarning,
     TornWriteRepaired,
     read_events,
 )
 
-__all__ = ["DURABILITY_MODES", "EventLog", "JsonlEventLog", "TornWriteRepaired", "read_events"]
+__all__ = [
+    "DURABILITY_MODES",
+    "EventLog",
+    "JsonlEventLog",
+    "LogPermissionsWarning",
+    "TornWriteRepaired",
+    "read_events",
+]

@@ -2,7 +2,9 @@
 
 Writers take an exclusive ``flock``, catch up on what other processes appended, then
 write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor. Readers take
-no lock and only ever hand over complete batches. See ``docs/explanation/guarantees.rst``.
+no lock and only ever hand over complete batches. A log object may be shared by threads:
+an in-process lock covers its position, catch-up and append (``flock`` does not exclude
+threads that share a descriptor). See ``docs/explanation/guarantees.rst``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -51,10 +54,16 @@ DURABILITY_MODES: Final = ("fsync", "none")
 
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 _CHUNK: Final = 1 << 20
+_MAX_RESTARTS: Final = 16
+"""How often one scan re-reads bytes a writer changed under it before it gives up."""
 
 
 class TornWriteRepaired(UserWarning):
     """A writer removed the unfinished last batch a crashed writer left in the log."""
+
+
+class LogPermissionsWarning(UserWarning):
+    """An existing log grants group or others more access than the log's ``mode``."""
 
 
 class JsonlEventLog(EventLog):
@@ -96,8 +105,11 @@ class JsonlEventLog(EventLog):
         self._max_event_bytes = max_event_bytes
         self._readonly = readonly
         self._position = START
-        self._unsynced = False
+        self._appended = 0  # appends so far
+        self._synced = 0  # appends known to be on disk
         self._fd = -1
+        self._lock = threading.RLock()
+        self._mode_checked = False
         self._open()
         _OPEN_LOGS.add(self)
 
@@ -105,6 +117,14 @@ class JsonlEventLog(EventLog):
 
     def _open(self) -> None:
         path = self._path
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LogOpenError(
+                    f"{path}: the log path is a symbolic link loop: resolving it never ends "
+                    "(a link points, directly or through others, back to itself)"
+                ) from None
         try:
             is_dir = path.is_dir()
         except OSError as exc:  # a name too long, say
@@ -122,7 +142,30 @@ class JsonlEventLog(EventLog):
                 raise LogOpenError(f"{path}: cannot open the log: {exc.strerror}") from None
             self._check_regular()
             return
-        created = not path.exists()
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+        created = False
+        try:
+            self._fd = os.open(path, flags)
+        except (FileNotFoundError, NotADirectoryError):
+            self._create(flags)
+            created = True
+        except OSError as exc:
+            raise LogOpenError(f"{path}: cannot open the log for writing: {exc.strerror}") from None
+        st = self._check_regular()
+        if created:
+            if self._durability == "fsync":
+                self._sync_directory()
+        elif not self._mode_checked:
+            self._check_mode(st.st_mode)
+        self._mode_checked = True
+        with self._locked():
+            self._repair_tail()
+
+    def _create(self, flags: int) -> None:
+        """Create the missing log (and its directories); never through a symbolic link."""
+        path = self._path
+        if path.is_symlink():
+            self._refuse_dangling_link()
         missing = []  # the directories this open creates, innermost first
         for parent in path.parents:
             if parent.exists():
@@ -135,23 +178,58 @@ class JsonlEventLog(EventLog):
             raise LogOpenError(
                 f"{path}: cannot create the log's directory {path.parent}: {exc.strerror}"
             ) from None
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         try:
-            self._fd = os.open(path, flags, self._mode)
+            # O_EXCL: a symbolic link put there meanwhile is not followed.
+            self._fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, self._mode)
+            return
+        except FileExistsError:
+            pass  # another process created the log meanwhile, or a link appeared
         except OSError as exc:
             _remove_directories(missing)
             raise LogOpenError(f"{path}: cannot open the log for writing: {exc.strerror}") from None
-        self._check_regular()
-        if created and self._durability == "fsync":
-            self._sync_directory()
-        with self._locked():
-            self._repair_tail()
+        try:
+            self._fd = os.open(path, flags)
+        except FileNotFoundError:
+            self._refuse_dangling_link()
+        except OSError as exc:
+            raise LogOpenError(f"{path}: cannot open the log for writing: {exc.strerror}") from None
 
-    def _check_regular(self) -> None:
-        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+    def _refuse_dangling_link(self) -> None:
+        try:
+            target = repr(os.readlink(self._path))
+        except OSError:
+            target = "a missing file"
+        raise LogOpenError(
+            f"{self._path}: the log path is a symbolic link to {target}, which does not "
+            "exist; refusing to create the log through it (create the target, or give "
+            "the real path)"
+        )
+
+    def _check_mode(self, st_mode: int) -> None:
+        extra = stat.S_IMODE(st_mode) & 0o077 & ~self._mode
+        if not extra:
+            return
+        mode = stat.S_IMODE(st_mode)
+        access = [
+            f"{what} by {' and '.join(who)}"
+            for what, bits in (("readable", (0o040, 0o004)), ("writable", (0o020, 0o002)))
+            if (who := [w for w, bit in zip(("group", "others"), bits, strict=True) if mode & bit])
+        ]
+        warnings.warn(
+            f"{self._path}: the log's permissions {mode:#o} are too open: it is "
+            f"{', '.join(access) or 'executable by group or others'}; using it anyway "
+            f"(chmod {self._mode:o} it, or pass mode={mode:#o} to accept them)",
+            LogPermissionsWarning,
+            stacklevel=4,
+        )
+
+    def _check_regular(self) -> os.stat_result:
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(self._fd)
             self._fd = -1
             raise LogOpenError(f"{self._path}: the log path is not a regular file")
+        return st
 
     def _sync_directory(self) -> None:
         try:
@@ -200,6 +278,12 @@ class JsonlEventLog(EventLog):
         """The largest encoded event the log accepts."""
         return self._max_event_bytes
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The in-process lock around the position, catch-up and append (re-entrant), for
+        callers that keep state in step with the position."""
+        return self._lock
+
     def size(self) -> int:
         """The file's current size in bytes."""
         self._check_usable()
@@ -210,26 +294,69 @@ class JsonlEventLog(EventLog):
     def seek(self, position: LogPosition) -> None:
         """Continue after ``position``; raises :class:`LogError` unless an event ends there
         with that seq and hash."""
-        self._check_usable()
+        with self._lock:
+            self._check_usable()
+            self._position = self._checked(position)
+
+    def seek_before(self, seq: int) -> None:
+        """Go back to just before the event ``seq`` (at or before the position): a caller
+        that could not use it gets it, and what follows, again at the next read."""
+        with self._lock:
+            self._check_usable()
+            position = self._position
+            if not 0 < seq <= position.seq:
+                raise LogError(
+                    f"{self._path}: cannot go back to seq {seq}: the position is after seq "
+                    f"{position.seq}"
+                )
+            offset = self._line_start(position.offset, position.seq - seq + 1)
+            if offset == 0:
+                self._position = START
+                return
+            line = self._line_ending_at(offset)
+            event = None if line is None else self._decoded(line, offset)
+            if event is None or event.seq != seq - 1:
+                raise LogError(f"{self._path}: seq {seq - 1} does not end at byte {offset}")
+            self._position = LogPosition(offset, event.seq, event.hash)
+
+    def _line_start(self, end: int, lines: int) -> int:
+        """Where the ``lines``-th line before the line end ``end`` begins (0: the file's
+        start)."""
+        found = 0
+        at = end - 1  # the newline of the last line
+        while at > 0:
+            start = max(0, at - _CHUNK)
+            data = os.pread(self._fd, at - start, start)
+            cut = len(data)
+            while (cut := data.rfind(b"\n", 0, cut)) >= 0:
+                found += 1
+                if found == lines:
+                    return start + cut + 1
+            at = start
+        return 0
+
+    def _decoded(self, line: bytes, offset: int) -> AnyEvent:
+        try:
+            return decode_event(line)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise LogError(f"{self._path}: the line before byte {offset}: {exc}") from None
+
+    def _checked(self, position: LogPosition) -> LogPosition:
         if position == START:
-            self._position = START
-            return
+            return START
         line = self._line_ending_at(position.offset)
         if line is None:
             raise LogError(
                 f"{self._path}: no event ends at byte {position.offset} "
                 f"(the log has {self.size()} bytes)"
             )
-        try:
-            event = decode_event(line)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise LogError(f"{self._path}: the line before byte {position.offset}: {exc}") from None
+        event = self._decoded(line, position.offset)
         if event.seq != position.seq or event.hash != position.hash:
             raise LogError(
                 f"{self._path}: the event before byte {position.offset} is seq {event.seq} "
                 f"hash {event.hash[:12]}..., not seq {position.seq} hash {position.hash[:12]}..."
             )
-        self._position = position
+        return position
 
     def has_new(self) -> bool:
         if self._fd < 0:
@@ -242,18 +369,33 @@ class JsonlEventLog(EventLog):
 
     def read_batches(self) -> Iterator[list[AnyEvent]]:
         """Yield the complete batches appended after the position, advancing it."""
-        self._check_usable()
-        for batch, position in scan(self._fd, self._position, str(self._path)):
-            self._position = position
-            yield batch
+        return self._read(group=False)
 
     def read_groups(self) -> Iterator[list[AnyEvent]]:
         """As :meth:`read_batches`, several whole batches per list (one list per chunk read):
         fewer, larger lists for callers that fold events and need no batch boundaries."""
+        return self._read(group=True)
+
+    def _read(self, *, group: bool) -> Iterator[list[AnyEvent]]:
+        """Hand over what follows the position once, whichever thread asks: when another
+        caller moved the position meanwhile, go on from where it left it."""
         self._check_usable()
-        for group, position in scan(self._fd, self._position, str(self._path), group=True):
-            self._position = position
-            yield group
+        lock = self._lock
+        name = str(self._path)
+        while True:
+            with lock:
+                start = self._position
+            moved = False
+            for batch, position in scan(self._fd, start, name, group=group):
+                with lock:
+                    if self._position is not start:
+                        moved = True
+                        break
+                    self._position = position
+                start = position
+                yield batch
+            if not moved:
+                return
 
     def _line_ending_at(self, offset: int) -> bytes | None:
         """The line (without newline) whose newline is the byte before ``offset``."""
@@ -280,83 +422,91 @@ class JsonlEventLog(EventLog):
         drafts: Sequence[AnyEvent],
         *,
         on_caught_up: Callable[[list[AnyEvent]], bool] | None = None,
+        on_written: Callable[[list[AnyEvent]], None] | None = None,
     ) -> list[AnyEvent]:
         """Append ``drafts`` as one atomic batch (see :meth:`EventLog.append`).
 
         With ``on_caught_up``, the events other writers appended are handed to it under
         the lock instead of being returned; if it returns False nothing is written and
-        the result is empty.
+        the result is empty. ``on_written`` is called with the new events once they are
+        written, still under the in-process lock (so that callers in several threads
+        see them in log order).
         """
-        if self._fd < 0 or self._readonly:
-            self._check_writable()
-        if self._pid < 0:  # set by the after-fork hook in a child process
-            self._reopen_after_fork()
-        if not drafts:
-            return list(self.read_new())
-        count = len(drafts)
-        fd = self._fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        start = self._position
-        handed_over = False
-        try:
-            position = start
-            caught: list[AnyEvent] = []
-            if _end(fd) != position.offset:
-                caught = self._catch_up()
-                position = self._position
-            if on_caught_up is not None:
-                handed_over = True
-                if not on_caught_up(caught):
-                    return []
-                caught = []
-            seq = position.seq
-            prev = position.hash
-            lines: list[bytes] = []
-            written: list[AnyEvent] = []
-            replace = msgspec.structs.replace
-            force_setattr = msgspec.structs.force_setattr
-            limit = self._max_event_bytes - HASH_SUFFIX_LEN
-            now = ""
-            for index, draft in enumerate(drafts):
-                seq += 1
-                ts = draft.ts
-                if not ts:
-                    ts = now = now or now_text()
-                event = replace(
-                    draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
-                )
-                body = encode_event(event)
-                if len(body) > limit:
-                    raise EventTooLargeError(
-                        f"{self._path}: event {index + 1} of the batch ({draft.kind} {draft.id}"
-                        f"{_field_note(draft)}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, "
-                        f"over the log's limit of {self._max_event_bytes} bytes; "
-                        "nothing was written"
+        with self._lock:
+            if self._fd < 0 or self._readonly:
+                self._check_writable()
+            if self._pid < 0:  # set by the after-fork hook in a child process
+                self._reopen_after_fork()
+            if not drafts:
+                return list(self.read_new())
+            count = len(drafts)
+            fd = self._fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            start = self._position
+            handed_over = False
+            try:
+                position = start
+                caught: list[AnyEvent] = []
+                if _end(fd) != position.offset:
+                    caught = self._catch_up()
+                    position = self._position
+                if on_caught_up is not None:
+                    handed_over = True
+                    if not on_caught_up(caught):
+                        return []
+                    caught = []
+                seq = position.seq
+                prev = position.hash
+                lines: list[bytes] = []
+                written: list[AnyEvent] = []
+                replace = msgspec.structs.replace
+                force_setattr = msgspec.structs.force_setattr
+                limit = self._max_event_bytes - HASH_SUFFIX_LEN
+                now = ""
+                for index, draft in enumerate(drafts):
+                    seq += 1
+                    ts = draft.ts
+                    if not ts:
+                        ts = now = now or now_text()
+                    event = replace(
+                        draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
                     )
-                line, prev = seal(body, prev)
-                force_setattr(event, "hash", prev)
-                lines.append(line)
-                written.append(event)
-            data = lines[0] if count == 1 else b"".join(lines)
-            self._write(data, position.offset)
-            self._position = LogPosition(position.offset + len(data), seq, prev)
-            self._unsynced = True
-        except BaseException:
-            if not handed_over:
-                # What was caught up never reached the caller: it is read again next time.
-                self._position = start
-            raise
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        if caught:
-            caught.extend(written)
-            return caught
-        return written
+                    body = encode_event(event)
+                    if len(body) > limit:
+                        raise EventTooLargeError(
+                            f"{self._path}: event {index + 1} of the batch ({draft.kind} "
+                            f"{draft.id}{_field_note(draft)}) encodes to "
+                            f"{len(body) + HASH_SUFFIX_LEN} bytes, over the log's limit of "
+                            f"{self._max_event_bytes} bytes; nothing was written"
+                        )
+                    line, prev = seal(body, prev)
+                    force_setattr(event, "hash", prev)
+                    lines.append(line)
+                    written.append(event)
+                data = lines[0] if count == 1 else b"".join(lines)
+                self._write(data, position.offset)
+                self._position = LogPosition(position.offset + len(data), seq, prev)
+                self._appended += 1
+            except BaseException:
+                if not handed_over:
+                    # What was caught up never reached the caller: it is read again next time.
+                    self._position = start
+                raise
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if on_written is not None:
+                on_written(written)
+            if caught:
+                caught.extend(written)
+                return caught
+            return written
 
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""
         caught = [event for batch in self.read_batches() for event in batch]
         size = os.fstat(self._fd).st_size
+        if size < self._position.offset:
+            raise LogError(_shrunk(str(self._path), size, self._position.offset))
         if size != self._position.offset:
             self._truncate_torn(self._position.offset, size)
         return caught
@@ -391,25 +541,34 @@ class JsonlEventLog(EventLog):
             pass
 
     def commit(self) -> None:
-        self._check_usable()
-        if self._unsynced and self._durability == "fsync":
+        with self._lock:
+            self._check_usable()
+            target = self._appended
+            if self._synced == target:
+                return
+            fd = self._fd
+        if self._durability == "fsync":
+            # Outside the lock: other threads append while this one waits for the disk.
             try:
-                os.fdatasync(self._fd)
+                os.fdatasync(fd)
             except OSError as exc:
                 raise LogWriteError(
                     f"{self._path}: fsync failed ({exc.strerror}); the last events may not be "
                     "on disk"
                 ) from exc
-        self._unsynced = False
+        with self._lock:
+            # What was appended before the fsync began is on disk.
+            self._synced = max(self._synced, target)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            try:
-                self.commit()
-            finally:
-                os.close(self._fd)
-                self._fd = -1
-        _OPEN_LOGS.discard(self)
+        with self._lock:
+            if self._fd >= 0:
+                try:
+                    self.commit()
+                finally:
+                    os.close(self._fd)
+                    self._fd = -1
+            _OPEN_LOGS.discard(self)
 
     def __enter__(self) -> JsonlEventLog:
         return self
@@ -563,13 +722,19 @@ def scan(
     Verifies every line (JSON, event type, schema version, seq, batch, hash link) and
     raises :class:`LogCorruptError` with the line number on the first bad one. Stops
     before an unfinished last line or batch. ``limit`` stops at that byte offset.
+    A line that fails because a writer cut a torn tail and appended while it was read
+    is read again; a file shorter than ``position`` raises :class:`LogError`.
     """
     offset = position.offset
     seq = position.seq
     prev = position.hash
     end = _end(fd) if limit is None else limit
+    if end < offset and limit is None:
+        raise LogError(_shrunk(name, end, offset))
     batch: list[AnyEvent] = []
     done, done_offset, done_seq, done_hash = 0, offset, seq, prev
+    mark = position  # after the last batch yielded
+    restarts = 0
     carry = b""
     read_at = offset
     sha256 = hashlib.sha256
@@ -585,34 +750,77 @@ def scan(
         data = carry + chunk if carry else chunk
         lines = data.split(b"\n")
         carry = lines.pop()
-        for line in lines:
-            seq += 1
-            digest = sha256(prev.encode() + line[:cut]).hexdigest()
-            try:
-                event = decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                event = _check_line(line, seq, prev, name, batch[done:])
-            if (
-                event.hash != digest
-                or event.seq != seq
-                or event.v != version
-                or line[cut:head_end] != HASH_HEAD
-                or (batch and batch[-1].more and batch[-1].more != event.more + 1)
-            ):
-                event = _check_line(line, seq, prev, name, batch[done:])
-            prev = digest
-            offset += len(line) + 1
-            batch.append(event)
-            if event.more == 0:
-                if not group:
-                    yield batch, LogPosition(offset, seq, prev)
-                    batch = []
-                else:
-                    done_offset, done_seq, done_hash, done = offset, seq, prev, len(batch)
+        try:
+            for line in lines:
+                seq += 1
+                digest = sha256(prev.encode() + line[:cut]).hexdigest()
+                try:
+                    event = decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                    event = _check_line(line, seq, prev, name, batch[done:])
+                if (
+                    event.hash != digest
+                    or event.seq != seq
+                    or event.v != version
+                    or line[cut:head_end] != HASH_HEAD
+                    or (batch and batch[-1].more and batch[-1].more != event.more + 1)
+                ):
+                    event = _check_line(line, seq, prev, name, batch[done:])
+                prev = digest
+                offset += len(line) + 1
+                batch.append(event)
+                if event.more == 0:
+                    if not group:
+                        mark = LogPosition(offset, seq, prev)
+                        yield batch, mark
+                        batch = []
+                    else:
+                        done_offset, done_seq, done_hash, done = offset, seq, prev, len(batch)
+        except LogCorruptError:
+            if group:
+                mark = LogPosition(done_offset, done_seq, done_hash)
+            if restarts == _MAX_RESTARTS or not _changed(fd, mark, batch[done:], line, offset):
+                raise
+            # A writer cut the torn tail this scan had partly read and appended after it:
+            # read again from the last complete batch.
+            restarts += 1
+            batch = batch[:done]
+            offset, seq, prev = mark.offset, mark.seq, mark.hash
+            carry = b""
+            read_at = offset
+            continue
         if group and done:
             yield batch[:done], LogPosition(done_offset, done_seq, done_hash)
             batch = batch[done:]
             done = 0
+
+
+def _changed(
+    fd: int, mark: LogPosition, pending: list[AnyEvent], line: bytes, line_offset: int
+) -> bool:
+    """Whether the bytes from ``mark`` to the end of ``line`` (read as ``pending`` and
+    ``line``) are no longer in the file: a scan read them across a repair."""
+    length = line_offset + len(line) + 1 - mark.offset
+    fresh = os.pread(fd, length, mark.offset)
+    if len(fresh) != length or not fresh.endswith(line + b"\n"):
+        return True
+    parts = fresh[: length - len(line) - 1].split(b"\n")
+    if len(parts) != len(pending) + 1:
+        return True
+    prev = mark.hash
+    for part, event in zip(parts, pending, strict=False):
+        prev = hashlib.sha256(prev.encode() + part[:-HASH_SUFFIX_LEN]).hexdigest()
+        if prev != event.hash:
+            return True
+    return False
+
+
+def _shrunk(name: str, size: int, offset: int) -> str:
+    return (
+        f"{name}: the log is {size} bytes, shorter than the {offset} bytes already read from "
+        "it: it was truncated or replaced in place (a backup restored over it?) while it was "
+        "open; nothing more is read or written through this handle: open the log again"
+    )
 
 
 def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:
@@ -712,6 +920,8 @@ _OPEN_LOGS: weakref.WeakSet[JsonlEventLog] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     for log in list(_OPEN_LOGS):
         log._pid = -1
+        # A thread of the parent may have held the lock: it does not exist here.
+        log._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -722,6 +932,7 @@ __all__ = [
     "GENESIS_HASH",
     "Durability",
     "JsonlEventLog",
+    "LogPermissionsWarning",
     "TornWriteRepaired",
     "read_events",
     "scan",

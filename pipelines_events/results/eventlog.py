@@ -3,7 +3,8 @@
 Every ``set_`` call appends one :class:`~pipelines_events.events.FieldSet` event; building
 a run appends the :class:`~pipelines_events.events.ObjectCreated` events of all its objects
 as one batch. Every ``get_`` and every query first folds what other processes appended,
-then reads the projections.
+then reads the projections. A storage may be shared by threads: one lock per storage
+covers catch-up, append and fold, and atomic blocks are per thread.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from pipelines_events.errors import (
     InvalidValueError,
     LogError,
     ObjectNotFoundError,
+    ProjectionError,
     ReadOnlyStorageError,
     SnapshotError,
 )
@@ -210,15 +214,15 @@ class _EventLogObject(PipelineStorageObject):
         """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
         once: the reads inside see the state as of that catch-up and of each append
         (which catches up again), and the status itself is checked again under the lock."""
-        storage = self._storage
-        if storage._frozen:
+        local = self._storage._local
+        if local.frozen:
             return super().report_status_change(reporter, status, message, propagate, traceback)
-        storage.refresh()
-        storage._frozen = True
+        self._storage.refresh()
+        local.frozen = True
         try:
             return super().report_status_change(reporter, status, message, propagate, traceback)
         finally:
-            storage._frozen = False
+            local.frozen = False
 
     def save(self) -> None:
         """Commit with the log's durability (fsync by default)."""
@@ -237,7 +241,10 @@ class _EventLogObject(PipelineStorageObject):
         return None if parent_id is None else self._storage._wrap(parent_id)
 
     def get_children(self) -> Sequence[PipelineStorageObject]:
-        return [self._storage._wrap(child) for child in self._record().children]
+        storage = self._storage
+        record = self._record()
+        with storage._lock:
+            return [storage._wrap(child) for child in record.children]
 
     def children_outcome(self) -> PipelineTaskStatus | None:
         record = self._record()
@@ -329,8 +336,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         )
         self._results = ResultsProjection()
         self._digest = DigestProjection()
-        self._pending: list[AnyEvent] | None = None
-        self._frozen = False
+        self._init_threads()
         self._snapshots = snapshots
         self._snapshot_every = snapshot_every
         self._mode = mode
@@ -340,6 +346,13 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self.refresh()
         if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
+
+    def _init_threads(self, *, frozen: bool = False) -> None:
+        """The lock of the storage's state (its log's: one lock covers the projections and
+        the position), and the per-thread state of atomic blocks."""
+        self._lock = self._log.lock
+        self._local = _FrozenThreadState() if frozen else _ThreadState()
+        _STORAGES.add(self)
 
     @property
     def log(self) -> JsonlEventLog:
@@ -367,59 +380,98 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def refresh(self) -> None:
         """Fold the events other processes appended since the last look."""
-        if self._frozen or not self._log.has_new():
+        if self._local.frozen or not self._log.has_new():
             return
-        if self._log.size() - self._log.position.offset < _BIG_READ:
-            for group in self._log.read_groups():
-                self._fold(group)
-            return
-        with _gc_paused():
-            for group in self._log.read_groups():
-                self._fold(group)
+        with self._lock:
+            log = self._log
+            if log.size() - log.position.offset < _BIG_READ:
+                self._read_log()
+                return
+            with _gc_paused():
+                self._read_log()
+
+    def _read_log(self) -> None:
+        for group in self._log.read_groups():
+            self._fold(group)
 
     def _fold(self, events: list[AnyEvent]) -> None:
-        self._unsnapshotted += len(events)
+        """Fold ``events``, the last the log handed over. When one cannot be folded, the
+        log goes back to just before it: it is not skipped, the next read meets it again."""
         apply_results = self._results.apply
         apply_digest = self._digest.apply
-        for event in events:
-            apply_results(event)
-            apply_digest(event)
+        try:
+            for event in events:
+                apply_results(event)
+                apply_digest(event)
+        except BaseException as exc:
+            self._unsnapshotted += events.index(event)
+            try:
+                self._log.seek_before(event.seq)
+            except LogError as seek_error:
+                exc.add_note(f"and the storage could not stay before it: {seek_error}")
+            if isinstance(exc, ProjectionError):
+                raise ProjectionError(self._fold_error(exc, event)) from exc
+            raise
+        self._unsnapshotted += len(events)
+
+    def _fold_error(self, exc: ProjectionError, event: AnyEvent) -> str:
+        reason = str(exc)
+        where = f"seq {event.seq}"
+        if not reason.startswith(f"{where}:"):
+            reason = f"{where}: {reason}"
+        return (
+            f"{self._log.location}: {reason} (the storage does not read past this event; "
+            "`pipelines-events verify` checks the log)"
+        )
 
     def _emit(self, drafts: list[AnyEvent]) -> None:
         self._refuse_write("write events")
-        if self._pending is not None:
-            self._pending.extend(drafts)
-        else:
-            self._fold(self._log.append(drafts))
+        pending = self._local.pending
+        if pending is not None:
+            pending.extend(drafts)
+            return
+        self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
+
+    def _fold_caught(self, caught: list[AnyEvent]) -> bool:
+        """Fold, under the log's lock, what other writers appended before an append: if it
+        cannot be folded, nothing is written."""
+        if caught:
+            self._fold(caught)
+        return True
 
     def atomic(self, require: Callable[[], bool] | None = None) -> _AtomicBlock:
         """Append every event emitted inside the block as one batch; none if it raises.
 
         ``require`` is checked under the log's lock against the caught-up state; when it
-        is False the batch is dropped and ``Batch.stored`` is False.
+        is False the batch is dropped and ``Batch.stored`` is False. The block belongs to
+        the thread that enters it: other threads' events are not part of it.
         """
         return _AtomicBlock(self, require)
 
     def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
-        """Append the events of an atomic block; returns whether they were stored."""
+        """Append ``pending`` as one batch; returns whether it was stored. Everything is
+        folded under the log's lock, in log order: first what other writers appended (if
+        that cannot be folded, nothing is written), then the batch."""
         self._refuse_write("write events")
         if require is None:
-            self._fold(self._log.append(pending))
+            self._log.append(pending, on_caught_up=self._fold_caught, on_written=self._fold)
             return True
-        written = self._log.append(
-            pending, on_caught_up=lambda caught: self._check(caught, require)
-        )
-        self._fold(written)
-        return bool(written)
 
-    def _check(self, caught: list[AnyEvent], require: Callable[[], bool]) -> bool:
-        """Fold ``caught`` and evaluate ``require`` without reading the log again."""
-        self._fold(caught)
-        frozen, self._frozen = self._frozen, True
+        def check(caught: list[AnyEvent]) -> bool:
+            if caught:
+                self._fold(caught)
+            return self._check(require)
+
+        return bool(self._log.append(pending, on_caught_up=check, on_written=self._fold))
+
+    def _check(self, require: Callable[[], bool]) -> bool:
+        """Evaluate ``require`` against the caught-up state without reading the log again."""
+        local = self._local
+        frozen, local.frozen = local.frozen, True
         try:
             return require()
         finally:
-            self._frozen = frozen
+            local.frozen = frozen
 
     def commit(self) -> None:
         """Make every appended event durable as the log's durability promises."""
@@ -427,9 +479,15 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def close(self) -> None:
         """Commit, write a snapshot if many events came since the last, close the log."""
-        if self._snapshots and not self._readonly and self._unsnapshotted >= self._snapshot_every:
-            self.write_snapshot()
-        self._log.close()
+        with self._lock:
+            if (
+                self._snapshots
+                and not self._readonly
+                and self._unsnapshotted >= self._snapshot_every
+            ):
+                self.write_snapshot()
+            self._log.close()
+        _STORAGES.discard(self)
 
     # -- snapshots --------------------------------------------------------------------
 
@@ -442,6 +500,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness)."""
         self._refuse_write("write a snapshot")
+        with self._lock:
+            self._write_snapshot()
+
+    def _write_snapshot(self) -> None:
         try:
             snapshot = Snapshot(
                 position=self._log.position,
@@ -462,7 +524,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
                 "the next open replays more of the log",
                 SnapshotIgnored,
-                stacklevel=2,
+                stacklevel=3,
             )
             return
         self._unsnapshotted = 0
@@ -541,7 +603,8 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         return _CLASSES[record.kind](self, object_id)
 
     def _children(self, record: ResultRecord, cls: type[_T]) -> list[_T]:
-        return [cls(self, child) for child in record.children]
+        with self._lock:
+            return [cls(self, child) for child in record.children]
 
     # -- building ---------------------------------------------------------------------
 
@@ -558,10 +621,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         plan = plan_build(pipeline, run_id, runner, reporter, input_data, build_all)
         self.refresh()
         if self._results.execution_of_run(run_id) is not None:
-            raise InvalidValueError(
-                f"run {run_id!r} already has an execution in {self._log.location}; "
-                "give every run a new id"
-            )
+            self._refuse_run_id(run_id)
         execution_id = _new_id()
         attrs: dict[str, Any] = {
             "pipeline_id": plan.pipeline_id,
@@ -625,22 +685,33 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                             types=types,
                         )
                     )
-        self._emit(drafts)
+        # Checked again against the caught-up log: another thread or process may have
+        # built the same run meanwhile.
+        with self.atomic(require=lambda: self._results.execution_of_run(run_id) is None) as batch:
+            self._emit(drafts)
+        if not batch.stored:
+            self._refuse_run_id(run_id)
         self.commit()
         return EventLogPipelineExecution(self, execution_id)
+
+    def _refuse_run_id(self, run_id: str) -> None:
+        raise InvalidValueError(
+            f"run {run_id!r} already has an execution in {self._log.location}; "
+            "give every run a new id"
+        )
 
     # -- queries ----------------------------------------------------------------------
 
     def get_pipeline_digest(self) -> PipelineDigest:
         self.refresh()
-        return self._digest.digest()
+        with self._lock:
+            return self._digest.digest()
 
     def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
         self.refresh()
-        return [
-            EventLogPipelineExecution(self, record.id)
-            for record in self._results.executions(pipeline_id=pipeline_id)
-        ]
+        with self._lock:
+            records = self._results.executions(pipeline_id=pipeline_id)
+        return [EventLogPipelineExecution(self, record.id) for record in records]
 
     def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
         self.refresh()
@@ -651,11 +722,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self, run_id: str | None = None, pipeline_id: str | None = None
     ) -> list[PipelineResult]:
         self.refresh()
-        executions = self._results.executions(run_id=run_id, pipeline_id=pipeline_id)
-        return [
-            EventLogPipelineResult(self, record.id)
-            for record in self._results.descendants(executions, 1)
-        ]
+        with self._lock:
+            executions = self._results.executions(run_id=run_id, pipeline_id=pipeline_id)
+            records = self._results.descendants(executions, 1)
+        return [EventLogPipelineResult(self, record.id) for record in records]
 
     def get_pipeline_result(self, _id: str) -> PipelineResult | None:
         return self._lookup(_id, EventLogPipelineResult)
@@ -664,7 +734,8 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self, run_id: str | None = None, pipeline_result_id: str | None = None
     ) -> list[TaskExecution]:
         self.refresh()
-        records = self._below(run_id, [(pipeline_result_id, PIPELINE_RESULT)], 2)
+        with self._lock:
+            records = self._below(run_id, [(pipeline_result_id, PIPELINE_RESULT)], 2)
         return [EventLogTaskExecution(self, record.id) for record in records]
 
     def get_task_execution(self, _id: str) -> TaskExecution | None:
@@ -677,11 +748,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         task_execution_id: str | None = None,
     ) -> list[TaskResult]:
         self.refresh()
-        records = self._below(
-            run_id,
-            [(task_execution_id, TASK_EXECUTION), (pipeline_result_id, PIPELINE_RESULT)],
-            3,
-        )
+        with self._lock:
+            records = self._below(
+                run_id,
+                [(task_execution_id, TASK_EXECUTION), (pipeline_result_id, PIPELINE_RESULT)],
+                3,
+            )
         return [EventLogTaskResult(self, record.id) for record in records]
 
     def get_task_result(self, _id: str) -> TaskResult | None:
@@ -731,17 +803,21 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self.refresh()
         removed: list[str] = []
         drafts: list[AnyEvent] = []
-        for record in self._results.executions():
-            status = record.status
-            if not isinstance(status, PipelineTaskStatus) or not status.is_final:
-                continue
-            completed = record.completed
-            if before is not None and (completed is None or completed >= before):
-                continue
-            removed.append(record.run_id)
-            drafts.append(RunRemoved(run_id=record.run_id, kind=PIPELINE_EXECUTION, id=record.id))
+        with self._lock:
+            for record in self._results.executions():
+                status = record.status
+                if not isinstance(status, PipelineTaskStatus) or not status.is_final:
+                    continue
+                completed = record.completed
+                if before is not None and (completed is None or completed >= before):
+                    continue
+                removed.append(record.run_id)
+                drafts.append(
+                    RunRemoved(run_id=record.run_id, kind=PIPELINE_EXECUTION, id=record.id)
+                )
+            if drafts:
+                self._emit(drafts)
         if drafts:
-            self._emit(drafts)
             self.commit()
         return removed
 
@@ -761,9 +837,9 @@ class _AtomicBlock:
         self._outer = False
 
     def __enter__(self) -> Batch:
-        storage = self._storage
-        if storage._pending is None:
-            storage._pending = []
+        local = self._storage._local
+        if local.pending is None:
+            local.pending = []
             self._outer = True
         return self._batch
 
@@ -771,9 +847,56 @@ class _AtomicBlock:
         if not self._outer:
             return
         storage = self._storage
-        pending, storage._pending = storage._pending, None
+        local = storage._local
+        pending, local.pending = local.pending, None
         if kind is None and pending:
             self._batch.stored = storage._append_block(pending, self._require)
+
+
+class _ThreadState(threading.local):
+    """What belongs to one thread of a storage: its open atomic block, and whether its
+    reads are frozen (inside a status change)."""
+
+    pending: list[AnyEvent] | None = None
+    frozen: bool = False
+
+
+class _FrozenThreadState(_ThreadState):
+    frozen = True
+
+
+_STORAGES: weakref.WeakSet[EventLogPipelineResultsStorage] = weakref.WeakSet()
+
+
+_FORKING: list[EventLogPipelineResultsStorage] = []
+
+
+def _before_fork() -> None:
+    # Wait until no thread is inside a fold or an append: the child gets a whole state.
+    _FORKING[:] = list(_STORAGES)
+    for storage in _FORKING:
+        storage._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for storage in _FORKING:
+        storage._lock.release()
+    _FORKING.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The threads that used the locks do not exist in the child; the log module's hook,
+    # which runs first, gave each log a new lock.
+    for storage in _FORKING:
+        storage._lock = storage._log.lock
+    _FORKING.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 @contextlib.contextmanager
