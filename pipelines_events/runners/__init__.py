@@ -109,10 +109,18 @@ def cancel_below(
     """Mark ``obj`` and every object below it that is not final yet CANCELLED with
     ``message``, children first (a parent whose children are all final follows, with the
     outcome they add up to); with ``propagate`` False no change goes up on its own."""
-    for child in obj.get_children():
+    children = obj.get_children()
+    for child in children:
         cancel_below(child, reporter, message, propagate)
-    if not obj.get_status().is_final:
+    if obj.get_status().is_final:
+        return
+    # A parent whose children all ended ends as they add up (a failure among them is
+    # the parent's outcome, not CANCELLED); only what had not ended is cancelled.
+    outcome = obj.children_outcome() if children else None
+    if outcome is None or outcome is PipelineTaskStatus.CANCELLED:
         obj.report_status_change(reporter, PipelineTaskStatus.CANCELLED, message, propagate)
+    else:
+        obj.report_status_change(reporter, outcome, obj.outcome_message(outcome), propagate)
 
 
 def fail_run(execution: PipelineExecution, reporter: StatusReporter | None, message: str) -> None:
