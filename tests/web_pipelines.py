@@ -36,7 +36,7 @@ class Clean(Task):
     def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
         time.sleep(cleaned_data.seconds)
         if self.pipeline_object == "lima" and self.task_object == "rainfall":
-            raise ValueError("lima rainfall reading 1: 'n/a' is not a number")
+            raise ValueError("lima rainfall reading 1: 'n/a' is not a number")  # <b>not bold</b>
 
 
 class Summarise(Task):
