@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             setup_django()
             status: int = args.handler(args)
-        except PipelinesEventsError as exc:
+        except (PipelinesEventsError, NotImplementedError) as exc:
+            # NotImplementedError: a partial custom storage lacks what the command needs.
             print(printable(f"pipelines-events: error: {exc}"), file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
