@@ -4,14 +4,17 @@ named by the setting, used from the command line."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from pipelines_events.cli import main
 from pipelines_events.conf import settings
+from pipelines_events.pipeline import Pipeline
 from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus as S
+from pipelines_events.task import Task
 
 
 class DashboardExecution(PipelineExecution):
@@ -64,3 +67,22 @@ def test_the_command_line_names_what_a_partial_storage_lacks(
         "a custom storage implements the methods it is used for\n"
     )
     assert "Traceback" not in err
+
+
+# -- the original's class methods -------------------------------------------------------------
+
+
+class Step(Task):
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        return None
+
+
+class Named(Pipeline):
+    pipeline_id = "app.Named"
+    step = Step()
+
+
+def test_pipeline_get_id_is_a_class_method_as_the_original() -> None:
+    assert Named.get_id() == "app.Named"
+    assert Named().get_id() == "app.Named"
+    assert Step.get_id() == Step.task_id
