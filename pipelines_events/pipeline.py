@@ -73,9 +73,10 @@ class Pipeline:
 
     # -- the BuildablePipeline protocol ---------------------------------------------------
 
-    def get_id(self) -> str:
-        """The pipeline's id (``pipeline_id``)."""
-        return self.pipeline_id
+    @classmethod
+    def get_id(cls) -> str:
+        """The pipeline's id (``pipeline_id``); a class method, as the original's."""
+        return cls.pipeline_id
 
     def get_iterator(self) -> Any:
         """The objects to run the pipeline for, one pipeline result each; None runs it once."""

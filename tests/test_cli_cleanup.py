@@ -154,8 +154,8 @@ def test_cleanup_uses_the_configured_storage(
     ("argv", "problem"),
     [
         (["--before", "last week"], "--before: 'last week' is not a time"),
-        (["--days", "ten"], "--days: 'ten'"),
-        (["--days", "-1"], "--days: '-1'"),
+        (["--days", "ten"], "--days: 'ten' is not a number of days"),
+        (["--days", "-1"], "--days: '-1' is not a number of days"),
         (["--days", "99999999999"], "--days: '99999999999' is too many days"),
     ],
 )

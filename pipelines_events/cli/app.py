@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             setup_django()
             status: int = args.handler(args)
-        except PipelinesEventsError as exc:
+        except (PipelinesEventsError, NotImplementedError) as exc:
+            # NotImplementedError: a partial custom storage lacks what the command needs.
             text = str(exc)
             if isinstance(exc, LogOpenError) and getattr(args, "log", None) is None:
                 text += f" (the log of {STORAGE_SETTING}, from {setting_source()}; or pass --log)"

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines_events.cli import render
-from pipelines_events.cli.commands_audit import parse_count_option, parse_time_option
+from pipelines_events.cli.commands_audit import parse_time_option
 from pipelines_events.cli.common import (
     add_format_option,
     add_log_option,
@@ -79,8 +79,14 @@ def _before(args: argparse.Namespace) -> datetime | None:
     if args.all:
         return None
     if args.days is not None:
-        days = parse_count_option("--days", args.days)
-        assert days is not None
+        try:
+            days = int(args.days)
+        except ValueError:
+            days = -1
+        if days < 0:
+            raise InvalidValueError(
+                f"--days: {args.days!r} is not a number of days; give a whole number, 0 or more"
+            )
         try:
             return datetime.now(UTC) - timedelta(days=days)
         except OverflowError:
