@@ -421,8 +421,8 @@ def test_a_value_nested_too_deeply_to_read(
         line, prev = seal(encode_event(replace(events[k], seq=k + 1, hash="")), prev)
         lines[k] = line[:-1]
     source.write_bytes(b"\n".join(lines))
-    message = refused(source, target)
-    assert "(at this line or in its batch) is nested too deeply" in message
+    message = refused(source, target, LogCorruptError)
+    assert message.startswith(f"{source}: {line_of(i)} a value nests lists and dicts too deeply")
 
 
 # -- broken and odd files --------------------------------------------------------------------

@@ -35,7 +35,13 @@ from pipelines_events.events import (
     parse_time,
     seal,
 )
-from pipelines_events.log import DURABILITY_MODES, EventLog, JsonlEventLog, read_events
+from pipelines_events.log import (
+    DURABILITY_MODES,
+    EventLog,
+    JsonlEventLog,
+    LogPermissionsWarning,
+    read_events,
+)
 from pipelines_events.status import PipelineTaskStatus
 
 
@@ -246,7 +252,8 @@ def test_custom_mode_is_honoured(log_path: Path) -> None:
 def test_mode_does_not_change_an_existing_file(log_path: Path) -> None:
     log_path.touch(mode=0o644)
     os.chmod(log_path, 0o644)
-    JsonlEventLog(log_path, mode=0o600).close()
+    with pytest.warns(LogPermissionsWarning, match="permissions 0o644 are too open"):
+        JsonlEventLog(log_path, mode=0o600).close()
     assert stat.S_IMODE(log_path.stat().st_mode) == 0o644
 
 

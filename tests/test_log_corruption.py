@@ -254,6 +254,7 @@ def test_binary_file(log_path: Path) -> None:
     chunks = [os.urandom(300).replace(b"\n", b"") for _ in range(5)]
     tail = os.urandom(40).replace(b"\n", b"")  # no newline at the end: looks torn
     log_path.write_bytes(b"\xff" + b"\n".join(chunks) + b"\n" + tail)
+    os.chmod(log_path, 0o600)
     assert_corrupt(log_path, 1, "not valid UTF-8 (byte 0: b'\\xff'); is this a log file?")
 
 
@@ -439,6 +440,7 @@ def test_cutting_the_last_batch_at_every_byte(
 def test_a_file_that_is_not_a_log_is_never_cut(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(content)
+    os.chmod(path, 0o600)
     with pytest.raises(LogCorruptError) as caught, JsonlEventLog(path) as log:
         list(log.read_new())
     assert caught.value.line == 1

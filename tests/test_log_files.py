@@ -50,6 +50,7 @@ def build_straddling_torn_tail(path: Path, tmp_path: Path) -> bytes:
     size = path.stat().st_size
     copy = tmp_path / "copy.jsonl"
     shutil.copyfile(path, copy)
+    os.chmod(copy, 0o600)
     with JsonlEventLog(copy, durability="none") as other:
         list(other.read_new())
         other.append([fs("t", big), fs("t", big), fs("t", big)])

@@ -98,6 +98,7 @@ class Ctx:
 
     def file(self, name: str, data: bytes) -> None:
         (self.tmp / name).write_bytes(data)
+        os.chmod(self.tmp / name, 0o600)
 
     def log_lines(self) -> list[bytes]:
         return self.log.read_bytes().splitlines()

@@ -184,6 +184,7 @@ def test_a_partial_line_the_undo_could_not_remove_is_repaired(
     # A new storage opened now repairs it at once ...
     copy = log_path.with_name("copy.jsonl")
     copy.write_bytes(torn)
+    os.chmod(copy, 0o600)
     with pytest.warns(TornWriteRepaired, match=rf"removed {len(torn) - len(before)} bytes"):
         EventLogPipelineResultsStorage(copy).close()
     assert copy.read_bytes() == before

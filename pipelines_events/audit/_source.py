@@ -79,14 +79,9 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
         _check_line_lengths(fd, size, name, max_line)
         batches: list[list[AnyEvent]] = []
         end = START
-        try:
-            for batch, position in scan(fd, START, name, limit=size):
-                batches.append(batch)
-                end = position
-        except RecursionError:
-            raise ImportRefusedError(
-                name, end.seq + 1, "a value (at this line or in its batch) is nested too deeply"
-            ) from None
+        for batch, position in scan(fd, START, name, limit=size):
+            batches.append(batch)
+            end = position
         _check_tail(fd, end.offset, size, name, end.seq + 1)
     finally:
         os.close(fd)

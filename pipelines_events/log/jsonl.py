@@ -340,6 +340,8 @@ class JsonlEventLog(EventLog):
             return decode_event(line)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise LogError(f"{self._path}: the line before byte {offset}: {exc}") from None
+        except RecursionError:
+            raise LogError(f"{self._path}: the line before byte {offset}: {_TOO_DEEP}") from None
 
     def _checked(self, position: LogPosition) -> LogPosition:
         if position == START:
@@ -756,7 +758,12 @@ def scan(
                 digest = sha256(prev.encode() + line[:cut]).hexdigest()
                 try:
                     event = decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                except (
+                    msgspec.DecodeError,
+                    msgspec.ValidationError,
+                    UnicodeDecodeError,
+                    RecursionError,
+                ):
                     event = _check_line(line, seq, prev, name, batch[done:])
                 if (
                     event.hash != digest
@@ -823,6 +830,12 @@ def _shrunk(name: str, size: int, offset: int) -> str:
     )
 
 
+_TOO_DEEP = (
+    "a value nests lists and dicts too deeply to decode (written by another tool? "
+    "pipelines-events never writes one nested more than 64 levels deep)"
+)
+
+
 def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:
     if not link_ok(line, prev):
         _raise_bad_line(line, seq, prev, name)
@@ -834,6 +847,8 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
         raise LogCorruptError(name, seq, f"not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise LogCorruptError(name, seq, f"not valid UTF-8: {exc.reason}") from None
+    except RecursionError:
+        raise LogCorruptError(name, seq, _TOO_DEEP) from None
     if event.v != SCHEMA_VERSION:
         _raise_version(event.v, seq, name)
     if event.seq != seq:
@@ -885,6 +900,8 @@ def _raise_bad_line(line: bytes, seq: int, prev: str, name: str) -> None:
         raise LogCorruptError(name, seq, f"not a valid event: {exc}") from None
     except msgspec.DecodeError as exc:
         raise LogCorruptError(name, seq, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise LogCorruptError(name, seq, _TOO_DEEP) from None
     if event.v > SCHEMA_VERSION:
         _raise_version(event.v, seq, name)
     if event.seq != seq:
