@@ -105,3 +105,23 @@ def test_opening_a_log_with_an_event_that_cannot_be_folded_names_the_file_and_se
     with pytest.raises(ProjectionError, match=rf"^{re.escape(str(path))}: seq {bad}: .*ghost"):
         EventLogPipelineResultsStorage(path, durability="none", snapshots=False)
     assert path.stat().st_size == size
+
+
+def test_replaying_a_log_with_an_event_that_cannot_be_folded_names_the_file_and_seq(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``replay FILE`` (a view of the log, no target) names the file, as the storage does."""
+    from pipelines_events.cli import main
+
+    path = tmp_path / "log.jsonl"
+    with closing(EventLogPipelineResultsStorage(path, durability="none")) as storage:
+        run_demo(storage, "run-1")
+        result_id = storage.get_task_results(run_id="run-1")[0].get_id()
+    seq = ghost_then_message(path, result_id)
+    data = path.read_bytes()
+    capsys.readouterr()
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: seq {seq}: " in err
+    assert "Traceback" not in err
+    assert path.read_bytes() == data

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from pipelines_events.audit._core import LogPath, ReadOnlyStorageError, check_time
-from pipelines_events.errors import InvalidValueError, ObjectNotFoundError
+from pipelines_events.errors import InvalidValueError, ObjectNotFoundError, ProjectionError
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
@@ -177,9 +177,12 @@ def view_at(
                 break
             if as_of is not None and parse_time(batch[0].ts) > as_of:
                 break
-            for event in batch:
-                results.apply(event)
-                digest.apply(event)
+            try:
+                for event in batch:
+                    results.apply(event)
+                    digest.apply(event)
+            except ProjectionError as exc:
+                raise ProjectionError(f"{reader.location}: {exc}") from exc
             position = reader.position
             last_ts = batch[-1].ts
     finally:
