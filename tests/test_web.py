@@ -443,6 +443,18 @@ def test_the_stream_resumes_exactly_after_last_event_id(tmp_path: Path) -> None:
         huge = get(server.base + "events", headers={"Last-Event-ID": "1" + "0" * 16})
         assert huge.status == 400
         assert "give a number from 0 to 1000000000000000, not 10000000000000000" in huge.text
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        sock.sendall(
+            b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 10000000000000\r\n\r\n"
+        )
+        beyond = b""
+        while b"reload\n\n" not in beyond:
+            chunk = sock.recv(65536)
+            assert chunk, beyond
+            beyond += chunk
+        sock.close()
+        assert b" 200 " in beyond.split(b"\r\n", 1)[0]
+        assert b"event: reset\ndata: the log holds fewer events than the page has seen" in beyond
 
 
 def test_offset_after_finds_every_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
