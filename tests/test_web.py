@@ -208,7 +208,10 @@ def test_control_characters_are_shown_as_escapes(tmp_path: Path) -> None:
         ("object?id=zz-nothing", 404, "zz-nothing"),
         ("?status=BLUE", 400, "parameter 'status': 'BLUE' is not a status; the statuses are"),
         ("?page=0", 400, "parameter 'page': give a number from 1 to 1000000000, not 0"),
-        ("api/runs?page=-1", 400, "parameter 'page': '-1' is not a whole number"),
+        ("api/runs?page=-1", 400, "parameter 'page': give a number from 1 to 1000000000, not -1"),
+        ("?page=1" + "0" * 30, 400, "parameter 'page': give a number from 1 to 1000000000, not 1"),
+        ("?page=%E0%A5%A9", 400, "parameter 'page': '\u0969' is not a whole number"),
+        ("events?after=-3", 400, "parameter 'after': give a number from 0 to"),
         ("?per_page=501", 400, "parameter 'per_page': give a number from 1 to 500, not 501"),
         ("?since=yesterday", 400, "parameter 'since': 'yesterday' is not a time"),
         ("?since=2026-02-01&until=2026-01-01", 400, "parameter 'since' is after 'until'"),
@@ -437,6 +440,21 @@ def test_the_stream_resumes_exactly_after_last_event_id(tmp_path: Path) -> None:
         assert {message["run_id"] for _, message in only} == {"second"}
         bad = get(server.base + "events", headers={"Last-Event-ID": "abc"})
         assert bad.status == 400 and "parameter 'Last-Event-ID'" in bad.text
+        huge = get(server.base + "events", headers={"Last-Event-ID": "1" + "0" * 16})
+        assert huge.status == 400
+        assert "give a number from 0 to 1000000000000000, not 10000000000000000" in huge.text
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        sock.sendall(
+            b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 10000000000000\r\n\r\n"
+        )
+        beyond = b""
+        while b"reload\n\n" not in beyond:
+            chunk = sock.recv(65536)
+            assert chunk, beyond
+            beyond += chunk
+        sock.close()
+        assert b" 200 " in beyond.split(b"\r\n", 1)[0]
+        assert b"event: reset\ndata: the log holds fewer events than the page has seen" in beyond
 
 
 def test_offset_after_finds_every_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,11 +118,12 @@ def int_param(params: Mapping[str, str], name: str, default: int, low: int, high
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
         raise BadParameter(f"parameter {name!r}: {text!r} is not a whole number")
+    if len(digits) > 20 or not low <= int(text) <= high:
+        raise BadParameter(f"parameter {name!r}: give a number from {low} to {high}, not {text}")
     value = int(text)
-    if not low <= value <= high:
-        raise BadParameter(f"parameter {name!r}: give a number from {low} to {high}, not {value}")
     return value
 
 
