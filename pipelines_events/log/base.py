@@ -1,54 +1,228 @@
-"""The interface every event log engine implements."""
+"""The interface every event log engine implements (the file log, PostgreSQL, memory).
+
+Everything above the log layer (the storage, snapshots, audit, the command line, the web
+page) uses only what is defined here; nothing above it knows which engine it has.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final, Literal
+
+import msgspec
 
 from pipelines_events.events import AnyEvent, LogPosition
+
+Cursor = LogPosition
+"""A point in a log: after the event ``seq`` whose hash is ``hash``.
+
+A cursor is opaque: its ``offset`` is the engine's own locator (the byte offset in the
+file log; engines that find events by ``seq`` keep 0). Callers compare cursors by ``seq``,
+store and hand them back, and never build one from parts, except :data:`START`.
+"""
+
+Durability = Literal["fsync", "none"]
+"""When an appended event is on stable storage: by the time :meth:`EventLog.commit`
+returns (``fsync``: it survives a power cut), or whenever the system gets to it (``none``)."""
+
+CaughtUp = Callable[[list[AnyEvent]], bool]
+"""Called under the append's lock with the events other writers appended since the
+cursor (possibly none), before anything is written; returning False writes nothing."""
+
+Written = Callable[[list[AnyEvent]], None]
+"""Called with the new events once they are in the log, still under the in-process lock."""
+
+
+class Batch(msgspec.Struct, frozen=True):
+    """One complete batch of a log (its last event has ``more == 0``) and the cursor
+    after it."""
+
+    events: list[AnyEvent]
+    cursor: Cursor
+
+
+class RunSummary(msgspec.Struct, frozen=True):
+    """One run as an engine's run index keeps it, updated with every append."""
+
+    run_id: str
+    pipeline_id: str
+    status: str
+    started: str | None
+    completed: str | None
+    counts: dict[str, int]
+    first_seq: int
+    last_seq: int
+    removed: bool = False
+
+
+class SnapshotStore(abc.ABC):
+    """Where an engine keeps the storage's snapshot: a file beside the log, a table."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the snapshot lives, for messages."""
+
+    @abc.abstractmethod
+    def load(self) -> bytes | None:
+        """The stored snapshot's bytes, or None when there is none.
+
+        Raises :class:`~pipelines_events.errors.SnapshotError` when one exists but cannot
+        be trusted (not the log owner's, too large for the log, unreadable).
+        """
+
+    @abc.abstractmethod
+    def save(self, data: bytes) -> None:
+        """Replace the snapshot with ``data`` atomically (readers see the old or the new)."""
 
 
 class EventLog(abc.ABC):
     """An append-only sequence of events with contiguous ``seq`` and a hash chain.
 
     A log object has a *position*: everything before it has been handed to the caller.
-    :meth:`read_new` and :meth:`append` hand over what lies after it, in log order.
+    The stateful readers (:meth:`read_new`, :meth:`read_batches`, :meth:`read_groups`)
+    and :meth:`append` hand over what lies after it, in log order, once, whichever
+    thread asks. :meth:`read` and :meth:`wait` take a cursor and leave the position.
     """
 
-    @property
-    @abc.abstractmethod
-    def position(self) -> LogPosition:
-        """The position after the last event handed to the caller."""
+    supports_run_index: bool = False
+    """Whether :meth:`run_summaries`, :meth:`run_events` and :meth:`run_of` answer from an
+    index kept by the engine, so that readers need not fold the whole history."""
+
+    # -- identity ------------------------------------------------------------------------
 
     @property
     @abc.abstractmethod
     def location(self) -> str:
-        """Where the log lives (a file path, a URL), for messages."""
+        """Where the log lives (a file path; a URL without its password), for messages."""
+
+    @property
+    @abc.abstractmethod
+    def readonly(self) -> bool:
+        """Whether the log was opened read-only: it is never written, not even repaired."""
+
+    @property
+    @abc.abstractmethod
+    def durability(self) -> Durability:
+        """The durability mode the log was opened with."""
+
+    @property
+    @abc.abstractmethod
+    def lock(self) -> threading.RLock:
+        """The in-process lock around the position, catch-up and append (re-entrant), for
+        callers that keep state in step with the position."""
+
+    @property
+    @abc.abstractmethod
+    def snapshots(self) -> SnapshotStore:
+        """The place this engine provides for the storage's snapshot."""
+
+    # -- cursors -------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def position(self) -> Cursor:
+        """The cursor after the last event handed to the caller."""
 
     @abc.abstractmethod
-    def seek(self, position: LogPosition) -> None:
-        """Continue from ``position``, after checking that it is a real event boundary."""
+    def head(self) -> Cursor:
+        """The cursor after the last complete batch in the log now (reads the engine)."""
+
+    @abc.abstractmethod
+    def seek(self, cursor: Cursor) -> None:
+        """Continue after ``cursor``; raises :class:`~pipelines_events.errors.LogError`
+        unless the event ``cursor.seq`` is in the log with that hash (START always is)."""
+
+    @abc.abstractmethod
+    def cursor_at(self, seq: int) -> Cursor:
+        """The cursor after the event ``seq`` (START for 0); LogError when the log has no
+        such event."""
+
+    # -- reading -------------------------------------------------------------------------
 
     @abc.abstractmethod
     def has_new(self) -> bool:
         """Whether anything may have been appended after the position (a cheap check)."""
 
     @abc.abstractmethod
-    def read_new(self) -> Iterator[AnyEvent]:
-        """Yield the complete batches appended after the position, advancing it."""
+    def read(self, after: Cursor, *, limit: int | None = None) -> Iterator[Batch]:
+        """Yield the complete batches after ``after``, in log order, verifying the chain.
+
+        With ``limit``, stop before the batch that would take the events yielded past
+        ``limit`` (the first batch is always yielded whole). The position does not move.
+        """
 
     @abc.abstractmethod
-    def append(self, drafts: Sequence[AnyEvent]) -> list[AnyEvent]:
-        """Append ``drafts`` as one atomic batch.
+    def read_batches(self) -> Iterator[list[AnyEvent]]:
+        """Yield the complete batches appended after the position, advancing it."""
 
-        Returns, in log order, the events other writers appended since the position,
-        then the new events with their ``seq``, ``ts`` and ``hash``.
+    def read_groups(self) -> Iterator[list[AnyEvent]]:
+        """As :meth:`read_batches`, several whole batches per list where the engine can:
+        fewer, larger lists for callers that fold events and need no batch boundaries."""
+        return self.read_batches()
+
+    def read_new(self) -> Iterator[AnyEvent]:
+        """Yield the events of the complete batches after the position, advancing it."""
+        for batch in self.read_batches():
+            yield from batch
+
+    @abc.abstractmethod
+    def wait(self, after: Cursor, timeout: float) -> bool:
+        """Block until a batch after ``after`` is in the log (True) or ``timeout`` seconds
+        pass (False). Engines that can be told (LISTEN/NOTIFY) are; others poll."""
+
+    # -- writing -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append(
+        self,
+        drafts: Sequence[AnyEvent],
+        *,
+        on_caught_up: CaughtUp | None = None,
+        on_written: Written | None = None,
+    ) -> list[AnyEvent]:
+        """Append ``drafts`` as one atomic batch, after catching up on other writers.
+
+        Under the engine's lock, the events other writers appended after the position are
+        read first. With ``on_caught_up`` they are handed to it (and not returned); when
+        it returns False nothing is written and the result is empty. Otherwise returns,
+        in log order, the caught-up events then the new ones with ``seq``, ``ts``, ``more``
+        and ``hash`` set. A failed append writes none of the batch and raises
+        :class:`~pipelines_events.errors.LogWriteError` (or, when the engine cannot tell
+        whether the batch committed, a :class:`~pipelines_events.errors.LogError` that
+        says so).
         """
 
     @abc.abstractmethod
     def commit(self) -> None:
-        """Make every appended event durable as the log's durability mode promises."""
+        """Make every appended event durable as :attr:`durability` promises."""
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release the log's resources; the object cannot be used afterwards."""
+        """Commit and release the log's resources; the object cannot be used afterwards."""
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the run index (engines with ``supports_run_index``) -----------------------------
+
+    def run_summaries(self) -> list[RunSummary]:
+        """Every run the log holds, oldest first, from the engine's run index."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no run index")
+
+    def run_events(self, run_id: str) -> list[AnyEvent]:
+        """Every event of the run ``run_id``, in log order, from the engine's run index."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no run index")
+
+    def run_of(self, object_id: str) -> str | None:
+        """The run id of the object ``object_id``, or None when the log has no such object."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no run index")
+
+
+DEFAULT_WAIT_POLL: Final = 0.05
+"""Seconds between looks when an engine polls in :meth:`EventLog.wait`."""
