@@ -187,6 +187,7 @@ READ_ONLY_METHODS = {
     "readonly",
     "refresh",
     "results",
+    "snapshot_location",
     "snapshot_path",
 }
 WRITING_METHODS = {"atomic", "build_pipeline_execution", "cleanup", "write_snapshot"}

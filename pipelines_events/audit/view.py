@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -21,7 +19,8 @@ from pipelines_events.events import (
     LogPosition,
     parse_time,
 )
-from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.log.base import EventLog
+from pipelines_events.log.open import open_log
 from pipelines_events.results.base import (
     BuildablePipeline,
     PipelineExecution,
@@ -47,7 +46,7 @@ class StorageView(EventLogPipelineResultsStorage):
 
     def __init__(
         self,
-        log: JsonlEventLog,
+        log: EventLog,
         results: ResultsProjection,
         digest: DigestProjection,
         position: LogPosition,
@@ -170,9 +169,10 @@ def view_at(
     digest = DigestProjection()
     position = START
     last_ts = ""
-    reader = JsonlEventLog(os.fspath(log), readonly=True)
+    reader = open_log(log, readonly=True)
     try:
-        for batch in _batches(reader):
+        for read in reader.read(START):
+            batch = read.events
             if seq is not None and position.seq >= seq:
                 break
             if as_of is not None and parse_time(batch[0].ts) > as_of:
@@ -183,7 +183,7 @@ def view_at(
                     digest.apply(event)
             except ProjectionError as exc:
                 raise ProjectionError(f"{reader.location}: {exc}") from exc
-            position = reader.position
+            position = read.cursor
             last_ts = batch[-1].ts
     finally:
         reader.close()
@@ -198,15 +198,6 @@ def view_at(
         requested_seq=seq,
         as_of=as_of,
     )
-
-
-def _batches(log: JsonlEventLog) -> Iterator[list[AnyEvent]]:
-    batch: list[AnyEvent] = []
-    for event in log.read_new():
-        batch.append(event)
-        if not event.more:
-            yield batch
-            batch = []
 
 
 class ObjectState(msgspec.Struct, frozen=True, kw_only=True):

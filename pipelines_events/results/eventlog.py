@@ -44,7 +44,8 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, EventLog
+from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
     IDENTIFYING_FIELDS,
     Batch,
@@ -63,11 +64,9 @@ from pipelines_events.results.base import (
 from pipelines_events.results.snapshots import (
     Snapshot,
     SnapshotIgnored,
-    read_snapshot,
-    snapshot_path,
-    write_snapshot,
+    decode_snapshot,
+    encode_snapshot,
 )
-from pipelines_events.results.snapshots import size_bound as snapshot_size_bound
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -77,8 +76,9 @@ DEFAULT_PATH: Final = "pipelines-events.jsonl"
 
 DEFAULT_SNAPSHOT_EVERY: Final = 100_000
 """A snapshot is written when a storage opens or closes this many events past the last."""
-_BIG_READ: Final = 1 << 20
-"""Catch-ups of more bytes than this run with the cyclic garbage collector paused."""
+_BIG_GROUP: Final = 1000
+"""Catch-ups that hand over more events than this at once run with the cyclic garbage
+collector paused."""
 _PENDING: Final = PipelineTaskStatus.PENDING.value
 _STATUS_TYPES: Final = {"status": STATUS}
 _RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
@@ -298,18 +298,20 @@ _CLASSES: Final[dict[str, type[_EventLogObject]]] = {
 
 
 class EventLogPipelineResultsStorage(PipelineResultsStorage):
-    """Result objects as an append-only, hash-chained JSON-lines log.
+    """Result objects as an append-only, hash-chained event log.
 
-    ``path`` is the log file (created with its directory when missing); ``durability``,
-    ``mode`` and ``max_event_bytes`` are passed to :class:`JsonlEventLog`. Opening the
-    storage replays the log. With ``readonly`` the log must exist and is never written:
-    a torn tail is skipped, not cut, a snapshot is read but never written, and every
-    write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
+    ``path`` is the log: a file path (created with its directory when missing), a
+    ``postgresql://`` URL or ``memory://NAME``, opened with
+    :func:`~pipelines_events.log.open.open_log`. ``durability``, ``max_event_bytes``,
+    ``mode`` (file logs only) and ``log_options`` (a dict: the engine's own options, such
+    as the PostgreSQL engine's connection options) are passed to the engine. Opening the storage replays the log.
+    With ``readonly`` the log must exist and is never written: a torn tail is skipped, not
+    cut, a snapshot is read but never written, and every write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: LogTarget = DEFAULT_PATH,
         *,
         durability: Durability = "fsync",
         mode: int = 0o600,
@@ -317,6 +319,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         snapshots: bool = True,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         readonly: bool = False,
+        log_options: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(readonly, bool):
             raise InvalidValueError(f"readonly must be True or False, not {readonly!r}")
@@ -327,19 +330,25 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 f"snapshot_every must be a positive int (events), not {snapshot_every!r}"
             )
         self._readonly = readonly
-        self._log = JsonlEventLog(
+        if log_options is not None and not isinstance(log_options, dict):
+            raise InvalidValueError(
+                f"log_options must be a dict of the engine's options, not {log_options!r}"
+            )
+        options = dict(log_options or {})
+        if not is_url(path):
+            options["mode"] = mode
+        self._log: EventLog = open_log(
             path,
             durability=durability,
-            mode=mode,
             max_event_bytes=max_event_bytes,
             readonly=readonly,
+            **options,
         )
         self._results = ResultsProjection()
         self._digest = DigestProjection()
         self._init_threads()
         self._snapshots = snapshots
         self._snapshot_every = snapshot_every
-        self._mode = mode
         self._unsnapshotted = 0
         if snapshots:
             self._restore_snapshot()
@@ -355,7 +364,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         _STORAGES.add(self)
 
     @property
-    def log(self) -> JsonlEventLog:
+    def log(self) -> EventLog:
         """The event log the storage writes to."""
         return self._log
 
@@ -383,15 +392,17 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if self._local.frozen or not self._log.has_new():
             return
         with self._lock:
-            log = self._log
-            if log.size() - log.position.offset < _BIG_READ:
-                self._read_log()
-                return
-            with _gc_paused():
-                self._read_log()
+            self._read_log()
 
     def _read_log(self) -> None:
-        for group in self._log.read_groups():
+        groups = self._log.read_groups()
+        for group in groups:
+            if len(group) > _BIG_GROUP:
+                with _gc_paused():
+                    self._fold(group)
+                    for group in groups:
+                        self._fold(group)
+                return
             self._fold(group)
 
     def _fold(self, events: list[AnyEvent]) -> None:
@@ -406,7 +417,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         except BaseException as exc:
             self._unsnapshotted += events.index(event)
             try:
-                self._log.seek_before(event.seq)
+                self._log.seek(self._log.cursor_at(event.seq - 1))
             except LogError as seek_error:
                 exc.add_note(f"and the storage could not stay before it: {seek_error}")
             if isinstance(exc, ProjectionError):
@@ -492,9 +503,14 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     # -- snapshots --------------------------------------------------------------------
 
     @property
+    def snapshot_location(self) -> str:
+        """Where the log's engine keeps the storage's snapshot, for messages."""
+        return self._log.snapshots.location
+
+    @property
     def snapshot_path(self) -> Path:
-        """Where the storage keeps the snapshot of its projections."""
-        return snapshot_path(self._log.path)
+        """The snapshot file of a file log (elsewhere: :attr:`snapshot_location` as a path)."""
+        return Path(self._log.snapshots.location)
 
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
@@ -511,17 +527,17 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             )
         except Exception as exc:  # a value the encoder refuses must not fail close()
             warnings.warn(
-                f"{self.snapshot_path}: cannot encode the snapshot ({type(exc).__name__}: "
+                f"{self.snapshot_location}: cannot encode the snapshot ({type(exc).__name__}: "
                 f"{exc}); the next open replays more of the log",
                 SnapshotIgnored,
                 stacklevel=2,
             )
             return
         try:
-            write_snapshot(self.snapshot_path, snapshot, self._mode, self._log_owner())
+            self._log.snapshots.save(encode_snapshot(snapshot))
         except OSError as exc:
             warnings.warn(
-                f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
+                f"{self.snapshot_location}: cannot write the snapshot ({exc.strerror}); "
                 "the next open replays more of the log",
                 SnapshotIgnored,
                 stacklevel=3,
@@ -529,18 +545,14 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._unsnapshotted = 0
 
-    def _log_owner(self) -> int:
-        """The uid of the log file: the only owner a snapshot is read from."""
-        return os.stat(self._log.path).st_uid
-
     def _restore_snapshot(self) -> None:
-        path = self.snapshot_path
-        if not os.path.lexists(path):
-            return
+        store = self._log.snapshots
+        path = store.location
         try:
-            snapshot = read_snapshot(
-                path, owner=self._log_owner(), max_bytes=snapshot_size_bound(self._log.size())
-            )
+            data = store.load()
+            if data is None:
+                return
+            snapshot = decode_snapshot(data, path)
             self._log.seek(snapshot.position)
             with _gc_paused():
                 results = ResultsProjection.restore(snapshot.parts["results"])

@@ -23,8 +23,8 @@ from pipelines_events.events import (
     LogPosition,
     ObjectCreated,
     RunRemoved,
-    decode_event,
 )
+from pipelines_events.log.chain import decode_event
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
