@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from typing import Any, Final
@@ -52,13 +53,14 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
     assert isinstance(target, str)
     if scheme in POSTGRES_SCHEMES:
         try:
-            from pipelines_events.log.postgres import PostgresEventLog
+            engine = importlib.import_module("pipelines_events.log.postgres")
         except ImportError as exc:
             raise LogOpenError(
                 f"{_redacted(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
                 "pip install 'pipelines-events[postgres]'"
             ) from None
-        return PostgresEventLog(target, **options)  # type: ignore[no-any-return]
+        log: EventLog = engine.PostgresEventLog(target, **options)
+        return log
     if scheme == "memory":
         from pipelines_events.log.memory import MemoryEventLog
 

@@ -304,9 +304,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     ``postgresql://`` URL or ``memory://NAME``, opened with
     :func:`~pipelines_events.log.open.open_log`. ``durability``, ``max_event_bytes``,
     ``mode`` (file logs only) and ``log_options`` (a dict: the engine's own options, such
-    as the PostgreSQL engine's connection options) are passed to the engine. Opening the storage replays the log.
-    With ``readonly`` the log must exist and is never written: a torn tail is skipped, not
-    cut, a snapshot is read but never written, and every write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
+    as the PostgreSQL engine's connection options) are passed to the engine. Opening the
+    storage replays the log. With ``readonly`` the log must exist and is never written: a
+    torn tail is skipped, not cut, a snapshot is read but never written, and every write
+    raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
     """
 
     def __init__(
