@@ -184,6 +184,7 @@ READ_ONLY_METHODS = {
     "get_task_result",
     "get_task_results",
     "log",
+    "read_model",
     "readonly",
     "refresh",
     "results",

@@ -30,6 +30,7 @@ from pipelines_events.results.base import (
     TaskResult,
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.readmodel import FullReadModel
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultsProjection
@@ -57,9 +58,8 @@ class StorageView(EventLogPipelineResultsStorage):
     ) -> None:
         # The storage's state without its log: nothing is opened for writing.
         self._log = log
-        self._results = results
-        self._digest = digest
         self._init_threads(frozen=True)
+        self._use_model(FullReadModel(results, digest))
         self._readonly = True
         self._snapshots = False
         self._unsnapshotted = 0

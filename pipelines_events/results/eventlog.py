@@ -61,6 +61,12 @@ from pipelines_events.results.base import (
     encode_field_value,
     plan_build,
 )
+from pipelines_events.results.readmodel import (
+    FullReadModel,
+    LazyReadModel,
+    ReadModel,
+    ResultsReader,
+)
 from pipelines_events.results.snapshots import (
     Snapshot,
     SnapshotIgnored,
@@ -68,8 +74,7 @@ from pipelines_events.results.snapshots import (
     encode_snapshot,
 )
 from pipelines_events.status import PipelineTaskStatus
-from projections.digest import DigestProjection
-from projections.results import ResultRecord, ResultsProjection
+from projections.results import ResultRecord
 
 DEFAULT_PATH: Final = "pipelines-events.jsonl"
 """The log file of the default storage, relative to the working directory."""
@@ -345,17 +350,26 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             readonly=readonly,
             **options,
         )
-        self._results = ResultsProjection()
-        self._digest = DigestProjection()
         self._init_threads()
-        self._snapshots = snapshots
         self._snapshot_every = snapshot_every
         self._unsnapshotted = 0
+        if self._log.supports_run_index:
+            # Nothing is folded at open: runs load from the engine's run index on demand.
+            self._snapshots = False
+            self._use_model(LazyReadModel(self._log, self._lock))
+            self._log.seek(self._log.head())
+            return
+        self._snapshots = snapshots
+        self._use_model(FullReadModel())
         if snapshots:
             self._restore_snapshot()
         self.refresh()
         if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
+
+    def _use_model(self, model: ReadModel) -> None:
+        self._model = model
+        self._results: ResultsReader = model.results
 
     def _init_threads(self, *, frozen: bool = False) -> None:
         """The lock of the storage's state (its log's: one lock covers the projections and
@@ -382,7 +396,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             )
 
     @property
-    def results(self) -> ResultsProjection:
+    def read_model(self) -> ReadModel:
+        """What the storage's queries read (a full fold, or runs loaded on demand)."""
+        return self._model
+
+    @property
+    def results(self) -> ResultsReader:
         """The results projection (caught up by :meth:`refresh`)."""
         return self._results
 
@@ -409,8 +428,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def _fold(self, events: list[AnyEvent]) -> None:
         """Fold ``events``, the last the log handed over. When one cannot be folded, the
         log goes back to just before it: it is not skipped, the next read meets it again."""
-        apply_results = self._results.apply
-        apply_digest = self._digest.apply
+        apply_results, apply_digest = self._model.appliers
         try:
             for event in events:
                 apply_results(event)
@@ -515,17 +533,18 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
-        a snapshot is a cache, never needed for correctness)."""
+        a snapshot is a cache, never needed for correctness; nothing on an engine with a
+        run index, which needs none)."""
         self._refuse_write("write a snapshot")
         with self._lock:
             self._write_snapshot()
 
     def _write_snapshot(self) -> None:
+        model = self._model
+        if not isinstance(model, FullReadModel):
+            return  # runs load from the engine's run index: there is nothing to cache
         try:
-            snapshot = Snapshot(
-                position=self._log.position,
-                parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
-            )
+            snapshot = Snapshot(position=self._log.position, parts=model.snapshot_parts())
         except Exception as exc:  # a value the encoder refuses must not fail close()
             warnings.warn(
                 f"{self.snapshot_location}: cannot encode the snapshot ({type(exc).__name__}: "
@@ -556,8 +575,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             snapshot = decode_snapshot(data, path)
             self._log.seek(snapshot.position)
             with _gc_paused():
-                results = ResultsProjection.restore(snapshot.parts["results"])
-                digest = DigestProjection.restore(snapshot.parts["digest"])
+                model = FullReadModel.restore(snapshot.parts)
         except (SnapshotError, LogError, KeyError, OSError) as exc:
             self._log.seek(START)
             warnings.warn(
@@ -566,8 +584,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 stacklevel=3,
             )
             return
-        self._results = results
-        self._digest = digest
+        self._use_model(model)
 
     def _record(self, object_id: str, kind: str) -> ResultRecord:
         self.refresh()
@@ -718,7 +735,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def get_pipeline_digest(self) -> PipelineDigest:
         self.refresh()
         with self._lock:
-            return self._digest.digest()
+            return self._model.digest()
 
     def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
         self.refresh()
