@@ -146,3 +146,19 @@ def test_cleanup_over_the_lazy_model(url: str) -> None:
     assert [e.get_run_id() for e in reader.get_pipeline_executions()] == ["b"]
     writer.close()
     reader.close()
+
+
+def test_a_check_under_the_append_lock_can_load_a_run(url: str) -> None:
+    writer = EventLogPipelineResultsStorage(url)
+    build(writer, "a")
+    reader = EventLogPipelineResultsStorage(url)
+    mine = build(reader, "b")
+    assert lazy(reader).loaded_runs == {"b"}
+    with reader.atomic(require=lambda: reader.get_pipeline_execution("a") is not None) as batch:
+        mine.set_message("checked against run a")
+    assert batch.stored
+    assert lazy(reader).loaded_runs == {"a", "b"}
+    fresh = writer.get_pipeline_execution("b")
+    assert fresh is not None and fresh.get_message() == "checked against run a"
+    writer.close()
+    reader.close()

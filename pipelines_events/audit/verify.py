@@ -141,30 +141,32 @@ def verify(
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
         try:
-            for event in reader.read_new():
-                if snapshot.pending:
-                    snapshot.fold(event)
-                events += 1
-                runs.add(event.run_id)
-                if not checked and event.seq == wanted_seq:
-                    checked = True
-                    if event.hash != wanted_hash:
-                        line, mismatch = event.seq, True
-                        reason = (
-                            f"the event at seq {event.seq} has the hash {event.hash[:16]}..., "
-                            f"not the expected {wanted_hash[:16]}...: the log no longer "
-                            f"extends the recorded head (it was rewritten at line {event.seq} "
-                            "or before)"
-                        )
-                        break
-                if not event.more:
-                    batches += 1
-                    head = reader.position
+            for batch in reader.read(head):
+                for event in batch.events:
                     if snapshot.pending:
-                        snapshot.batch_ends(head)
-                    if progress is not None and head.offset >= next_report:
-                        progress(head.offset, total)
-                        next_report = head.offset + PROGRESS_STEP
+                        snapshot.fold(event)
+                    events += 1
+                    runs.add(event.run_id)
+                    if not checked and event.seq == wanted_seq:
+                        checked = True
+                        if event.hash != wanted_hash:
+                            line, mismatch = event.seq, True
+                            reason = (
+                                f"the event at seq {event.seq} has the hash "
+                                f"{event.hash[:16]}..., not the expected {wanted_hash[:16]}...: "
+                                "the log no longer extends the recorded head (it was "
+                                f"rewritten at line {event.seq} or before)"
+                            )
+                            break
+                if mismatch:
+                    break
+                batches += 1
+                head = batch.cursor
+                if snapshot.pending:
+                    snapshot.batch_ends(head)
+                if progress is not None and head.offset >= next_report:
+                    progress(head.offset, total)
+                    next_report = head.offset + PROGRESS_STEP
         except LogCorruptError as exc:
             line, reason = exc.line, exc.reason
         if line is None:

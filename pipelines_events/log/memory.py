@@ -49,7 +49,8 @@ class MemoryStore:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.lock = threading.Lock()
+        # Re-entrant: an append's on_caught_up may read the run index of the same store.
+        self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.events: list[AnyEvent] = []
         self.lines: list[bytes] = []
