@@ -32,8 +32,6 @@ from pipelines_events.results.base import (
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.readmodel import FullReadModel
 from pipelines_events.status import PipelineTaskStatus
-from projections.digest import DigestProjection
-from projections.results import ResultsProjection
 
 
 class StorageView(EventLogPipelineResultsStorage):
@@ -48,21 +46,16 @@ class StorageView(EventLogPipelineResultsStorage):
     def __init__(
         self,
         log: EventLog,
-        results: ResultsProjection,
-        digest: DigestProjection,
+        model: FullReadModel,
         position: LogPosition,
         *,
         time: datetime | None = None,
         requested_seq: int | None = None,
         as_of: datetime | None = None,
     ) -> None:
-        # The storage's state without its log: nothing is opened for writing.
-        self._log = log
-        self._init_threads(frozen=True)
-        self._use_model(FullReadModel(results, digest))
-        self._readonly = True
-        self._snapshots = False
-        self._unsnapshotted = 0
+        # The storage's queries over a read model folded up to ``position``: nothing is
+        # opened for writing and nothing more is read.
+        self._attach_read_only(log, model)
         self._position = position
         self._time = time
         self._requested_seq = requested_seq
@@ -165,8 +158,8 @@ def view_at(
     if seq is not None and (type(seq) is not int or seq < 0):
         raise InvalidValueError(f"seq: give an int of at least 0, not {seq!r}")
     as_of = check_time("as_of", as_of)
-    results = ResultsProjection()
-    digest = DigestProjection()
+    model = FullReadModel()
+    apply_results, apply_digest = model.appliers
     position = START
     last_ts = ""
     reader = open_log(log, readonly=True)
@@ -179,8 +172,8 @@ def view_at(
                 break
             try:
                 for event in batch:
-                    results.apply(event)
-                    digest.apply(event)
+                    apply_results(event)
+                    apply_digest(event)
             except ProjectionError as exc:
                 raise ProjectionError(f"{reader.location}: {exc}") from exc
             position = read.cursor
@@ -191,8 +184,7 @@ def view_at(
         raise InvalidValueError(f"{log}: there is no seq {seq}: the log ends at seq {position.seq}")
     return StorageView(
         reader,
-        results,
-        digest,
+        model,
         position,
         time=parse_time(last_ts) if last_ts else None,
         requested_seq=seq,

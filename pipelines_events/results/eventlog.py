@@ -371,6 +371,17 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self._model = model
         self._results: ResultsReader = model.results
 
+    def _attach_read_only(self, log: EventLog, model: ReadModel) -> None:
+        """Become a read-only storage over ``log`` whose state is ``model`` as it is: no
+        catch-up, no snapshot, every read frozen (what a point-in-time view is)."""
+        self._log = log
+        self._readonly = True
+        self._snapshots = False
+        self._snapshot_every = DEFAULT_SNAPSHOT_EVERY
+        self._unsnapshotted = 0
+        self._init_threads(frozen=True)
+        self._use_model(model)
+
     def _init_threads(self, *, frozen: bool = False) -> None:
         """The lock of the storage's state (its log's: one lock covers the projections and
         the position), and the per-thread state of atomic blocks."""
