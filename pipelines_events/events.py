@@ -1,14 +1,12 @@
-"""The event types of the log, their line encoding, and the hash chain that links them.
+"""The event types of the log.
 
 Every event is a frozen :class:`msgspec.Struct`; the union :data:`AnyEvent` is tagged by
-the ``type`` member of each JSON line. A line is the event's JSON with a last member
-``"hash"``: the SHA-256 (hex) of the previous event's hash followed by the line's bytes
-before ``,"hash":``. See ``docs/reference/events.rst`` for the schema.
+the ``type`` member of each JSON line. Their line encoding and the hash chain are in
+:mod:`pipelines_events.log.chain`. See ``docs/reference/events.rst`` for the schema.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from datetime import UTC, datetime
@@ -101,38 +99,6 @@ class LogPosition(msgspec.Struct, frozen=True):
 
 START: Final = LogPosition()
 """The position before a log's first event."""
-
-_encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
-
-encode_event = _encoder.encode
-"""Encode an event to JSON bytes (without its ``hash`` when ``hash`` is empty)."""
-
-decode_event = _decoder.decode
-"""Decode one JSON line (bytes) to an event; raises :class:`msgspec.DecodeError`."""
-
-HASH_HEAD: Final = b',"hash":"'
-"""The bytes that open the last member of every line."""
-HASH_SUFFIX_LEN: Final = len(HASH_HEAD) + 64 + 2
-"""Bytes of ``,"hash":"<64 hex>"}`` at the end of every line (before the newline)."""
-
-
-def seal(body: bytes, prev_hash: str) -> tuple[bytes, str]:
-    """Return the line (with its newline) and hash of an encoded event chained to ``prev_hash``.
-
-    ``body`` is the event encoded with an empty ``hash`` and ends with ``}``.
-    """
-    head = body[:-1]
-    digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
-    return b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
-
-
-def link_ok(line: bytes, prev_hash: str) -> bool:
-    """Whether ``line`` (without its newline) chains to ``prev_hash`` through its own hash."""
-    if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != HASH_HEAD:
-        return False
-    digest = hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
-    return line[-66:-2] == digest.encode("ascii")
 
 
 class _Clock:

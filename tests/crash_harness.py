@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make ``reliability`` importabl
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability.common import TinyPipeline, TinyTask, build, snapshot
+from snapshot_support import SnapshotIgnored, snapshot_path
 
 import pipelines_events.log.jsonl as jsonl
 from pipelines_events.events import FieldSet, ObjectCreated
@@ -50,7 +51,6 @@ from pipelines_events.results.eventlog import (
     DEFAULT_SNAPSHOT_EVERY,
     EventLogPipelineResultsStorage,
 )
-from pipelines_events.results.snapshots import SnapshotIgnored, snapshot_path
 from pipelines_events.status import PipelineTaskStatus
 
 KILLS_ENV = "PIPELINES_EVENTS_CRASH_KILLS"

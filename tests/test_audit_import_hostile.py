@@ -33,11 +33,9 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
-    decode_event,
-    encode_event,
-    seal,
 )
 from pipelines_events.log import read_events
+from pipelines_events.log.chain import decode_event, encode_event, seal
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 replace = msgspec.structs.replace

@@ -18,8 +18,9 @@ from pipelines_events.cli import main
 from pipelines_events.conf import override_settings
 from pipelines_events.demo import DemoPipeline
 from pipelines_events.errors import InvalidValueError, LogOpenError, ObjectNotFoundError
-from pipelines_events.events import GENESIS_HASH, AnyEvent, decode_event, encode_event, seal
+from pipelines_events.events import GENESIS_HASH, AnyEvent
 from pipelines_events.log import read_events
+from pipelines_events.log.chain import decode_event, encode_event, seal
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import reset_storage_object
 from pipelines_events.status import PipelineTaskStatus

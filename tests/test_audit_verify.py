@@ -15,8 +15,9 @@ from test_audit_support import drive_run, log_lines, write_lines
 from pipelines_events import audit
 from pipelines_events.cli import main
 from pipelines_events.errors import InvalidValueError, LogOpenError
-from pipelines_events.events import GENESIS_HASH, decode_event, encode_event, seal
+from pipelines_events.events import GENESIS_HASH
 from pipelines_events.log import JsonlEventLog
+from pipelines_events.log.chain import decode_event, encode_event, seal
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 # The log of one run driven by hand (see test_audit_support.drive_run), one event a line:

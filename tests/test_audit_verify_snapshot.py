@@ -10,14 +10,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from snapshot_support import read_snapshot, write_snapshot
 
 from pipelines_events import audit
 from pipelines_events.cli import main
 from pipelines_events.errors import LogCorruptError
-from pipelines_events.events import LogPosition, decode_event
+from pipelines_events.events import LogPosition
+from pipelines_events.log.chain import decode_event
 from pipelines_events.results import helpers
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.snapshots import read_snapshot, write_snapshot
 from pipelines_events.status import PipelineTaskStatus as S
 
 LETTERS = "tests.cli_pipelines.Letters"

@@ -184,9 +184,11 @@ READ_ONLY_METHODS = {
     "get_task_result",
     "get_task_results",
     "log",
+    "read_model",
     "readonly",
     "refresh",
     "results",
+    "snapshot_location",
     "snapshot_path",
 }
 WRITING_METHODS = {"atomic", "build_pipeline_execution", "cleanup", "write_snapshot"}

@@ -15,24 +15,20 @@ from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import (
     DATETIME,
     GENESIS_HASH,
-    HASH_SUFFIX_LEN,
     SCHEMA_VERSION,
     STATUS,
     FieldSet,
     ObjectCreated,
     RunRemoved,
     decode_attrs,
-    decode_event,
     decode_status,
     decode_value,
     encode_attrs,
-    encode_event,
     encode_value,
     format_time,
-    link_ok,
     parse_time,
-    seal,
 )
+from pipelines_events.log.chain import HASH_SUFFIX_LEN, decode_event, encode_event, link_ok, seal
 from pipelines_events.status import PipelineTaskStatus
 
 

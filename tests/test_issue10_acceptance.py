@@ -13,7 +13,8 @@ import pytest
 from msgspec.structs import replace
 
 from pipelines_events.errors import LogCorruptError
-from pipelines_events.events import GENESIS_HASH, decode_event, encode_event, seal
+from pipelines_events.events import GENESIS_HASH
+from pipelines_events.log.chain import decode_event, encode_event, seal
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 DEEP = 5000

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
         "pipelines_events.audit",
     ),
     ("pipelines_events.cli", "pipelines_events.web", "pipelines_events.__main__"),
-    ("pipelines_events.testing",),
+    ("pipelines_events.testing", "pipelines_events.testing_log"),
 ]
 
 
@@ -77,3 +77,42 @@ def test_imports_point_down(path: Path) -> None:
         if (layer := _layer(module)) is not None and layer > own
     ]
     assert upward == [], f"{_module_name(path)} imports a higher layer"
+
+
+# The file engine's modules: only the log layer (and its factory) may import them, so that
+# nothing above the log knows which engine it has. Tests and benchmarks may.
+FILE_ENGINE = ("pipelines_events.log.jsonl", "pipelines_events.log.filesnapshots")
+FILE_ENGINE_NAMES = frozenset(
+    {"JsonlEventLog", "read_events", "scan", "TornWriteRepaired", "LogPermissionsWarning"}
+)
+
+
+def _file_engine_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = [
+        f"line {line}: {module}"
+        for line, module in _imports(path)
+        if any(module == name or module.startswith(name + ".") for name in FILE_ENGINE)
+    ]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "pipelines_events.log":
+            found.extend(
+                f"line {node.lineno}: pipelines_events.log.{alias.name}"
+                for alias in node.names
+                if alias.name in FILE_ENGINE_NAMES
+            )
+    return found
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
+def test_only_the_log_layer_imports_the_file_engine(path: Path) -> None:
+    name = _module_name(path)
+    if name == "pipelines_events.log" or name.startswith("pipelines_events.log."):
+        return  # the log layer itself, the factory (log/open.py) included
+    assert _file_engine_imports(path) == [], f"{name} imports the file engine"
+
+
+def test_the_file_engine_check_sees_an_import() -> None:
+    """The check above finds both ways of importing the engine."""
+    sample = ROOT / "tests" / "test_log_conformance.py"
+    assert any("pipelines_events.log.jsonl" in found for found in _file_engine_imports(sample))

@@ -26,14 +26,10 @@ from pipelines_events.events import (
     ObjectCreated,
     RunRemoved,
     decode_attrs,
-    decode_event,
     decode_value,
     encode_attrs,
-    encode_event,
     encode_value,
-    link_ok,
     parse_time,
-    seal,
 )
 from pipelines_events.log import (
     DURABILITY_MODES,
@@ -42,6 +38,7 @@ from pipelines_events.log import (
     LogPermissionsWarning,
     read_events,
 )
+from pipelines_events.log.chain import decode_event, encode_event, link_ok, seal
 from pipelines_events.status import PipelineTaskStatus
 
 
@@ -510,7 +507,8 @@ def test_any_batches_survive_append_close_reopen_read(
 
 
 def _sealed_file(path: Path, mores: list[int]) -> None:
-    from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, encode_event, seal
+    from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION
+    from pipelines_events.log.chain import encode_event, seal
 
     prev, lines = GENESIS_HASH, []
     for seq, more in enumerate(mores, start=1):

@@ -11,16 +11,9 @@ import msgspec
 import pytest
 
 from pipelines_events.errors import LogCorruptError
-from pipelines_events.events import (
-    GENESIS_HASH,
-    SCHEMA_VERSION,
-    AnyEvent,
-    FieldSet,
-    encode_event,
-    encode_value,
-    seal,
-)
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, AnyEvent, FieldSet, encode_value
 from pipelines_events.log import JsonlEventLog, TornWriteRepaired, read_events
+from pipelines_events.log.chain import encode_event, seal
 
 replace = msgspec.structs.replace
 

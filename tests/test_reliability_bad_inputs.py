@@ -32,8 +32,9 @@ from pipelines_events.errors import (
     LogOpenError,
     ObjectNotFoundError,
 )
-from pipelines_events.events import GENESIS_HASH, encode_event, seal
+from pipelines_events.events import GENESIS_HASH
 from pipelines_events.log import read_events
+from pipelines_events.log.chain import encode_event, seal
 from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import (
     EventLogPipelineResultsStorage,

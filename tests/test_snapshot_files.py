@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pipelines_events.events import LogPosition
-from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.snapshots import (
+from snapshot_support import (
     SLACK_BYTES,
     Snapshot,
     SnapshotIgnored,
@@ -24,6 +21,9 @@ from pipelines_events.results.snapshots import (
     size_bound,
     write_snapshot,
 )
+
+from pipelines_events.events import LogPosition
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.testing import (
     ExamplePipeline,

@@ -24,9 +24,9 @@ from pipelines_events.events import (
     FieldSet,
     ObjectCreated,
     RunRemoved,
-    decode_event,
 )
 from pipelines_events.log import read_events
+from pipelines_events.log.chain import decode_event
 from pipelines_events.results.base import PipelineExecution, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from snapshot_support import SnapshotIgnored, read_snapshot
 
 from pipelines_events.cli import main
 from pipelines_events.errors import InvalidValueError
@@ -21,7 +22,6 @@ from pipelines_events.log import JsonlEventLog
 from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineExecution, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.snapshots import SnapshotIgnored, read_snapshot
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 from pipelines_events.testing import (

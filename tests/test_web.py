@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines_events.cli import main
-from pipelines_events.events import LogPosition
+from pipelines_events.log.jsonl import JsonlEventLog
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.web.app import CSP
 from pipelines_events.web.live import LogTail
@@ -457,23 +457,25 @@ def test_the_stream_resumes_exactly_after_last_event_id(tmp_path: Path) -> None:
         assert b"event: reset\ndata: the log holds fewer events than the page has seen" in beyond
 
 
-def test_offset_after_finds_every_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cursor_after_finds_every_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "runs.jsonl"
     assert main(["run", "tests.cli_pipelines.Hostile", "--log", str(log), "--quiet"]) == 1
     assert main(["run", CALM, "--log", str(log), "--quiet", "--input", '{"seconds": 0}']) == 0
     capsys.readouterr()
     data = log.read_bytes()
     starts = [0] + [i + 1 for i, byte in enumerate(data) if byte == 10]
-    head = LogPosition(offset=len(data), seq=len(starts) - 1)
-    tail = LogTail(log)
-    try:
+    with JsonlEventLog(log, readonly=True) as reader:
+        list(reader.read_new())
+        head = reader.position
+        assert head.offset == len(data)
+        tail = LogTail(reader)
         for seq in range(head.seq + 1):
-            assert tail.offset_after(seq, head) == starts[seq], seq
-        assert tail.offset_after(head.seq + 5, head) == len(data)
-        seqs = [event.seq for event, _ in tail.events(starts[3], len(data), 10**6)]
+            cursor = tail.cursor_after(seq, head)
+            assert (cursor.seq, cursor.offset) == (seq, starts[seq]), seq
+        assert tail.cursor_after(head.seq + 5, head) == head
+        start = tail.cursor_after(3, head)
+        seqs = [event.seq for event, _ in tail.events(start, head, 10**6)]
         assert seqs == list(range(4, head.seq + 1))
-    finally:
-        tail.close()
 
 
 def test_serve_without_the_web_extra_says_how_to_install_it(served: tuple[Server, Path]) -> None:

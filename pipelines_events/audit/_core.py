@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -11,16 +10,17 @@ import msgspec
 from pipelines_events.errors import InvalidValueError, PipelinesEventsError, ReadOnlyStorageError
 from pipelines_events.events import (
     KINDS,
+    START,
     AnyEvent,
     LogPosition,
 )
-from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.log.open import LogTarget, open_log
 from pipelines_events.results.base import as_status
 from pipelines_events.status import PipelineTaskStatus
 from projections.history import CREATED, REMOVED, SET, Change, HistoryProjection
 
-LogPath = str | os.PathLike[str]
-"""A log file, as a str or a path."""
+LogPath = LogTarget
+"""A log: a file path (str or path-like), or a URL (``postgresql://``, ``memory://``)."""
 
 AuditChange = Change
 """One change of one result object: :class:`projections.history.Change`."""
@@ -66,13 +66,9 @@ def iter_batches(path: LogPath) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
     Opens the file read-only: a missing file is a :class:`~pipelines_events.errors.LogOpenError`
     and nothing is created. Damage raises :class:`~pipelines_events.errors.LogCorruptError`.
     """
-    with JsonlEventLog(path, readonly=True) as log:
-        batch: list[AnyEvent] = []
-        for event in log.read_new():
-            batch.append(event)
-            if not event.more:
-                yield batch, log.position
-                batch = []
+    with open_log(path, readonly=True) as log:
+        for batch in log.read(START):
+            yield batch.events, batch.cursor
 
 
 def check_kind(kind: str | None) -> str | None:

@@ -10,7 +10,7 @@ from typing import Final
 from pipelines_events.audit._core import REMOVED, AuditChange, ChangeFold, LogPath, on_field
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import PIPELINE_EXECUTION, AnyEvent, LogPosition
-from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.log.open import open_log
 from pipelines_events.status import PipelineTaskStatus
 
 POLL_INTERVAL: Final = 0.15
@@ -57,7 +57,7 @@ class Follower:
         self.poll_interval = poll_interval
         self._sleep = sleep
         self._clock = clock
-        self._log = JsonlEventLog(log, readonly=True)
+        self._log = open_log(log, readonly=True)
         self.status: PipelineTaskStatus | None = None
         """The status of the run's execution, as last seen (None before it exists)."""
         self.timed_out = False
@@ -90,14 +90,9 @@ class Follower:
         try:
             while True:
                 read = False
-                batch: list[AnyEvent] = []
-                for event in self._log.read_new():
-                    batch.append(event)
-                    if event.more:
-                        continue
+                for batch in self._log.read_batches():
                     read = True
                     yield from self._changes(fold, batch, catching_up)
-                    batch = []
                     if not catching_up and self.until_done and self.done:
                         return
                 if catching_up:
@@ -112,7 +107,11 @@ class Follower:
                     wait = self.poll_interval
                     if deadline is not None:
                         wait = min(wait, deadline - now)
-                    self._sleep(wait)
+                    if self._sleep is time.sleep:
+                        # Woken as soon as a batch is in the log (or the wait ends).
+                        self._log.wait(self._log.position, wait)
+                    else:
+                        self._sleep(wait)
         finally:
             self._log.close()
 

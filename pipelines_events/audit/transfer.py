@@ -35,17 +35,10 @@ from pipelines_events.errors import (
     LogWriteError,
     ObjectNotFoundError,
 )
-from pipelines_events.events import (
-    GENESIS_HASH,
-    HASH_SUFFIX_LEN,
-    SCHEMA_VERSION,
-    START,
-    AnyEvent,
-    ObjectCreated,
-    encode_event,
-    seal,
-)
-from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, JsonlEventLog
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, START, AnyEvent, ObjectCreated
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, EventLog
+from pipelines_events.log.chain import HASH_SUFFIX_LEN, encode_event, seal
+from pipelines_events.log.open import is_url, open_log
 
 IMPORTED: Final = "imported"
 EXTENDED: Final = "extended"
@@ -111,7 +104,7 @@ def export(log: LogPath, run_id: str, out: LogPath, *, force: bool = False) -> E
         raise LogOpenError(
             f"{target}: the directory {directory} does not exist; nothing was written"
         )
-    JsonlEventLog(log, readonly=True).close()  # a missing log: no temporary file at all
+    open_log(log, readonly=True).close()  # a missing log: no temporary file at all
     remove_abandoned_exports(target)
     fd, temporary = _create_part(target)
     try:
@@ -450,9 +443,9 @@ class _Target:
 
 def _read_target(name: str, source: _Source) -> _Target:
     target = _Target(name, source)
-    if not Path(name).exists():
+    if not is_url(name) and not Path(name).exists():
         return target
-    with JsonlEventLog(name, readonly=True) as log:
+    with open_log(name, readonly=True) as log:
         for batch in log.read_batches():
             target.fold(batch)
         target.position = log.position
@@ -519,7 +512,7 @@ class Replay:
         """One outcome per run of the source when ``into`` is given (what the import will
         do, then, once :meth:`steps` is done, what it did)."""
         if into is None:
-            JsonlEventLog(source, readonly=True).close()  # fail now on a missing file
+            open_log(source, readonly=True).close()  # fail now on a missing file
             return
         _check_not_same(source, into)
         checked = _Source(os.fspath(source), read_source(source))
@@ -574,9 +567,9 @@ class Replay:
                 finally:
                     self.outcomes = self._outcomes(planned=False)
 
-    def _open_writer(self) -> JsonlEventLog:
+    def _open_writer(self) -> EventLog:
         assert self.into is not None and self._target is not None
-        writer = JsonlEventLog(self.into)
+        writer = open_log(self.into)
         try:
             writer.seek(self._target.position)
         except BaseException:
@@ -585,7 +578,7 @@ class Replay:
         return writer
 
     def _play(
-        self, batches: Iterator[list[AnyEvent]], writer: JsonlEventLog | None
+        self, batches: Iterator[list[AnyEvent]], writer: EventLog | None
     ) -> Iterator[ReplayStep]:
         fold = ChangeFold()
         first: datetime | None = None
@@ -612,7 +605,7 @@ class Replay:
                 changes=changes,
             )
 
-    def _write(self, writer: JsonlEventLog, number: int) -> None:
+    def _write(self, writer: EventLog, number: int) -> None:
         """Append what the target lacks of batch ``number``, deciding under its lock."""
         target = self._target
         assert target is not None

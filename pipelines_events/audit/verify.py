@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -19,9 +18,9 @@ from pipelines_events.errors import (
     ProjectionError,
     SnapshotError,
 )
-from pipelines_events.events import GENESIS_HASH, START, AnyEvent, LogPosition, decode_event
-from pipelines_events.log.jsonl import JsonlEventLog, _looks_torn
-from pipelines_events.results.snapshots import read_snapshot, size_bound, snapshot_path
+from pipelines_events.events import GENESIS_HASH, START, AnyEvent, LogPosition
+from pipelines_events.log.open import open_log
+from pipelines_events.results.snapshots import decode_snapshot
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
@@ -136,40 +135,42 @@ def verify(
     reason: str | None = None
     mismatch = False
     snapshot = _SnapshotCheck(log)
-    with JsonlEventLog(log, readonly=True) as reader:
-        total = reader.size()
+    with open_log(log, readonly=True) as reader:
+        total = reader.stored_bytes() or 0
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
         try:
-            for event in reader.read_new():
-                if snapshot.pending:
-                    snapshot.fold(event)
-                events += 1
-                runs.add(event.run_id)
-                if not checked and event.seq == wanted_seq:
-                    checked = True
-                    if event.hash != wanted_hash:
-                        line, mismatch = event.seq, True
-                        reason = (
-                            f"the event at seq {event.seq} has the hash {event.hash[:16]}..., "
-                            f"not the expected {wanted_hash[:16]}...: the log no longer "
-                            f"extends the recorded head (it was rewritten at line {event.seq} "
-                            "or before)"
-                        )
-                        break
-                if not event.more:
-                    batches += 1
-                    head = reader.position
+            for batch in reader.read(head):
+                for event in batch.events:
                     if snapshot.pending:
-                        snapshot.batch_ends(head)
-                    if progress is not None and head.offset >= next_report:
-                        progress(head.offset, total)
-                        next_report = head.offset + PROGRESS_STEP
+                        snapshot.fold(event)
+                    events += 1
+                    runs.add(event.run_id)
+                    if not checked and event.seq == wanted_seq:
+                        checked = True
+                        if event.hash != wanted_hash:
+                            line, mismatch = event.seq, True
+                            reason = (
+                                f"the event at seq {event.seq} has the hash "
+                                f"{event.hash[:16]}..., not the expected {wanted_hash[:16]}...: "
+                                "the log no longer extends the recorded head (it was "
+                                f"rewritten at line {event.seq} or before)"
+                            )
+                            break
+                if mismatch:
+                    break
+                batches += 1
+                head = batch.cursor
+                if snapshot.pending:
+                    snapshot.batch_ends(head)
+                if progress is not None and head.offset >= next_report:
+                    progress(head.offset, total)
+                    next_report = head.offset + PROGRESS_STEP
         except LogCorruptError as exc:
             line, reason = exc.line, exc.reason
-        if line is None and total > head.offset:
-            reason = _not_torn(log, head.offset, total)
+        if line is None:
+            reason = reader.damage_after(head)
             if reason is not None:
                 line = head.seq + 1
         if line is None and not checked:
@@ -203,21 +204,6 @@ def verify(
     )
 
 
-def _not_torn(log: LogPath, offset: int, total: int) -> str | None:
-    """Why the bytes after ``offset`` are damage, or None if they can be a torn write (the
-    writers' rule: they cut a torn write and refuse to cut anything else)."""
-    with open(os.fspath(log), "rb") as file:
-        file.seek(offset)
-        tail = file.read(64)
-    if _looks_torn(tail):
-        return None
-    return (
-        f"the file ends ({total - offset} bytes from byte {offset} on: {tail[:40]!r}) with "
-        "bytes that are not the start of an event, so they are not a torn write: writers "
-        "refuse to open the log until they are removed (were they appended by hand?)"
-    )
-
-
 class _SnapshotCheck:
     """The snapshot beside a log, as a storage opening the log would use it, compared with
     the state a replay of the log gives at the snapshot's position."""
@@ -228,16 +214,21 @@ class _SnapshotCheck:
         self.seq: int | None = None
         self.reason: str | None = None
         self.pending = False
-        path = snapshot_path(Path(os.fspath(log)))
-        if not os.path.lexists(path):
+        with open_log(log, readonly=True) as reader:
+            store = reader.snapshots
+            path = store.location
+            try:
+                # Read as a storage reads it (from the log's owner, within the size bound).
+                data = store.load()
+            except SnapshotError as exc:
+                self.location = path
+                self._ignored(str(exc))
+                return
+        if data is None:
             return
-        self.location = str(path)
+        self.location = path
         try:
-            # Read as a storage reads it: from the log's owner, within the size bound.
-            status = os.stat(os.fspath(log))
-            snapshot = read_snapshot(
-                path, owner=status.st_uid, max_bytes=size_bound(status.st_size)
-            )
+            snapshot = decode_snapshot(data, path)
             self.seq = snapshot.position.seq
             results = ResultsProjection.restore(snapshot.parts["results"])
             digest = DigestProjection.restore(snapshot.parts["digest"])
@@ -248,7 +239,7 @@ class _SnapshotCheck:
             self._ignored(str(exc))
             return
         try:
-            with JsonlEventLog(log, readonly=True) as reader:
+            with open_log(log, readonly=True) as reader:
                 reader.seek(snapshot.position)
         except LogError as exc:
             self._ignored(f"{path}: its position is not an event of the log: {exc}")
@@ -417,39 +408,13 @@ def head(log: LogPath) -> Head:
     Reads only the tail of the file: it proves nothing about the lines before (run
     :func:`verify` for that; its report holds the same head).
     """
-    with JsonlEventLog(log, readonly=True) as reader:
-        size = reader.size()
-    if size == 0:
-        return Head(0, GENESIS_HASH, 0)
-    with open(log, "rb") as file:
-        found = _last_batch_end(file.fileno(), size)
-    if found is None:
+    try:
+        with open_log(log, readonly=True) as reader:
+            cursor = reader.head()
+    except LogCorruptError:
         # Nothing readable at the end: let the full check say where the damage is.
         report = verify(log)
         if not report.ok:
-            raise LogCorruptError(report.path, report.line or 0, report.reason or "")
+            raise LogCorruptError(report.path, report.line or 0, report.reason or "") from None
         return report.head
-    return found
-
-
-def _last_batch_end(fd: int, size: int) -> Head | None:
-    """The head after the last line with ``more == 0``, or None if the tail is unreadable."""
-    window = 1 << 16
-    while True:
-        start = max(0, size - window)
-        data = os.pread(fd, size - start, start)
-        end = data.rfind(b"\n") + 1
-        while end > 0:
-            cut = data.rfind(b"\n", 0, end - 1) + 1
-            if cut == 0 and start > 0:
-                break  # the line may begin before the window
-            try:
-                event = decode_event(data[cut : end - 1])
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                return None
-            if event.more == 0:
-                return Head(event.seq, event.hash, start + end)
-            end = cut
-        if start == 0:
-            return Head(0, GENESIS_HASH, 0)
-        window *= 4
+    return Head(cursor.seq, cursor.hash, cursor.offset)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -21,7 +19,8 @@ from pipelines_events.events import (
     LogPosition,
     parse_time,
 )
-from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.log.base import EventLog
+from pipelines_events.log.open import open_log
 from pipelines_events.results.base import (
     BuildablePipeline,
     PipelineExecution,
@@ -31,9 +30,8 @@ from pipelines_events.results.base import (
     TaskResult,
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.readmodel import FullReadModel
 from pipelines_events.status import PipelineTaskStatus
-from projections.digest import DigestProjection
-from projections.results import ResultsProjection
 
 
 class StorageView(EventLogPipelineResultsStorage):
@@ -47,23 +45,17 @@ class StorageView(EventLogPipelineResultsStorage):
 
     def __init__(
         self,
-        log: JsonlEventLog,
-        results: ResultsProjection,
-        digest: DigestProjection,
+        log: EventLog,
+        model: FullReadModel,
         position: LogPosition,
         *,
         time: datetime | None = None,
         requested_seq: int | None = None,
         as_of: datetime | None = None,
     ) -> None:
-        # The storage's state without its log: nothing is opened for writing.
-        self._log = log
-        self._results = results
-        self._digest = digest
-        self._init_threads(frozen=True)
-        self._readonly = True
-        self._snapshots = False
-        self._unsnapshotted = 0
+        # The storage's queries over a read model folded up to ``position``: nothing is
+        # opened for writing and nothing more is read.
+        self._attach_read_only(log, model)
         self._position = position
         self._time = time
         self._requested_seq = requested_seq
@@ -166,24 +158,25 @@ def view_at(
     if seq is not None and (type(seq) is not int or seq < 0):
         raise InvalidValueError(f"seq: give an int of at least 0, not {seq!r}")
     as_of = check_time("as_of", as_of)
-    results = ResultsProjection()
-    digest = DigestProjection()
+    model = FullReadModel()
+    apply_results, apply_digest = model.appliers
     position = START
     last_ts = ""
-    reader = JsonlEventLog(os.fspath(log), readonly=True)
+    reader = open_log(log, readonly=True)
     try:
-        for batch in _batches(reader):
+        for read in reader.read(START):
+            batch = read.events
             if seq is not None and position.seq >= seq:
                 break
             if as_of is not None and parse_time(batch[0].ts) > as_of:
                 break
             try:
                 for event in batch:
-                    results.apply(event)
-                    digest.apply(event)
+                    apply_results(event)
+                    apply_digest(event)
             except ProjectionError as exc:
                 raise ProjectionError(f"{reader.location}: {exc}") from exc
-            position = reader.position
+            position = read.cursor
             last_ts = batch[-1].ts
     finally:
         reader.close()
@@ -191,22 +184,12 @@ def view_at(
         raise InvalidValueError(f"{log}: there is no seq {seq}: the log ends at seq {position.seq}")
     return StorageView(
         reader,
-        results,
-        digest,
+        model,
         position,
         time=parse_time(last_ts) if last_ts else None,
         requested_seq=seq,
         as_of=as_of,
     )
-
-
-def _batches(log: JsonlEventLog) -> Iterator[list[AnyEvent]]:
-    batch: list[AnyEvent] = []
-    for event in log.read_new():
-        batch.append(event)
-        if not event.more:
-            yield batch
-            batch = []
 
 
 class ObjectState(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,11 +24,13 @@ from pipelines_events.cli.common import (
     add_format_option,
     add_log_option,
     log_path,
+    log_target,
     printable,
     resolve_run_id,
 )
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import KINDS
+from pipelines_events.log.open import LogTarget
 from pipelines_events.status import PipelineTaskStatus
 
 EXIT_OK: Final = 0
@@ -223,10 +225,17 @@ def _register_replay(commands: Any) -> None:
         _replay,
     )
     parser.add_argument(
-        "file", metavar="FILE", type=Path, nargs="?", help="the log to replay (default: --log)"
+        "file",
+        metavar="FILE|URL",
+        type=log_target,
+        nargs="?",
+        help="the log to replay (default: --log)",
     )
     parser.add_argument(
-        "--into", metavar="PATH", type=Path, help="import the runs into this log as they replay"
+        "--into",
+        metavar="PATH|URL",
+        type=log_target,
+        help="import the runs into this log as they replay",
     )
     parser.add_argument(
         "--speed",
@@ -237,7 +246,7 @@ def _register_replay(commands: Any) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     speed = parse_seconds_option("--speed", args.speed)
-    source: Path = args.file if args.file is not None else log_path(args)
+    source: LogTarget = args.file if args.file is not None else log_path(args)
     player = audit.Replay(source, into=args.into, speed=speed)
     out = out_audit.audit_console()
     fmt = args.format
@@ -304,7 +313,7 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _verify_with_bar(path: Path, expect: audit.Head | None) -> audit.VerifyReport:
+def _verify_with_bar(path: LogTarget, expect: audit.Head | None) -> audit.VerifyReport:
     progress = Progress(
         TextColumn("verifying"),
         BarColumn(),

@@ -45,7 +45,6 @@ from pipelines_events.errors import (
     ObjectNotFoundError,
     PipelinesEventsError,
 )
-from pipelines_events.log.jsonl import JsonlEventLog
 from pipelines_events.pipeline import Pipeline
 from pipelines_events.registry import import_dotted
 from pipelines_events.reporters import PipelineReporter
@@ -258,17 +257,17 @@ class RunChanges:
     def __init__(self, storage: EventLogPipelineResultsStorage, run_id: str) -> None:
         self.run_id = run_id
         self._fold = ChangeFold()
-        self._log = JsonlEventLog(storage.log.path, readonly=True)
-        try:
-            self._log.seek(storage.log.position)
-        except BaseException:
-            self._log.close()
-            raise
+        self._log = storage.log
+        self._position = storage.log.position
 
     def read(self) -> list[AuditChange]:
         """The status changes of the run appended since the last call."""
         changes: list[AuditChange] = []
-        for batch in self._log.read_batches():
+        batches = []
+        for read in self._log.read(self._position):
+            batches.append(read.events)
+            self._position = read.cursor
+        for batch in batches:
             mine = [event for event in batch if event.run_id == self.run_id]
             if mine:
                 changes.extend(
@@ -279,8 +278,7 @@ class RunChanges:
         return changes
 
     def close(self) -> None:
-        """Stop reading the log."""
-        self._log.close()
+        """Stop reading the log (the storage keeps it open)."""
 
 
 class ConsoleReporter(PipelineReporter):

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from pipelines_events.cli.common import add_log_option, log_path
 from pipelines_events.errors import InvalidValueError, LogOpenError, PipelinesEventsError
+from pipelines_events.log.open import is_url
 
 EXIT_OK: Final = 0
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -60,7 +61,7 @@ def parse_port(text: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     port = parse_port(args.port)
     path = log_path(args)
-    if not path.exists():
+    if not is_url(path) and not Path(path).exists():
         raise LogOpenError(f"{path}: no such log file")
     try:
         from pipelines_events.web import server

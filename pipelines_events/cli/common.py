@@ -15,6 +15,7 @@ from pipelines_events.errors import (
     ObjectNotFoundError,
     PipelinesEventsError,
 )
+from pipelines_events.log.open import LogTarget, is_url
 from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import DEFAULT_PATH, EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, load_storage_class
@@ -39,13 +40,20 @@ def printable(text: object) -> str:
     return (text if isinstance(text, str) else str(text)).translate(_ESCAPES)
 
 
+def log_target(text: str) -> LogTarget:
+    """A ``--log`` value: a URL (``postgresql://...``, ``memory://NAME``) as given, else a
+    path."""
+    return text if is_url(text) else Path(text)
+
+
 def add_log_option(parser: argparse.ArgumentParser) -> None:
-    """``--log PATH``: use this log file instead of the configured storage."""
+    """``--log PATH|URL``: use this log instead of the configured storage."""
     parser.add_argument(
         "--log",
-        metavar="PATH",
-        type=Path,
-        help="the JSON-lines log to use (default: the configured storage)",
+        metavar="PATH|URL",
+        type=log_target,
+        help="the log to use: a JSON-lines file, or a postgresql:// URL "
+        "(default: the configured storage)",
     )
 
 
@@ -63,7 +71,7 @@ def open_storage(args: argparse.Namespace, *, readonly: bool = False) -> Pipelin
     it never creates, repairs or snapshots the log. A configured storage of another class
     is the shared configured one.
     """
-    log: Path | None = args.log
+    log: LogTarget | None = args.log
     if log is not None:
         return EventLogPipelineResultsStorage(log, readonly=readonly)
     if not readonly:
@@ -89,13 +97,14 @@ def setting_source() -> str:
     return settings.lookup(STORAGE_SETTING)[1]
 
 
-def log_path(args: argparse.Namespace) -> Path:
-    """The log file of ``--log``, else the ``path`` of the configured event-log storage.
+def log_path(args: argparse.Namespace) -> LogTarget:
+    """The log of ``--log``, else the ``path`` of the configured event-log storage (a path
+    or a URL).
 
     Reads the setting only: nothing is opened or created (read-only commands must not
     create a missing log).
     """
-    log: Path | None = args.log
+    log: LogTarget | None = args.log
     if log is not None:
         return log
     dotted, kwargs = storage_setting()
@@ -105,7 +114,8 @@ def log_path(args: argparse.Namespace) -> Path:
             f"{STORAGE_SETTING} is {dotted}, not an event-log storage, so it has no log "
             "file: pass --log PATH"
         )
-    return Path(kwargs.get("path", DEFAULT_PATH))
+    target = kwargs.get("path", DEFAULT_PATH)
+    return log_target(target) if isinstance(target, str) else Path(target)
 
 
 def console() -> Console:

@@ -8,6 +8,7 @@ from pipelines_events.log.jsonl import (
     TornWriteRepaired,
     read_events,
 )
+from pipelines_events.log.open import open_log
 
 __all__ = [
     "DURABILITY_MODES",
@@ -15,5 +16,6 @@ __all__ = [
     "JsonlEventLog",
     "LogPermissionsWarning",
     "TornWriteRepaired",
+    "open_log",
     "read_events",
 ]

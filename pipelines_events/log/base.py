@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -209,6 +209,19 @@ class EventLog(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- checks beyond the chain ---------------------------------------------------------
+
+    def stored_bytes(self) -> int | None:
+        """How many bytes the engine holds for the log now, when it can tell (for progress
+        reports); None otherwise."""
+        return None
+
+    def damage_after(self, cursor: Cursor) -> str | None:
+        """Why what the engine holds after ``cursor`` (the end of the last complete batch)
+        is damage rather than an unfinished batch, or None. The file log checks the bytes
+        at its end; engines that only ever store whole batches have nothing to check."""
+        return None
+
     # -- the run index (engines with ``supports_run_index``) -----------------------------
 
     def run_summaries(self) -> list[RunSummary]:
@@ -226,3 +239,20 @@ class EventLog(abc.ABC):
 
 DEFAULT_WAIT_POLL: Final = 0.05
 """Seconds between looks when an engine polls in :meth:`EventLog.wait`."""
+
+DURABILITY_MODES: Final = ("fsync", "none")
+"""The values of :data:`Durability`."""
+
+DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
+"""The largest encoded event (its line, hash included) an engine accepts by default."""
+
+
+def group_batches(events: Iterable[AnyEvent]) -> Iterator[list[AnyEvent]]:
+    """Group events given in log order into their batches (each ends with ``more == 0``);
+    the events of an unfinished last batch are not yielded."""
+    batch: list[AnyEvent] = []
+    for event in events:
+        batch.append(event)
+        if event.more == 0:
+            yield batch
+            batch = []

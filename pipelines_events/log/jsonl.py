@@ -16,11 +16,12 @@ import hashlib
 import os
 import stat
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 
@@ -33,26 +34,33 @@ from pipelines_events.errors import (
 )
 from pipelines_events.events import (
     GENESIS_HASH,
-    HASH_HEAD,
-    HASH_SUFFIX_LEN,
     SCHEMA_VERSION,
     START,
     AnyEvent,
     LogPosition,
+    now_text,
+)
+from pipelines_events.log.base import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_WAIT_POLL,
+    DURABILITY_MODES,
+    Batch,
+    Durability,
+    EventLog,
+)
+from pipelines_events.log.chain import (
+    HASH_HEAD,
+    HASH_SUFFIX_LEN,
     decode_event,
     encode_event,
     link_ok,
-    now_text,
     seal,
 )
-from pipelines_events.log.base import EventLog
+from pipelines_events.log.filesnapshots import FileSnapshotStore
 
-Durability = Literal["fsync", "none"]
-DURABILITY_MODES: Final = ("fsync", "none")
-"""``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
-``none``: no fsync; events survive a crash of the process, not of the machine."""
+# ``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
+# ``none``: no fsync; events survive a crash of the process, not of the machine.
 
-DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 _CHUNK: Final = 1 << 20
 _MAX_RESTARTS: Final = 16
 """How often one scan re-reads bytes a writer changed under it before it gives up."""
@@ -110,6 +118,7 @@ class JsonlEventLog(EventLog):
         self._fd = -1
         self._lock = threading.RLock()
         self._mode_checked = False
+        self._snapshots = FileSnapshotStore(self._path, mode=mode, log_size=self.size)
         self._open()
         _OPEN_LOGS.add(self)
 
@@ -284,10 +293,101 @@ class JsonlEventLog(EventLog):
         callers that keep state in step with the position."""
         return self._lock
 
+    @property
+    def readonly(self) -> bool:
+        """Whether the log was opened read-only (never written, not even repaired)."""
+        return self._readonly
+
+    @property
+    def snapshots(self) -> FileSnapshotStore:
+        """The snapshot file beside the log (``<log>.snapshot``)."""
+        return self._snapshots
+
     def size(self) -> int:
         """The file's current size in bytes."""
         self._check_usable()
         return _end(self._fd)
+
+    def stored_bytes(self) -> int:
+        """The file's size."""
+        return self.size()
+
+    def damage_after(self, cursor: LogPosition) -> str | None:
+        """Why the bytes after ``cursor`` are damage, or None when there are none or they can
+        be a torn write (the writers' rule: they cut a torn write and nothing else)."""
+        self._check_usable()
+        total = _end(self._fd)
+        offset = cursor.offset
+        if total <= offset:
+            return None
+        tail = os.pread(self._fd, 64, offset)
+        if _looks_torn(tail):
+            return None
+        return (
+            f"the file ends ({total - offset} bytes from byte {offset} on: {tail[:40]!r}) with "
+            "bytes that are not the start of an event, so they are not a torn write: writers "
+            "refuse to open the log until they are removed (were they appended by hand?)"
+        )
+
+    # -- cursors -----------------------------------------------------------------------
+
+    def head(self) -> LogPosition:
+        """The cursor after the last complete batch in the file now."""
+        with self._lock:
+            self._check_usable()
+            position = self._position
+        return self._last_complete(position)
+
+    def _last_complete(self, after: LogPosition) -> LogPosition:
+        """The cursor after the file's last complete batch, known to be at or after
+        ``after``; ``after`` itself when nothing complete follows it."""
+        fd = self._fd
+        size = _end(fd)
+        if size == after.offset:
+            return after
+        if size < after.offset:
+            raise LogError(_shrunk(str(self._path), size, after.offset))
+        keep = _complete_prefix(fd, size, str(self._path))
+        if keep <= after.offset:
+            return after
+        line = self._line_ending_at(keep)
+        if line is not None:
+            with contextlib.suppress(LogError):
+                event = self._decoded(line, keep)
+                if event.seq > after.seq and event.more == 0:
+                    return LogPosition(keep, event.seq, event.hash)
+        last = after  # damage at the end: a scan reports it precisely
+        for _batch, cursor in scan(fd, after, str(self._path)):
+            last = cursor
+        return last
+
+    def cursor_at(self, seq: int) -> LogPosition:
+        """The cursor after the event ``seq`` (START for 0), found from the position."""
+        if type(seq) is not int or seq < 0:
+            raise LogError(f"{self._path}: seq must be a whole number of at least 0, not {seq!r}")
+        if seq == 0:
+            return START
+        with self._lock:
+            self._check_usable()
+            position = self._position
+        end = position
+        if seq > position.seq:
+            for _batch, end in scan(self._fd, position, str(self._path)):
+                if end.seq >= seq:
+                    break
+            if end.seq < seq:
+                raise LogError(
+                    f"{self._path}: the log has no event seq {seq} (its last complete batch "
+                    f"ends at seq {end.seq})"
+                )
+        if end.seq == seq:
+            return end
+        offset = self._line_start(end.offset, end.seq - seq)
+        line = self._line_ending_at(offset)
+        event = None if line is None else self._decoded(line, offset)
+        if event is None or event.seq != seq:
+            raise LogError(f"{self._path}: seq {seq} does not end at byte {offset}")
+        return LogPosition(offset, seq, event.hash)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -344,6 +444,8 @@ class JsonlEventLog(EventLog):
             raise LogError(f"{self._path}: the line before byte {offset}: {_TOO_DEEP}") from None
 
     def _checked(self, position: LogPosition) -> LogPosition:
+        if not isinstance(position, LogPosition):
+            raise LogError(f"{self._path}: not a cursor of this log: {position!r}")
         if position == START:
             return START
         line = self._line_ending_at(position.offset)
@@ -359,6 +461,47 @@ class JsonlEventLog(EventLog):
                 f"hash {event.hash[:12]}..., not seq {position.seq} hash {position.hash[:12]}..."
             )
         return position
+
+    def read(self, after: LogPosition, *, limit: int | None = None) -> Iterator[Batch]:
+        """Yield the complete batches after ``after`` (checked to be an event of the file),
+        verifying every line; the position does not move."""
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise LogError(
+                f"{self._path}: limit must be a whole number of at least 1, not {limit!r}"
+            )
+        with self._lock:
+            self._check_usable()
+            start = self._checked(after)
+        return self._read_after(start, limit)
+
+    def _read_after(self, start: LogPosition, limit: int | None) -> Iterator[Batch]:
+        count = 0
+        for events, cursor in scan(self._fd, start, str(self._path)):
+            if limit is not None and count and count + len(events) > limit:
+                return
+            count += len(events)
+            yield Batch(events, cursor)
+            if limit is not None and count >= limit:
+                return
+
+    def wait(self, after: LogPosition, timeout: float) -> bool:
+        """Poll the file's size until a complete batch follows ``after`` or ``timeout``
+        seconds pass."""
+        if type(timeout) not in (int, float) or not timeout >= 0:
+            raise LogError(
+                f"{self._path}: timeout must be a number of seconds >= 0, not {timeout!r}"
+            )
+        with self._lock:
+            self._check_usable()
+            after = self._checked(after)
+        deadline = time.monotonic() + timeout
+        while True:
+            if _end(self._fd) != after.offset and self._last_complete(after).seq > after.seq:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(DEFAULT_WAIT_POLL, remaining))
 
     def has_new(self) -> bool:
         if self._fd < 0:

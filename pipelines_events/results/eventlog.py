@@ -44,7 +44,8 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.jsonl import DEFAULT_MAX_EVENT_BYTES, Durability, JsonlEventLog
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, EventLog
+from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
     IDENTIFYING_FIELDS,
     Batch,
@@ -60,25 +61,29 @@ from pipelines_events.results.base import (
     encode_field_value,
     plan_build,
 )
+from pipelines_events.results.readmodel import (
+    FullReadModel,
+    LazyReadModel,
+    ReadModel,
+    ResultsReader,
+)
 from pipelines_events.results.snapshots import (
     Snapshot,
     SnapshotIgnored,
-    read_snapshot,
-    snapshot_path,
-    write_snapshot,
+    decode_snapshot,
+    encode_snapshot,
 )
-from pipelines_events.results.snapshots import size_bound as snapshot_size_bound
 from pipelines_events.status import PipelineTaskStatus
-from projections.digest import DigestProjection
-from projections.results import ResultRecord, ResultsProjection
+from projections.results import ResultRecord
 
 DEFAULT_PATH: Final = "pipelines-events.jsonl"
 """The log file of the default storage, relative to the working directory."""
 
 DEFAULT_SNAPSHOT_EVERY: Final = 100_000
 """A snapshot is written when a storage opens or closes this many events past the last."""
-_BIG_READ: Final = 1 << 20
-"""Catch-ups of more bytes than this run with the cyclic garbage collector paused."""
+_BIG_GROUP: Final = 1000
+"""Catch-ups that hand over more events than this at once run with the cyclic garbage
+collector paused."""
 _PENDING: Final = PipelineTaskStatus.PENDING.value
 _STATUS_TYPES: Final = {"status": STATUS}
 _RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
@@ -298,18 +303,21 @@ _CLASSES: Final[dict[str, type[_EventLogObject]]] = {
 
 
 class EventLogPipelineResultsStorage(PipelineResultsStorage):
-    """Result objects as an append-only, hash-chained JSON-lines log.
+    """Result objects as an append-only, hash-chained event log.
 
-    ``path`` is the log file (created with its directory when missing); ``durability``,
-    ``mode`` and ``max_event_bytes`` are passed to :class:`JsonlEventLog`. Opening the
-    storage replays the log. With ``readonly`` the log must exist and is never written:
-    a torn tail is skipped, not cut, a snapshot is read but never written, and every
-    write raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
+    ``path`` is the log: a file path (created with its directory when missing), a
+    ``postgresql://`` URL or ``memory://NAME``, opened with
+    :func:`~pipelines_events.log.open.open_log`. ``durability``, ``max_event_bytes``,
+    ``mode`` (file logs only) and ``log_options`` (a dict: the engine's own options, such
+    as the PostgreSQL engine's connection options) are passed to the engine. Opening the
+    storage replays the log. With ``readonly`` the log must exist and is never written: a
+    torn tail is skipped, not cut, a snapshot is read but never written, and every write
+    raises :class:`~pipelines_events.errors.ReadOnlyStorageError`.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = DEFAULT_PATH,
+        path: LogTarget = DEFAULT_PATH,
         *,
         durability: Durability = "fsync",
         mode: int = 0o600,
@@ -317,6 +325,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         snapshots: bool = True,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         readonly: bool = False,
+        log_options: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(readonly, bool):
             raise InvalidValueError(f"readonly must be True or False, not {readonly!r}")
@@ -327,25 +336,51 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 f"snapshot_every must be a positive int (events), not {snapshot_every!r}"
             )
         self._readonly = readonly
-        self._log = JsonlEventLog(
+        if log_options is not None and not isinstance(log_options, dict):
+            raise InvalidValueError(
+                f"log_options must be a dict of the engine's options, not {log_options!r}"
+            )
+        options = dict(log_options or {})
+        if not is_url(path):
+            options["mode"] = mode
+        self._log: EventLog = open_log(
             path,
             durability=durability,
-            mode=mode,
             max_event_bytes=max_event_bytes,
             readonly=readonly,
+            **options,
         )
-        self._results = ResultsProjection()
-        self._digest = DigestProjection()
         self._init_threads()
-        self._snapshots = snapshots
         self._snapshot_every = snapshot_every
-        self._mode = mode
         self._unsnapshotted = 0
+        if self._log.supports_run_index:
+            # Nothing is folded at open: runs load from the engine's run index on demand.
+            self._snapshots = False
+            self._use_model(LazyReadModel(self._log, self._lock))
+            self._log.seek(self._log.head())
+            return
+        self._snapshots = snapshots
+        self._use_model(FullReadModel())
         if snapshots:
             self._restore_snapshot()
         self.refresh()
         if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
+
+    def _use_model(self, model: ReadModel) -> None:
+        self._model = model
+        self._results: ResultsReader = model.results
+
+    def _attach_read_only(self, log: EventLog, model: ReadModel) -> None:
+        """Become a read-only storage over ``log`` whose state is ``model`` as it is: no
+        catch-up, no snapshot, every read frozen (what a point-in-time view is)."""
+        self._log = log
+        self._readonly = True
+        self._snapshots = False
+        self._snapshot_every = DEFAULT_SNAPSHOT_EVERY
+        self._unsnapshotted = 0
+        self._init_threads(frozen=True)
+        self._use_model(model)
 
     def _init_threads(self, *, frozen: bool = False) -> None:
         """The lock of the storage's state (its log's: one lock covers the projections and
@@ -355,7 +390,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         _STORAGES.add(self)
 
     @property
-    def log(self) -> JsonlEventLog:
+    def log(self) -> EventLog:
         """The event log the storage writes to."""
         return self._log
 
@@ -372,7 +407,12 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             )
 
     @property
-    def results(self) -> ResultsProjection:
+    def read_model(self) -> ReadModel:
+        """What the storage's queries read (a full fold, or runs loaded on demand)."""
+        return self._model
+
+    @property
+    def results(self) -> ResultsReader:
         """The results projection (caught up by :meth:`refresh`)."""
         return self._results
 
@@ -383,22 +423,23 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if self._local.frozen or not self._log.has_new():
             return
         with self._lock:
-            log = self._log
-            if log.size() - log.position.offset < _BIG_READ:
-                self._read_log()
-                return
-            with _gc_paused():
-                self._read_log()
+            self._read_log()
 
     def _read_log(self) -> None:
-        for group in self._log.read_groups():
+        groups = self._log.read_groups()
+        for group in groups:
+            if len(group) > _BIG_GROUP:
+                with _gc_paused():
+                    self._fold(group)
+                    for group in groups:
+                        self._fold(group)
+                return
             self._fold(group)
 
     def _fold(self, events: list[AnyEvent]) -> None:
         """Fold ``events``, the last the log handed over. When one cannot be folded, the
         log goes back to just before it: it is not skipped, the next read meets it again."""
-        apply_results = self._results.apply
-        apply_digest = self._digest.apply
+        apply_results, apply_digest = self._model.appliers
         try:
             for event in events:
                 apply_results(event)
@@ -406,7 +447,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         except BaseException as exc:
             self._unsnapshotted += events.index(event)
             try:
-                self._log.seek_before(event.seq)
+                self._log.seek(self._log.cursor_at(event.seq - 1))
             except LogError as seek_error:
                 exc.add_note(f"and the storage could not stay before it: {seek_error}")
             if isinstance(exc, ProjectionError):
@@ -492,36 +533,42 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     # -- snapshots --------------------------------------------------------------------
 
     @property
+    def snapshot_location(self) -> str:
+        """Where the log's engine keeps the storage's snapshot, for messages."""
+        return self._log.snapshots.location
+
+    @property
     def snapshot_path(self) -> Path:
-        """Where the storage keeps the snapshot of its projections."""
-        return snapshot_path(self._log.path)
+        """The snapshot file of a file log (elsewhere: :attr:`snapshot_location` as a path)."""
+        return Path(self._log.snapshots.location)
 
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
-        a snapshot is a cache, never needed for correctness)."""
+        a snapshot is a cache, never needed for correctness; nothing on an engine with a
+        run index, which needs none)."""
         self._refuse_write("write a snapshot")
         with self._lock:
             self._write_snapshot()
 
     def _write_snapshot(self) -> None:
+        model = self._model
+        if not isinstance(model, FullReadModel):
+            return  # runs load from the engine's run index: there is nothing to cache
         try:
-            snapshot = Snapshot(
-                position=self._log.position,
-                parts={"results": self._results.snapshot(), "digest": self._digest.snapshot()},
-            )
+            snapshot = Snapshot(position=self._log.position, parts=model.snapshot_parts())
         except Exception as exc:  # a value the encoder refuses must not fail close()
             warnings.warn(
-                f"{self.snapshot_path}: cannot encode the snapshot ({type(exc).__name__}: "
+                f"{self.snapshot_location}: cannot encode the snapshot ({type(exc).__name__}: "
                 f"{exc}); the next open replays more of the log",
                 SnapshotIgnored,
                 stacklevel=2,
             )
             return
         try:
-            write_snapshot(self.snapshot_path, snapshot, self._mode, self._log_owner())
+            self._log.snapshots.save(encode_snapshot(snapshot))
         except OSError as exc:
             warnings.warn(
-                f"{self.snapshot_path}: cannot write the snapshot ({exc.strerror}); "
+                f"{self.snapshot_location}: cannot write the snapshot ({exc.strerror}); "
                 "the next open replays more of the log",
                 SnapshotIgnored,
                 stacklevel=3,
@@ -529,22 +576,17 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._unsnapshotted = 0
 
-    def _log_owner(self) -> int:
-        """The uid of the log file: the only owner a snapshot is read from."""
-        return os.stat(self._log.path).st_uid
-
     def _restore_snapshot(self) -> None:
-        path = self.snapshot_path
-        if not os.path.lexists(path):
-            return
+        store = self._log.snapshots
+        path = store.location
         try:
-            snapshot = read_snapshot(
-                path, owner=self._log_owner(), max_bytes=snapshot_size_bound(self._log.size())
-            )
+            data = store.load()
+            if data is None:
+                return
+            snapshot = decode_snapshot(data, path)
             self._log.seek(snapshot.position)
             with _gc_paused():
-                results = ResultsProjection.restore(snapshot.parts["results"])
-                digest = DigestProjection.restore(snapshot.parts["digest"])
+                model = FullReadModel.restore(snapshot.parts)
         except (SnapshotError, LogError, KeyError, OSError) as exc:
             self._log.seek(START)
             warnings.warn(
@@ -553,8 +595,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 stacklevel=3,
             )
             return
-        self._results = results
-        self._digest = digest
+        self._use_model(model)
 
     def _record(self, object_id: str, kind: str) -> ResultRecord:
         self.refresh()
@@ -705,7 +746,7 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def get_pipeline_digest(self) -> PipelineDigest:
         self.refresh()
         with self._lock:
-            return self._digest.digest()
+            return self._model.digest()
 
     def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
         self.refresh()

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
-import anyio
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipelines_events.errors import PipelinesEventsError
 from pipelines_events.events import LogPosition
+from pipelines_events.log.open import LogTarget
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.web import data, live, pages
 
@@ -73,11 +73,11 @@ def is_loopback(host: str) -> bool:
 class _State:
     """What the routes share: the storage, its lock, the file reader, the verify cache."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: LogTarget) -> None:
         self.path = path
         self.storage = EventLogPipelineResultsStorage(path, readonly=True)
         try:
-            self.tail = live.LogTail(self.storage.log.path)
+            self.tail = live.LogTail(self.storage.log)
         except BaseException:
             self.storage.close()
             raise
@@ -89,9 +89,16 @@ class _State:
         with self.lock:
             return data.head_of(self.storage)
 
+    def wait(self, after: LogPosition) -> bool:
+        """Wait until a batch follows ``after`` in the log, or POLL_INTERVAL passes."""
+        try:
+            return self.storage.log.wait(after, POLL_INTERVAL)
+        except PipelinesEventsError:
+            return False  # the log closed under the wait: the loop sees it next
+
     def messages(
-        self, start: int, end: int, expected: int, run_id: str | None
-    ) -> tuple[list[live.LiveMessage], int, int]:
+        self, start: LogPosition, end: LogPosition, expected: int, run_id: str | None
+    ) -> tuple[list[live.LiveMessage], LogPosition, int]:
         with self.lock:
             return live.messages(self.storage, self.tail, start, end, expected, run_id)
 
@@ -143,7 +150,7 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def create_app(
-    log: str | Path, *, token: str | None = None, loopback_only: bool = True
+    log: LogTarget, *, token: str | None = None, loopback_only: bool = True
 ) -> Starlette:
     """The web page of the log at ``log``, opened read-only now (a missing or damaged log
     raises :class:`~pipelines_events.errors.LogError` here).
@@ -312,14 +319,14 @@ async def _stream(
         )
         return
     try:
-        offset = await run_in_threadpool(state.tail.offset_after, after, head)
+        offset = await run_in_threadpool(state.tail.cursor_after, after, head)
         expected = after + 1
         quiet_since = time.monotonic()
         while not state.closing:
             head = await run_in_threadpool(state.head)
-            if head.offset > offset:
+            if head.seq > offset.seq:
                 sent, offset, expected = await run_in_threadpool(
-                    state.messages, offset, head.offset, expected, run_id
+                    state.messages, offset, head, expected, run_id
                 )
                 for message in sent:
                     payload = _encoder.encode(message).decode()
@@ -329,7 +336,8 @@ async def _stream(
             if time.monotonic() - quiet_since > KEEPALIVE:
                 yield ": keep-alive\n\n"
                 quiet_since = time.monotonic()
-            await anyio.sleep(POLL_INTERVAL)
+            # Woken as soon as a batch is in the log, or after POLL_INTERVAL at most.
+            await run_in_threadpool(state.wait, head)
     except PipelinesEventsError as exc:
         text = str(exc).replace("\r", " ").replace("\n", " ")
         yield f"event: failure\ndata: {text}\n\n"

@@ -3,28 +3,28 @@
 Each message's id is the seq of the event it carries, so a browser that reconnects with
 ``Last-Event-ID: N`` gets exactly the events after seq N: none twice, none missed. The
 stream only sends events the storage has already read and chained (up to its position,
-always the end of a complete batch), and it reads them from the file by byte offset, so
-resuming costs a binary search over the file, not a replay.
+always the end of a complete batch), and it reads them after a cursor of the log
+(:meth:`~pipelines_events.log.base.EventLog.cursor_at`), so resuming costs no replay.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any, Final
 
 import msgspec
 
 from pipelines_events.cli import render
-from pipelines_events.errors import PipelinesEventsError
+from pipelines_events.errors import LogError, PipelinesEventsError
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
+    START,
     AnyEvent,
     LogPosition,
     ObjectCreated,
     RunRemoved,
-    decode_event,
 )
+from pipelines_events.log.base import EventLog
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -67,126 +67,58 @@ class LiveMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class LogTail:
-    """Reads the complete lines of a log file by byte offset (``os.pread``: thread-safe)."""
+    """Reads the complete batches of the storage's log after a cursor, through the log's
+    interface (thread-safe: reading moves no position)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.path = log.location
 
     def close(self) -> None:
-        """Close the file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Nothing to release: the storage owns the log."""
 
-    def _line_start(self, offset: int, end: int) -> int:
-        """The first line start at or after ``offset`` (``end`` when there is none)."""
-        if offset <= 0:
-            return 0
-        position = offset - 1
-        while position < end:
-            data = os.pread(self._fd, min(CHUNK, end - position), position)
-            if not data:
-                break
-            newline = data.find(b"\n")
-            if newline >= 0:
-                return min(position + newline + 1, end)
-            position += len(data)
-        return end
-
-    def _seq_at(self, start: int, end: int) -> int:
-        """The seq of the event on the line starting at ``start``."""
-        line = self._line(start, end)
-        try:
-            return decode_event(line).seq
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise LiveError(
-                f"{self.path}: the line at byte {start} is not an event: {exc}"
-            ) from None
-
-    def _line(self, start: int, end: int) -> bytes:
-        parts: list[bytes] = []
-        position = start
-        while position < end and position - start < _MAX_LINE:
-            data = os.pread(self._fd, min(CHUNK, end - position), position)
-            if not data:
-                break
-            newline = data.find(b"\n")
-            if newline >= 0:
-                parts.append(data[:newline])
-                return b"".join(parts)
-            parts.append(data)
-            position += len(data)
-        raise LiveError(f"{self.path}: no complete line at byte {start}")
-
-    def offset_after(self, seq: int, head: LogPosition) -> int:
-        """The byte offset of the event after seq ``seq`` (``head.offset`` when ``seq`` is
-        the head's or later)."""
-        end = head.offset
+    def cursor_after(self, seq: int, head: LogPosition) -> LogPosition:
+        """The cursor after the event ``seq`` (``head`` when ``seq`` is the head's or
+        later)."""
         if seq <= 0:
-            return 0
+            return START
         if seq >= head.seq:
-            return end
-        low, high = 0, end  # the answer is a line start in [low, high]; low is one
-        while low < high:
-            middle = self._line_start((low + high) // 2, high)
-            if middle >= high:
-                if self._seq_at(low, end) > seq:
-                    return low
-                low = self._line_start(low + 1, high)
-                continue
-            if self._seq_at(middle, end) > seq:
-                high = middle
-            else:
-                low = self._line_start(middle + 1, high)
-        return high
+            return head
+        try:
+            return self.log.cursor_at(seq)
+        except LogError as exc:
+            raise LiveError(f"{self.path}: {exc}") from None
 
-    def events(self, start: int, end: int, limit: int) -> Iterator[tuple[AnyEvent, int]]:
-        """Up to ``limit`` events on the complete lines in ``[start, end)``, each with the
-        offset after its line."""
-        position = start
-        sent = 0
-        pending = b""
-        while position < end and sent < limit:
-            data = os.pread(self._fd, min(CHUNK, end - position), position)
-            if not data:
-                raise LiveError(f"{self.path}: the file ends before byte {end}")
-            data = pending + data
-            base = position - len(pending)
-            position += len(data) - len(pending)
-            cursor = 0
-            while sent < limit:
-                newline = data.find(b"\n", cursor)
-                if newline < 0:
-                    break
-                line = data[cursor:newline]
-                try:
-                    event = decode_event(line)
-                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                    where = base + cursor
-                    raise LiveError(
-                        f"{self.path}: the line at byte {where} is not an event: {exc}"
-                    ) from None
-                cursor = newline + 1
-                sent += 1
-                yield event, base + cursor
-            pending = data[cursor:]
-            if len(pending) > _MAX_LINE:
-                raise LiveError(f"{self.path}: a line after byte {base + cursor} has no end")
+    def events(
+        self, start: LogPosition, end: LogPosition, limit: int
+    ) -> Iterator[tuple[AnyEvent, LogPosition]]:
+        """The events of the complete batches after ``start`` up to ``end`` (about
+        ``limit`` of them: whole batches), each batch's last with the cursor after it."""
+        if start.seq >= end.seq:
+            return
+        try:
+            for batch in self.log.read(start, limit=limit):
+                last = len(batch.events) - 1
+                for index, event in enumerate(batch.events):
+                    yield event, batch.cursor if index == last else start
+                if batch.cursor.seq >= end.seq:
+                    return
+        except LogError as exc:
+            raise LiveError(f"{self.path}: {exc}; reload the page") from None
 
 
 def messages(
     storage: EventLogPipelineResultsStorage,
     tail: LogTail,
-    start: int,
-    end: int,
+    start: LogPosition,
+    end: LogPosition,
     expected: int,
     run_id: str | None,
-) -> tuple[list[LiveMessage], int, int]:
-    """The messages for the events in ``[start, end)`` of the log, the first of which must
-    have seq ``expected``; only those of run ``run_id`` when it is given.
+) -> tuple[list[LiveMessage], LogPosition, int]:
+    """The messages for the events after the cursor ``start`` up to ``end``, the first of
+    which must have seq ``expected``; only those of run ``run_id`` when it is given.
 
-    Returns the messages, the offset after the last event read and the seq expected next.
+    Returns the messages, the cursor after the last event read and the seq expected next.
     Call with the storage caught up to ``end`` at least (its state is attached).
     """
     events: list[AnyEvent] = []
@@ -194,8 +126,9 @@ def messages(
     for event, after in tail.events(start, end, MAX_MESSAGES):
         if event.seq != expected:
             raise LiveError(
-                f"{tail.path}: expected the event with seq {expected} at byte {offset}, "
-                f"found seq {event.seq}: the log was replaced or changed; reload the page"
+                f"{tail.path}: expected the event with seq {expected} after seq "
+                f"{offset.seq}, found seq {event.seq}: the log was replaced or changed; "
+                "reload the page"
             )
         expected += 1
         offset = after

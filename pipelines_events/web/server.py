@@ -11,6 +11,7 @@ from typing import Final, TextIO
 import uvicorn
 
 from pipelines_events.errors import InvalidValueError
+from pipelines_events.log.open import LogTarget
 from pipelines_events.web.app import create_app, is_loopback
 
 MIN_TOKEN_LENGTH: Final = 16
@@ -51,7 +52,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    log: Path,
+    log: LogTarget,
     host: str,
     port: int,
     *,

@@ -1,0 +1,82 @@
+"""The hash chain and the line encoding of events, shared by every engine.
+
+A line is the event's JSON (msgspec) with a last member ``"hash"``: the SHA-256 (hex) of
+the previous event's hash followed by the line's bytes before ``,"hash":``. Every engine
+stores, and verifies, exactly these bytes, so identical events give identical chains on
+every engine (a run copied from one engine to another keeps its hashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+import msgspec
+
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, AnyEvent
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+
+encode_event = _encoder.encode
+"""Encode an event to JSON bytes (without its ``hash`` when ``hash`` is empty)."""
+
+decode_event = _decoder.decode
+"""Decode one JSON line (bytes) to an event; raises :class:`msgspec.DecodeError`."""
+
+HASH_HEAD: Final = b',"hash":"'
+"""The bytes that open the last member of every line."""
+HASH_SUFFIX_LEN: Final = len(HASH_HEAD) + 64 + 2
+"""Bytes of ``,"hash":"<64 hex>"}`` at the end of every line (before the newline)."""
+
+
+def seal(body: bytes, prev_hash: str) -> tuple[bytes, str]:
+    """Return the line (with its newline) and hash of an encoded event chained to ``prev_hash``.
+
+    ``body`` is the event encoded with an empty ``hash`` and ends with ``}``.
+    """
+    head = body[:-1]
+    digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
+    return b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
+
+
+def link_ok(line: bytes, prev_hash: str) -> bool:
+    """Whether ``line`` (without its newline) chains to ``prev_hash`` through its own hash."""
+    if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != HASH_HEAD:
+        return False
+    digest = hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
+    return line[-66:-2] == digest.encode("ascii")
+
+
+def line_hash(line: bytes, prev_hash: str) -> str:
+    """The hash ``line`` (without its newline) must carry after ``prev_hash``."""
+    return hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
+
+
+def chain_draft(
+    draft: AnyEvent, *, seq: int, more: int, ts: str, prev_hash: str
+) -> tuple[AnyEvent, bytes, int]:
+    """Seal ``draft`` as the event ``seq`` of a log whose event ``seq - 1`` has ``prev_hash``.
+
+    Returns the event (``v``, ``seq``, ``ts``, ``more`` and ``hash`` set), its line with
+    the newline, and the length of the line without its hash member (compare it with an
+    engine's limit before storing). Every engine appends through this function.
+    """
+    event = msgspec.structs.replace(draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=more, hash="")
+    body = _encoder.encode(event)
+    line, digest = seal(body, prev_hash)
+    msgspec.structs.force_setattr(event, "hash", digest)
+    return event, line, len(body)
+
+
+__all__ = [
+    "GENESIS_HASH",
+    "HASH_HEAD",
+    "HASH_SUFFIX_LEN",
+    "chain_draft",
+    "decode_event",
+    "encode_event",
+    "line_hash",
+    "link_ok",
+    "seal",
+]

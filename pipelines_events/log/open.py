@@ -1,0 +1,97 @@
+"""One factory for every engine: :func:`open_log` takes a path or a URL.
+
+- a path (``str`` or path-like, no ``scheme://``): the JSON-lines file log;
+- ``postgresql://...`` or ``postgres://...``: the PostgreSQL log (needs the ``postgres``
+  extra: ``pip install 'pipelines-events[postgres]'``);
+- ``memory://NAME``: the in-memory log called NAME in this process (for tests).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from typing import Any, Final
+
+from pipelines_events.errors import LogOpenError
+from pipelines_events.log.base import EventLog
+
+LogTarget = str | os.PathLike[str]
+"""What :func:`open_log` takes: a path or a URL."""
+
+POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def scheme_of(target: LogTarget) -> str | None:
+    """The URL scheme of ``target`` (lower case), or None for a path."""
+    if not isinstance(target, str):
+        return None
+    match = _SCHEME.match(target)
+    return None if match is None else match.group(1).lower()
+
+
+def is_url(target: object) -> bool:
+    """Whether ``target`` is a log URL rather than a path."""
+    return isinstance(target, str) and scheme_of(target) is not None
+
+
+def open_log(target: LogTarget, **options: Any) -> EventLog:
+    """Open the log at ``target`` (a path or a URL) with the engine's ``options``.
+
+    Raises :class:`~pipelines_events.errors.LogOpenError` for an unknown scheme, a
+    missing driver or a value the engine refuses, and :class:`TypeError` for an option
+    the engine does not take.
+    """
+    if isinstance(target, EventLog):
+        raise LogOpenError(f"open_log takes a path or a URL, not an open log ({target.location})")
+    scheme = scheme_of(target)
+    if scheme is None:
+        from pipelines_events.log.jsonl import JsonlEventLog
+
+        return JsonlEventLog(target, **_checked(options, "the file log", target))
+    assert isinstance(target, str)
+    if scheme in POSTGRES_SCHEMES:
+        try:
+            engine = importlib.import_module("pipelines_events.log.postgres")
+        except ImportError as exc:
+            raise LogOpenError(
+                f"{_redacted(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
+                "pip install 'pipelines-events[postgres]'"
+            ) from None
+        log: EventLog = engine.PostgresEventLog(target, **options)
+        return log
+    if scheme == "memory":
+        from pipelines_events.log.memory import MemoryEventLog
+
+        name = target[len("memory://") :]
+        if not name or "/" in name or "?" in name:
+            raise LogOpenError(f"{target}: an in-memory log is memory://NAME (a name, no path)")
+        return MemoryEventLog(name, **_checked(options, "the in-memory log", target))
+    raise LogOpenError(
+        f"{_redacted(target)}: unknown log URL scheme {scheme!r}: give a file path, a "
+        "postgresql:// URL or memory://NAME"
+    )
+
+
+_FILE_OPTIONS: Final = frozenset({"durability", "mode", "max_event_bytes", "readonly"})
+_MEMORY_OPTIONS: Final = frozenset({"durability", "max_event_bytes", "readonly"})
+
+
+def _checked(options: dict[str, Any], engine: str, target: LogTarget) -> dict[str, Any]:
+    allowed = _FILE_OPTIONS if engine == "the file log" else _MEMORY_OPTIONS
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(
+            f"{engine} got an unexpected keyword argument {unknown[0]!r} "
+            f"(it takes {', '.join(sorted(allowed))})"
+        )
+    return options
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+__all__ = ["POSTGRES_SCHEMES", "LogTarget", "is_url", "open_log", "scheme_of"]
