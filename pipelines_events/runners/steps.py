@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from pipelines_events.results.base import PipelineExecution, PipelineResult, TaskExecution
+from pipelines_events.runners import error_message
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 
@@ -69,7 +70,7 @@ def prepare(
     try:
         task = task_execution.get_task()
     except Exception as exc:
-        return Failure(PipelineTaskStatus.RUNTIME_ERROR, _error_message(exc))
+        return Failure(PipelineTaskStatus.RUNTIME_ERROR, error_message(exc))
     if not isinstance(task, Task):
         return Failure(PipelineTaskStatus.RUNTIME_ERROR, f"the loader gave {task!r}, not a Task")
     try:
@@ -85,7 +86,7 @@ def prepare(
     try:
         task_objects = iterator_objects(task.get_iterator())
     except Exception as exc:
-        return Failure(PipelineTaskStatus.RUNTIME_ERROR, _error_message(exc))
+        return Failure(PipelineTaskStatus.RUNTIME_ERROR, error_message(exc))
     if len(task_objects) != len(results):
         return Failure(
             PipelineTaskStatus.RUNTIME_ERROR,
@@ -94,8 +95,3 @@ def prepare(
         )
     return Prepared(task, task_objects, cleaned_data)
 
-
-def _error_message(exc: BaseException) -> str:
-    from pipelines_events.runners import error_message
-
-    return error_message(exc)
