@@ -94,4 +94,3 @@ def prepare(
             f"run was built with {len(results)} task results",
         )
     return Prepared(task, task_objects, cleaned_data)
-
