@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from pipelines_events import Pipeline, Task
+from pipelines_events.results.helpers import get_task_results
+from pipelines_events.status import PipelineTaskStatus
 
 
 class Options(msgspec.Struct):
@@ -33,7 +35,9 @@ class Fetch(Task):
 
 
 class Clean(Task):
-    """Three items; raises for ``"<pipeline object>/<item>"`` named by ``fail``."""
+    """Three items; raises for ``"<pipeline object>/<item>"`` named by ``fail``, once
+    the other items of its pipeline object have started (so that, as with the eager
+    runner, none of them is left to be cancelled: the failing item is the last)."""
 
     InputType = Options
 
@@ -43,7 +47,24 @@ class Clean(Task):
     def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
         time.sleep(cleaned_data.pause)
         if cleaned_data.fail == f"{self.pipeline_object}/{self.task_object}":
+            _wait_for_siblings(run_id, self.pipeline_object, self.task_object)
             raise ValueError(f"item {self.task_object} of {self.pipeline_object} is dirty")
+
+
+def _wait_for_siblings(run_id: str, pipeline_object: Any, task_object: Any) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pending = [
+            result
+            for result in get_task_results(run_id=run_id)
+            if result.get_pipeline_task() == "clean"
+            and result.get_serializable_pipeline_object() == pipeline_object
+            and result.get_serializable_task_object() != task_object
+            and result.get_status() is PipelineTaskStatus.PENDING
+        ]
+        if not pending:
+            return
+        time.sleep(0.01)
 
 
 class Summarise(Task):

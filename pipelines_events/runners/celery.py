@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.conf import CELERY_BROKER_SETTING, CELERY_CONFIG_SETTING, settings
@@ -92,6 +94,14 @@ _FIXED_CONFIG: Final[dict[str, Any]] = {
     "task_serializer": "json",
     "accept_content": ["json"],
     "broker_connection_retry_on_startup": True,
+    # A broker that cannot be reached fails the run within seconds, not minutes.
+    "task_publish_retry_policy": {
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 1,
+    },
+    "broker_connection_timeout": 2,
 }
 
 
@@ -195,10 +205,20 @@ class Runner(PipelineRunner):
                 f"with {len(results)} pipeline results",
             )
             return
-        for index, result in enumerate(results):
-            if not result.get_status().is_final:
-                result.report_status_change(reporter, _RUNNING)
-                advance(execution, result, index, reporter)
+        try:
+            for index, result in enumerate(results):
+                if not result.get_status().is_final:
+                    result.report_status_change(reporter, _RUNNING)
+                    advance(execution, result, index, reporter)
+        except OperationalError as exc:
+            logger.debug("sending to the broker failed", exc_info=True)
+            fail_run(
+                execution,
+                reporter,
+                f"the Celery broker {maybe_sanitize_url(broker_url())} cannot be reached: "
+                f"{error_message(exc)}",
+            )
+            return
         settle(execution, reporter)
         if self.wait:
             self.wait_for(execution)
@@ -283,14 +303,16 @@ def _start_task_execution(
     return True
 
 
-def _queue(task_execution: TaskExecution) -> str | None:
-    """The ``celery_queue`` of the task's config (None: Celery's default queue)."""
+def _queue(task_execution: TaskExecution) -> str | Failure | None:
+    """The ``celery_queue`` of the task's config (None: Celery's default queue); a
+    CONFIG_ERROR failure when it is not a queue name."""
     config = task_execution.get_config()
     queue = config.get("celery_queue") if isinstance(config, dict) else None
     if queue is not None and (not isinstance(queue, str) or not queue.strip()):
-        raise ImproperlyConfigured(
-            f"task {task_execution.get_pipeline_task()!r}: config 'celery_queue': give a "
-            f"queue name, not {queue!r}"
+        return Failure(
+            PipelineTaskStatus.CONFIG_ERROR,
+            f"config of task {task_execution.get_pipeline_task()!r}: 'celery_queue': give "
+            f"a queue name, not {queue!r}",
         )
     return queue
 
