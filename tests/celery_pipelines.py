@@ -139,3 +139,10 @@ class Many(Pipeline):
     """``n`` task results of a task that does nothing (for the benchmark)."""
 
     work = Summarise()
+
+
+class BadQueue(Pipeline):
+    """A task whose ``celery_queue`` is not a queue name, then another."""
+
+    bad = Summarise(config={"celery_queue": 5})
+    second = Summarise()

@@ -286,13 +286,12 @@ def _start_task_execution(
     the task cannot run (its task results then fail as with the eager runner)."""
     results = task_execution.get_task_results()
     prepared = prepare(execution, task_execution, results)
-    if isinstance(prepared, Failure):
-        fail_task_execution(task_execution, reporter, prepared.status, prepared.message)
-        cancel_below(
-            task_execution, reporter, cancelled_message(task_execution.get_pipeline_task())
-        )
+    queue = _queue(task_execution) if isinstance(prepared, Prepared) else prepared
+    if isinstance(queue, Failure):
+        fail_task_execution(task_execution, reporter, queue.status, queue.message)
+        name = task_execution.get_pipeline_task()
+        cancel_below(task_execution, reporter, cancelled_message(name))
         return False
-    queue = _queue(task_execution)
     sent = 0
     for number, task_result in enumerate(results):
         if not task_result.get_status().is_final:
