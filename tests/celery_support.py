@@ -85,7 +85,12 @@ class Cluster:
             "PIPELINES_CELERY_BROKER_URL": self.broker_url,
             "PIPELINES_CELERY_CONFIG": {
                 "result_backend": self.backend_url,
-                "broker_transport_options": {"visibility_timeout": self.visibility_timeout},
+                "broker_transport_options": {
+                    "visibility_timeout": self.visibility_timeout,
+                    # look for messages past their visibility timeout every second
+                    "unacked_restore_interval": 1,
+                    "unacked_restore_throttle": 1,
+                },
                 "worker_hijack_root_logger": False,
             },
         }

@@ -403,3 +403,39 @@ def test_a_celery_config_that_is_not_a_dict_is_refused(tmp_path: Path) -> None:
         "PIPELINES_CELERY_CONFIG (from settings.override_settings()): give a dict of Celery "
         "setting -> value, not ['broker_url']"
     )
+
+
+@pytest.mark.slow
+def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
+    tmp_path: Path,
+) -> None:
+    # The worker and its pool die at once (no WorkerLostError to requeue the message):
+    # the broker gives the unacknowledged message to the other worker once its
+    # visibility timeout (2 s here) has passed.
+    redis_binary()
+    storage_spec = STORAGES["file"](tmp_path)
+    with (
+        cluster(tmp_path, storage_spec, WORKERS, visibility_timeout=2) as started,
+        settings.override_settings(**started.settings()),
+    ):
+        try:
+            markers = tmp_path / "markers"
+            markers.mkdir()
+            execution = Killed().start("killed-whole", {"marker_dir": str(markers)}, Runner())
+            deadline = time.monotonic() + 20
+            while not list(markers.glob("slow-*")):
+                assert time.monotonic() < deadline, "the slow task result never started"
+                time.sleep(0.02)
+            pid = int(next(markers.glob("slow-*")).name.split("-", 1)[1])
+            (victim,) = [w for w in started.workers if pid in started.pool_pids(w)]
+            os.killpg(victim.process.pid, signal.SIGKILL)
+
+            Runner(timeout=40).wait_for(execution)
+
+            assert execution.get_status() is DONE
+            slow = execution.get_pipeline_results()[0].get_task_executions()[0]
+            assert [attempts(r) for r in slow.get_task_results()] == [1, 2, 1]
+            (other,) = {name for name, _ in WORKERS} - {victim.name}
+            assert ran_on(started, slow.get_task_results()[1]) == [victim.name, other]
+        finally:
+            reset_storage_object()
