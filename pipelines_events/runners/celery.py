@@ -402,8 +402,8 @@ def _claim(result: TaskResult, reporter: StatusReporter, worker: str) -> int | N
 
     attempt = seen + 1
     message = (
-        f"attempt {attempt} {where}: its message was delivered again before attempt "
-        f"{seen} ended (a worker lost)"
+        f"attempt {attempt} {where}: delivered again before attempt {seen} ended "
+        "(its worker was lost, or the message was sent twice)"
     )
     now = utc_now()
     with result.atomic(require=unchanged) as batch:
