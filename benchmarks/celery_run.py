@@ -47,6 +47,8 @@ def _timed(pipeline: Pipeline, run_id: str, runner: Any) -> tuple[float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Workers import the pipeline by its id: the one of this module, not of __main__.
+    from benchmarks.celery_run import Thousand
     from pipelines_events.runners.celery import Runner as CeleryRunner
     from tests.celery_support import cluster
 
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster(directory, spec, workers) as started,
                 settings.override_settings(**started.settings()),
             ):
-                runner = CeleryRunner(wait=True, timeout=600, poll=0.01)
+                runner = CeleryRunner(wait=True, timeout=300, poll=0.01)
                 rows.append((f"celery, {count} workers", *_timed(pipeline, "c", runner)))
                 reset_storage_object()
 

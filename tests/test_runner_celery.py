@@ -439,3 +439,16 @@ def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
             assert ran_on(started, slow.get_task_results()[1]) == [victim.name, other]
         finally:
             reset_storage_object()
+
+
+def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cluster) -> None:
+    class OnlyHere(Once):  # defined here: the workers cannot import it by its id
+        pass
+
+    OnlyHere.__module__ = "tests.no_such_module"
+    execution = OnlyHere().start("only-here", None, Runner(wait=True, timeout=30))
+
+    (result,) = task_results(execution)
+    assert result.get_status() is PipelineTaskStatus.RUNTIME_ERROR
+    assert result.get_message().startswith("NotRegisteredError: no pipeline with id ")
+    assert execution.get_status() is PipelineTaskStatus.RUNTIME_ERROR

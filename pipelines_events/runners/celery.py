@@ -358,16 +358,24 @@ def _run_task_result(task_result_id: str, pipeline_index: int, task_index: int, 
         return f"skipped: already {result.get_status().name}"
     attempt = _claim(result, reporter, worker)
     if attempt is None:
+        if result.get_status().is_final:  # cancelled (or ended) meanwhile
+            return f"skipped: already {result.get_status().name}"
         return "skipped: another delivery runs it"
-    pipeline_result = task_execution.get_pipeline_result()
-    execution = pipeline_result.get_pipeline_execution()
-    prepared = _prepared(execution, task_execution)
+    execution = task_execution.get_pipeline_result().get_pipeline_execution()
+    pipeline_object: Any = None
+    try:
+        prepared = _prepared(execution, task_execution)
+        if isinstance(prepared, Prepared):
+            pipeline_object = _pipeline_objects(execution)[pipeline_index]
+    except Exception as exc:  # the worker cannot load the pipeline or the task
+        logger.debug("task result %s cannot be run here", task_result_id, exc_info=True)
+        prepared = Failure(_RUNTIME_ERROR, error_message(exc))
     if isinstance(prepared, Failure):
         recorded = result.report_status_change(
             reporter, prepared.status, prepared.message, propagate=False
         )
     else:
-        recorded = _run(result, execution, prepared, pipeline_index, task_index, reporter)
+        recorded = _run(result, execution, prepared, pipeline_object, task_index, reporter)
     if not recorded:
         return "skipped: another attempt ended it"
     _after_result(result, task_execution, pipeline_index, reporter)
@@ -446,13 +454,13 @@ def _run(
     result: TaskResult,
     execution: PipelineExecution,
     prepared: Prepared,
-    pipeline_index: int,
+    pipeline_object: Any,
     task_index: int,
     reporter: StatusReporter,
 ) -> bool:
     """Run the task for ``result``; returns whether its final status was recorded here."""
     task = prepared.task
-    task.pipeline_object = _pipeline_objects(execution)[pipeline_index]
+    task.pipeline_object = pipeline_object
     task.task_object = prepared.objects[task_index]
     try:
         task.run(execution.get_pipeline_id(), execution.get_run_id(), prepared.cleaned_data)
