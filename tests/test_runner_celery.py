@@ -452,3 +452,15 @@ def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cl
     assert result.get_status() is PipelineTaskStatus.RUNTIME_ERROR
     assert result.get_message().startswith("NotRegisteredError: no pipeline with id ")
     assert execution.get_status() is PipelineTaskStatus.RUNTIME_ERROR
+
+
+def test_another_broker_setting_is_the_one_the_next_run_uses(running: Cluster) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with settings.override_settings(PIPELINES_CELERY_BROKER_URL=dead):
+        refused = Once().start("dead-broker", None, Runner())
+    assert refused.get_status() is PipelineTaskStatus.RUNTIME_ERROR
+    assert refused.get_message().startswith(f"the Celery broker {dead} cannot be reached: ")
+
+    # back on the cluster's broker: the app's connections to the other one are gone
+    execution = Once().start("live-broker", None, Runner(wait=True, timeout=30))
+    assert execution.get_status() is DONE

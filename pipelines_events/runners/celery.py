@@ -144,10 +144,22 @@ def configure_app() -> Any:
     wanted = _wanted_config()
     with _config_lock:
         if wanted != _applied:
+            if _applied:
+                _forget_connections()
             app.conf.update(wanted)
             _applied.clear()
             _applied.update(wanted)
     return app
+
+
+def _forget_connections() -> None:
+    """Forget the app's broker connection pool and result backend, so that a new
+    configuration is the one used (Celery keeps them, made from the first one). They
+    are not closed: kombu shares producer pools between apps by broker URL."""
+    # What Celery itself does in a forked child (Celery._after_fork), plus the backend.
+    app._after_fork()
+    app._backend_cache = None
+    app._local = threading.local()
 
 
 class Runner(PipelineRunner):
@@ -482,10 +494,15 @@ def _after_result(
 ) -> None:
     """``result`` has ended: after a failure cancel its task's results not started;
     end the task execution once all its results have; then start the next task."""
+    siblings = task_execution.get_task_results()
     if result.get_status() in _FAILED:
         message = cancelled_message(task_execution.get_pipeline_task())
-        for sibling in task_execution.get_task_results():
+        for sibling in siblings:
             _cancel_pending(sibling, reporter, message)
+    # The later task results are the likelier to be running: looking from the end finds
+    # one soon while the task has many left (settle would read them all from the start).
+    if any(not sibling.get_status().is_final for sibling in reversed(siblings)):
+        return
     settle(task_execution, reporter)
     if task_execution.get_status().is_final:
         pipeline_result = task_execution.get_pipeline_result()
