@@ -296,7 +296,8 @@ def test_workers_with_another_runner_are_refused(running: Cluster) -> None:
     env = dict(os.environ)
     env["PIPELINES_SETTINGS_MODULE"] = running.write_settings_module()
     env["PYTHONPATH"] = os.pathsep.join([str(running.directory), str(ROOT)])
-    size = Path(running.storage[1]["path"]).stat().st_size if "path" in running.storage[1] else 0
+    log = Path(running.storage[1]["path"]) if "path" in running.storage[1] else None
+    size = log.stat().st_size if log is not None and log.exists() else None
 
     refused = subprocess.run(
         [
@@ -324,9 +325,9 @@ def test_workers_with_another_runner_are_refused(running: Cluster) -> None:
         "--workers is the number of processes of the process runner; it does not go with "
         "--runner celery"
     ) in refused.stderr
+    if log is not None:
+        assert (log.stat().st_size if log.exists() else None) == size
     assert storage().get_pipeline_execution("refused") is None
-    if "path" in running.storage[1]:
-        assert Path(running.storage[1]["path"]).stat().st_size == size
 
 
 def test_a_broker_that_cannot_be_reached_fails_the_run(tmp_path: Path) -> None:
@@ -464,3 +465,71 @@ def test_another_broker_setting_is_the_one_the_next_run_uses(running: Cluster) -
     # back on the cluster's broker: the app's connections to the other one are gone
     execution = Once().start("live-broker", None, Runner(wait=True, timeout=30))
     assert execution.get_status() is DONE
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("localhost:6379", "it has no scheme (such as 'redis://')"),
+        ("http://127.0.0.1:1/", "No such transport: http"),
+        ("redis://:secret@127.0.0.1:port/0", "Port could not be cast to integer value as 'port'"),
+        ("redis://:secret@127.0.0.1:1/first", "the Redis database is a number, not 'first'"),
+    ],
+)
+def test_a_broker_url_celery_cannot_use_is_refused_before_anything_is_written(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    spec = STORAGES["file"](tmp_path)
+    with settings.override_settings(
+        PIPELINES_PIPELINES_RESULTS_STORAGE=spec, PIPELINES_CELERY_BROKER_URL=value
+    ):
+        try:
+            with pytest.raises(ImproperlyConfigured) as caught:
+                Once().start("bad-url", None, Runner())
+        finally:
+            reset_storage_object()
+    shown = value.replace(":secret@", ":**@")
+    assert str(caught.value) == (
+        f"PIPELINES_CELERY_BROKER_URL (from settings.override_settings()): {shown!r} is "
+        f"not a broker URL Celery can use: {problem}"
+    )
+    assert "secret" not in str(caught.value)
+    assert not Path(spec[1]["path"]).exists()  # nothing written
+
+
+def test_the_command_line_refuses_a_broker_url_celery_cannot_use(tmp_path: Path) -> None:
+    spec = STORAGES["file"](tmp_path)
+    (tmp_path / "bad_url_settings.py").write_text(
+        f"PIPELINES_PIPELINES_RESULTS_STORAGE = {spec!r}\n", encoding="utf-8"
+    )
+    env = dict(os.environ)
+    env["PIPELINES_SETTINGS_MODULE"] = "bad_url_settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    env["PIPELINES_CELERY_BROKER_URL"] = "amqq://127.0.0.1:5672//"
+
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines_events",
+            "run",
+            "tests.celery_pipelines.Once",
+            "--runner",
+            "celery",
+            "--run-id",
+            "bad-url",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        "PIPELINES_CELERY_BROKER_URL (from the environment variable "
+        "PIPELINES_CELERY_BROKER_URL): 'amqq://127.0.0.1:5672//' is not a broker URL "
+        "Celery can use: No such transport: amqq"
+    ) in " ".join(refused.stderr.split())
+    assert not Path(spec[1]["path"]).exists()  # nothing written

@@ -351,6 +351,7 @@ def _start(
     pipeline: Pipeline,
     run_id: str,
     input_data: Any,
+    runner: PipelineRunner | None = None,
 ) -> PipelineExecution:
     """Start ``pipeline`` with the eager runner, printing status changes to stderr unless
     ``--quiet``; a progress bar on stderr when stdout is a terminal."""
@@ -372,7 +373,8 @@ def _start(
             stack.enter_context(progress)
             on_change = _TaskProgress(progress, storage, run_id)
         reporter = ConsoleReporter(None if args.quiet else err, changes, on_change)
-        runner = _runner(getattr(args, "runner", None), getattr(args, "workers", 0))
+        if runner is None:
+            runner = _runner(getattr(args, "runner", None), getattr(args, "workers", 0))
         execution = _run(pipeline, run_id, input_data, reporter, runner)
     return execution
 
@@ -504,10 +506,12 @@ def _run_command(args: argparse.Namespace) -> int:
         raise InvalidValueError(
             f"pipeline {args.pipeline!r}: cannot create it: {type(exc).__name__}: {exc}"
         ) from exc
+    # the runner first: its settings are refused (a bad broker URL) before the log opens
+    runner = _runner(args.runner, args.workers)
     with _writing(args) as storage:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            execution = _start(args, storage, pipeline, run_id, input_data)
+            execution = _start(args, storage, pipeline, run_id, input_data, runner)
         except KeyboardInterrupt:
             with _no_interrupts():
                 return _interrupted(storage, run_id)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any, Final
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
@@ -116,7 +118,36 @@ def broker_url() -> str:
             f"{CELERY_BROKER_SETTING} (from {source}): give a broker URL such as "
             f"{DEFAULT_BROKER_URL!r}, not {value!r}"
         )
+    problem = _broker_url_problem(value)
+    if problem is not None:
+        raise ImproperlyConfigured(
+            f"{CELERY_BROKER_SETTING} (from {source}): {_without_password(value)!r} is not "
+            f"a broker URL Celery can use: {problem}"
+        )
     return value
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user info shown as ``**``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1**@", url)
+
+
+def _broker_url_problem(url: str) -> str | None:
+    """Why Celery cannot use broker URL ``url`` (its scheme, port or Redis database),
+    found without connecting; None when it can."""
+    if "://" not in url:
+        return "it has no scheme (such as 'redis://')"
+    try:
+        connection: Any = Connection(url)  # type: ignore[no-untyped-call]
+        driver = connection.transport.driver_type  # looks the transport up, reads the port
+    except KeyError as exc:
+        return str(exc.args[0]) if exc.args else error_message(exc)
+    except ValueError as exc:
+        return str(exc)
+    database = str(connection.virtual_host or "/")
+    if driver == "redis" and database != "/" and not database.isdigit():
+        return f"the Redis database is a number, not {database!r}"
+    return None
 
 
 def _wanted_config() -> dict[str, Any]:
@@ -177,11 +208,15 @@ class Runner(PipelineRunner):
 
     ``wait`` blocks until the execution is final, polling the storage every ``poll``
     seconds; ``timeout`` bounds that wait (:class:`TimeoutError`; the run goes on).
+    Creating one configures :data:`app`: a broker URL Celery cannot use (its scheme,
+    port or Redis database) raises :class:`~pipelines_events.errors.ImproperlyConfigured`
+    then, before any run is built.
     """
 
     def __init__(
         self, *, wait: bool = False, timeout: float | None = None, poll: float = 0.05
     ) -> None:
+        configure_app()  # bad settings are refused before a run is built
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout: give a positive number of seconds, not {timeout!r}")
         if not poll > 0:
@@ -199,7 +234,11 @@ class Runner(PipelineRunner):
     def run(self, execution: PipelineExecution, reporter: StatusReporter) -> None:
         if execution.get_status().is_final:
             return
-        configure_app()
+        try:
+            configure_app()
+        except ImproperlyConfigured as exc:  # the settings changed since __init__
+            fail_run(execution, reporter, str(exc))
+            return
         execution.report_status_change(reporter, _RUNNING)
         results = execution.get_pipeline_results()
         try:
