@@ -146,3 +146,11 @@ class BadQueue(Pipeline):
 
     bad = Summarise(config={"celery_queue": 5})
     second = Summarise()
+
+
+class Stranded(Pipeline):
+    """A task whose messages go to queue ``nowhere`` (no worker consumes it), then
+    another."""
+
+    first = Summarise(config={"celery_queue": "nowhere"})
+    then = Summarise()

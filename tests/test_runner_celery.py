@@ -533,3 +533,29 @@ def test_the_command_line_refuses_a_broker_url_celery_cannot_use(tmp_path: Path)
         "Celery can use: No such transport: amqq"
     ) in " ".join(refused.stderr.split())
     assert not Path(spec[1]["path"]).exists()  # nothing written
+
+
+def test_a_message_delivered_again_after_its_worker_ended_the_task_result_but_not_the_task(
+    running: Cluster,
+) -> None:
+    # As when a worker records DONE and dies before it starts the next task: its message,
+    # delivered again, records nothing for the task result and starts the next task.
+    from tests.celery_pipelines import Stranded
+
+    execution = Stranded().start("stranded", None, Runner())
+    first, then = execution.get_pipeline_results()[0].get_task_executions()
+    (result,) = first.get_task_results()
+    assert result.get_status() is PipelineTaskStatus.PENDING  # its message waits in 'nowhere'
+    reporter = None
+    assert result.report_status_change(reporter, PipelineTaskStatus.RUNNING, "", False)
+    assert result.report_status_change(reporter, DONE, "", False)
+    configure_app()
+
+    outcome = run_task_result.apply_async(args=(result.get_id(), 0, 0)).get(timeout=20)
+    Runner(timeout=20).wait_for(execution)
+
+    assert outcome == "skipped: already DONE"
+    assert (first.get_status(), then.get_status(), execution.get_status()) == (DONE, DONE, DONE)
+    assert attempts(result) == 1
+    if "path" in running.storage[1]:
+        assert [s for s, _ in status_changes(running, result)] == ["RUNNING", "DONE"]
