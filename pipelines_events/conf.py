@@ -47,11 +47,20 @@ SETTINGS_MODULE_ENV: Final = "PIPELINES_SETTINGS_MODULE"
 STORAGE_SETTING: Final = "PIPELINES_PIPELINES_RESULTS_STORAGE"
 """The setting choosing the results storage: a dotted class path or ``(path, kwargs)``."""
 
+CELERY_BROKER_SETTING: Final = "PIPELINES_CELERY_BROKER_URL"
+"""The broker URL of the Celery runner's app (None: the environment variable of the same
+name, else ``redis://localhost:6379/0``)."""
+
+CELERY_CONFIG_SETTING: Final = "PIPELINES_CELERY_CONFIG"
+"""More configuration of the Celery runner's app: a dict of Celery setting -> value."""
+
 DEFAULTS: Final[dict[str, Any]] = {
     STORAGE_SETTING: (
         "pipelines_events.results.eventlog.EventLogPipelineResultsStorage",
         {"path": "pipelines-events.jsonl"},
     ),
+    CELERY_BROKER_SETTING: None,
+    CELERY_CONFIG_SETTING: {},
 }
 """Every setting there is, with its default value."""
 

@@ -326,6 +326,7 @@ CATALOGUE: dict[str, Bad] = {
         "a setting that does not exist",
         ImproperlyConfigured,
         r"unknown setting 'PIPELINES_NO_SUCH_SETTING'; the settings are: "
+        r"PIPELINES_CELERY_BROKER_URL, PIPELINES_CELERY_CONFIG, "
         r"PIPELINES_PIPELINES_RESULTS_STORAGE",
         _unknown_setting,
     ),

@@ -349,6 +349,7 @@ def _start(
     pipeline: Pipeline,
     run_id: str,
     input_data: Any,
+    runner: PipelineRunner | None = None,
 ) -> PipelineExecution:
     """Start ``pipeline`` with the eager runner, printing status changes to stderr unless
     ``--quiet``; a progress bar on stderr when stdout is a terminal."""
@@ -370,14 +371,46 @@ def _start(
             stack.enter_context(progress)
             on_change = _TaskProgress(progress, storage, run_id)
         reporter = ConsoleReporter(None if args.quiet else err, changes, on_change)
-        execution = _run(pipeline, run_id, input_data, reporter, getattr(args, "workers", 0))
+        if runner is None:
+            runner = _runner(getattr(args, "runner", None), getattr(args, "workers", 0))
+        execution = _run(pipeline, run_id, input_data, reporter, runner)
     return execution
 
 
+RUNNERS: Final = ("eager", "process", "celery")
+"""The runners ``run --runner`` chooses from."""
+
+
+def _runner(name: str | None, workers: int) -> PipelineRunner:
+    """The runner ``--runner NAME`` and ``--workers N`` select (N selects the process
+    runner; neither, the eager one)."""
+    if name is None:
+        name = "eager" if workers == 0 else "process"
+    if workers and name != "process":
+        raise InvalidValueError(
+            f"--workers is the number of processes of the process runner; "
+            f"it does not go with --runner {name}"
+        )
+    if name == "eager":
+        return Runner()
+    if name == "process":
+        return ProcessRunner(workers=workers or None)
+    try:
+        from pipelines_events.runners.celery import Runner as CeleryRunner
+    except ImportError as exc:
+        raise PipelinesEventsError(
+            f"--runner celery needs Celery ({exc}): pip install 'pipelines-events[celery]'"
+        ) from exc
+    return CeleryRunner()
+
+
 def _run(
-    pipeline: Pipeline, run_id: str, input_data: Any, reporter: ConsoleReporter, workers: int
+    pipeline: Pipeline,
+    run_id: str,
+    input_data: Any,
+    reporter: ConsoleReporter,
+    runner: PipelineRunner,
 ) -> PipelineExecution:
-    runner: PipelineRunner = Runner() if workers == 0 else ProcessRunner(workers=workers)
     try:
         return pipeline.start(run_id, input_data, runner, reporter)
     except PipelinesEventsError:
@@ -407,8 +440,10 @@ def _register_run(commands: Any) -> None:
     parser = _command(
         commands,
         "run",
-        "Run a pipeline with the eager runner, then show its tree; exit status 0 if the "
-        "run is DONE, 1 if it ended in a failure.",
+        "Run a pipeline (with the eager runner unless told), then show its tree; exit "
+        "status 0 if the run is DONE, 1 if it ended in a failure. With --runner celery "
+        "it starts the run on Celery workers and returns at once (exit status 0 unless "
+        "it failed already); `follow RUN_ID --until-done` watches it end.",
         _run_command,
     )
     parser.add_argument(
@@ -425,6 +460,14 @@ def _register_run(commands: Any) -> None:
         default=0,
         help="run the task results in N worker processes (the process runner); "
         "default: the eager runner, in this process",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default=None,
+        help="eager (in this process, the default), process (worker processes: see "
+        "--workers) or celery (Celery workers, which read the same storage setting; "
+        "the broker is PIPELINES_CELERY_BROKER_URL)",
     )
     _add_quiet_option(parser)
     add_format_option(parser)
@@ -461,18 +504,29 @@ def _run_command(args: argparse.Namespace) -> int:
         raise InvalidValueError(
             f"pipeline {args.pipeline!r}: cannot create it: {type(exc).__name__}: {exc}"
         ) from exc
+    # the runner first: its settings are refused (a bad broker URL) before the log opens
+    runner = _runner(args.runner, args.workers)
     with _writing(args) as storage:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            execution = _start(args, storage, pipeline, run_id, input_data)
+            execution = _start(args, storage, pipeline, run_id, input_data, runner)
         except KeyboardInterrupt:
             with _no_interrupts():
                 return _interrupted(storage, run_id)
         finally:
             signal.signal(signal.SIGTERM, previous)
         _print_run(_stdout(), execution, args.format)
-        done = execution.get_status() is PipelineTaskStatus.DONE
-    return EXIT_OK if done else EXIT_FAILED
+        status = execution.get_status()
+        if args.runner == "celery" and not status.is_final:
+            print(
+                printable(
+                    f"pipelines-events: run {run_id} started on Celery workers; "
+                    f"watch it end with: pipelines-events follow {run_id} --until-done"
+                ),
+                file=sys.stderr,
+            )
+            return EXIT_OK
+    return EXIT_OK if status is PipelineTaskStatus.DONE else EXIT_FAILED
 
 
 @contextlib.contextmanager

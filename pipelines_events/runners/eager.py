@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import msgspec
 
 from pipelines_events.results.base import (
     PipelineExecution,
@@ -25,8 +21,14 @@ from pipelines_events.runners import (
     fail_task_execution,
     settle,
 )
+from pipelines_events.runners.steps import (
+    Failure,
+    iterator_objects,
+    prepare,
+    sorted_task_executions,
+    task_order,
+)
 from pipelines_events.status import PipelineTaskStatus
-from pipelines_events.task import Task
 
 __all__ = ["Runner"]
 
@@ -36,24 +38,6 @@ _RUNNING = PipelineTaskStatus.RUNNING
 _DONE = PipelineTaskStatus.DONE
 _RUNTIME_ERROR = PipelineTaskStatus.RUNTIME_ERROR
 _FAILED = PipelineTaskStatus.error_statuses()
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    task: Task
-    objects: list[Any]
-    cleaned_data: Any
-
-
-@dataclass(frozen=True)
-class _Failure:
-    status: PipelineTaskStatus
-    message: str
-
-
-def _objects(iterator: Any) -> list[Any]:
-    """The objects of an iterator as a list; None means one ``None`` object."""
-    return [None] if iterator is None else list(iterator)
 
 
 class Runner(PipelineRunner):
@@ -74,8 +58,8 @@ class Runner(PipelineRunner):
         results = execution.get_pipeline_results()
         try:
             pipeline = execution.get_pipeline()
-            objects = _objects(pipeline.get_iterator())
-            order = {task.pipeline_task: i for i, task in enumerate(pipeline.get_build_tasks())}
+            objects = iterator_objects(pipeline.get_iterator())
+            order = task_order(pipeline)
         except Exception as exc:
             logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
             fail_run(execution, reporter, error_message(exc))
@@ -104,10 +88,7 @@ class Runner(PipelineRunner):
         if result.get_status().is_final:
             return
         result.report_status_change(reporter, _RUNNING)
-        task_executions = sorted(
-            result.get_task_executions(),
-            key=lambda te: order.get(te.get_pipeline_task(), len(order)),
-        )
+        task_executions = sorted_task_executions(result, order)
         failed: str | None = None
         for task_execution in task_executions:
             if failed is not None:
@@ -129,8 +110,8 @@ class Runner(PipelineRunner):
             return task_execution.get_status() not in _FAILED
         task_execution.report_status_change(reporter, _RUNNING)
         results = task_execution.get_task_results()
-        prepared = self._prepare(execution, task_execution, results)
-        if isinstance(prepared, _Failure):
+        prepared = prepare(execution, task_execution, results)
+        if isinstance(prepared, Failure):
             fail_task_execution(task_execution, reporter, prepared.status, prepared.message)
             cancel_below(task_execution, reporter, cancelled_message(name))
             return False
@@ -155,39 +136,3 @@ class Runner(PipelineRunner):
             result.report_status_change(reporter, _DONE)
         settle(task_execution, reporter)
         return task_execution.get_status() not in _FAILED
-
-    def _prepare(
-        self,
-        execution: PipelineExecution,
-        task_execution: TaskExecution,
-        results: Sequence[Any],
-    ) -> _Prepared | _Failure:
-        """The task, its iterator's objects and the cleaned input data; or the failed
-        status and message when one of them cannot be had."""
-        try:
-            task = task_execution.get_task()
-        except Exception as exc:
-            return _Failure(_RUNTIME_ERROR, error_message(exc))
-        if not isinstance(task, Task):
-            return _Failure(_RUNTIME_ERROR, f"the loader gave {task!r}, not a Task")
-        try:
-            task.get_config()
-        except msgspec.ValidationError as exc:
-            return _Failure(PipelineTaskStatus.CONFIG_ERROR, f"config of task {task.name!r}: {exc}")
-        try:
-            cleaned_data = task.clean_input_data(execution.get_input_data())
-        except msgspec.ValidationError as exc:
-            return _Failure(
-                PipelineTaskStatus.VALIDATION_ERROR, f"input data of task {task.name!r}: {exc}"
-            )
-        try:
-            task_objects = _objects(task.get_iterator())
-        except Exception as exc:
-            return _Failure(_RUNTIME_ERROR, error_message(exc))
-        if len(task_objects) != len(results):
-            return _Failure(
-                _RUNTIME_ERROR,
-                f"the iterator of task {task.name!r} gave {len(task_objects)} objects, but the "
-                f"run was built with {len(results)} task results",
-            )
-        return _Prepared(task, task_objects, cleaned_data)

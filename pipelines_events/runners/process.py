@@ -41,8 +41,13 @@ from pipelines_events.runners import (
     fail_task_execution,
     settle,
 )
-from pipelines_events.runners.eager import Runner as EagerRunner
-from pipelines_events.runners.eager import _Failure, _Prepared
+from pipelines_events.runners.steps import (
+    Failure,
+    iterator_objects,
+    prepare,
+    sorted_task_executions,
+    task_order,
+)
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 
@@ -113,8 +118,8 @@ class Runner(PipelineRunner):
         results = execution.get_pipeline_results()
         try:
             pipeline = execution.get_pipeline()
-            objects = _objects(pipeline.get_iterator())
-            order = {task.pipeline_task: i for i, task in enumerate(pipeline.get_build_tasks())}
+            objects = iterator_objects(pipeline.get_iterator())
+            order = task_order(pipeline)
         except Exception as exc:
             logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
             fail_run(execution, reporter, error_message(exc))
@@ -192,10 +197,7 @@ class _Run:
         self.broken = False
 
     def _sorted(self, result: PipelineResult) -> list[TaskExecution]:
-        return sorted(
-            result.get_task_executions(),
-            key=lambda te: self.order.get(te.get_pipeline_task(), len(self.order)),
-        )
+        return sorted_task_executions(result, self.order)
 
     def go(self) -> None:
         if not self.lanes:
@@ -277,8 +279,8 @@ class _Run:
                 continue
             task_execution.report_status_change(self.reporter, _RUNNING)
             results = task_execution.get_task_results()
-            prepared = _prepare(self.execution, task_execution, results)
-            if isinstance(prepared, _Failure):
+            prepared = prepare(self.execution, task_execution, results)
+            if isinstance(prepared, Failure):
                 fail_task_execution(
                     task_execution, self.reporter, prepared.status, prepared.message
                 )
@@ -410,18 +412,6 @@ class _Run:
             self._advance(lane)
 
 
-def _prepare(
-    execution: PipelineExecution, task_execution: TaskExecution, results: Sequence[Any]
-) -> _Prepared | _Failure:
-    """What the eager runner checks before running a task: the task, its config, the
-    input data, its iterator (run here, then again in the workers)."""
-    return EagerRunner()._prepare(execution, task_execution, results)
-
-
-def _objects(iterator: Any) -> list[Any]:
-    return [None] if iterator is None else list(iterator)
-
-
 def _picklable(obj: Any) -> Any:
     """``obj`` if it can be sent to a worker, else None (the worker loads it by id)."""
     try:
@@ -520,8 +510,8 @@ def _task(
 ) -> tuple[Task, list[Any], Any]:
     cached = _Worker.tasks.get(task_execution_id)
     if cached is None:
-        prepared = _prepare(execution, task_execution, task_execution.get_task_results())
-        if isinstance(prepared, _Failure):
+        prepared = prepare(execution, task_execution, task_execution.get_task_results())
+        if isinstance(prepared, Failure):
             raise RuntimeError(prepared.message)
         cached = (prepared.task, prepared.objects, prepared.cleaned_data)
         _Worker.tasks[task_execution_id] = cached
@@ -535,6 +525,6 @@ def _pipeline_objects(execution: PipelineExecution) -> list[Any]:
         pipeline = _Worker.pipeline
         if pipeline is None or pipeline.get_id() != execution.get_pipeline_id():
             pipeline = execution.get_pipeline()
-        objects = _objects(pipeline.get_iterator())
+        objects = iterator_objects(pipeline.get_iterator())
         _Worker.pipeline_objects[run_id] = objects
     return objects
