@@ -15,12 +15,9 @@ import fcntl
 import hashlib
 import os
 import stat
-import struct
 import threading
-import time
 import warnings
 import weakref
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
@@ -109,9 +106,7 @@ class JsonlEventLog(EventLog):
         self._readonly = readonly
         self._position = START
         self._appended = 0  # appends so far
-        self._appended_end = 0  # the byte offset after the last batch appended
         self._synced = 0  # appends known to be on disk
-        self._group: _GroupCommit | None = None  # the fsync shared with other writers
         self._fd = -1
         self._lock = threading.RLock()
         self._mode_checked = False
@@ -494,7 +489,6 @@ class JsonlEventLog(EventLog):
                 self._write(data, position.offset)
                 self._position = LogPosition(position.offset + len(data), seq, prev)
                 self._appended += 1
-                self._appended_end = self._position.offset
             except BaseException:
                 if not handed_over:
                     # What was caught up never reached the caller: it is read again next time.
@@ -549,24 +543,21 @@ class JsonlEventLog(EventLog):
             pass
 
     def commit(self) -> None:
-        """Return once every event this object appended is durable as its durability
-        promises; with ``fsync``, one ``fdatasync`` covers the commits of every writer
-        (thread or process) waiting meanwhile (see :class:`_GroupCommit`)."""
         with self._lock:
             self._check_usable()
             target = self._appended
             if self._synced == target:
                 return
             fd = self._fd
-            end = self._appended_end
-            group = self._group
-            if self._durability == "fsync" and (group is None or group.pid != os.getpid()):
-                if group is not None:
-                    group.close()  # a forked child's copy: its lock is the parent's
-                group = self._group = _GroupCommit(self._path, fd)
-        if group is not None:
+        if self._durability == "fsync":
             # Outside the lock: other threads append while this one waits for the disk.
-            group.sync(fd, end)
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                raise LogWriteError(
+                    f"{self._path}: fsync failed ({exc.strerror}); the last events may not be "
+                    "on disk"
+                ) from exc
         with self._lock:
             # What was appended before the fsync began is on disk.
             self._synced = max(self._synced, target)
@@ -579,9 +570,6 @@ class JsonlEventLog(EventLog):
                 finally:
                     os.close(self._fd)
                     self._fd = -1
-                    if self._group is not None:
-                        self._group.close()
-                        self._group = None
             _OPEN_LOGS.discard(self)
 
     def __enter__(self) -> JsonlEventLog:
@@ -640,192 +628,6 @@ class JsonlEventLog(EventLog):
             TornWriteRepaired,
             stacklevel=4,
         )
-
-
-_SYNC_RECORD: Final = struct.Struct("<8sQQQ64sI")
-_SYNC_MAGIC: Final = b"PEsync02"
-_SYNC_TAIL: Final = 64
-_SYNC_SEARCH: Final = 1 << 14
-_SYNC_DELAY_MAX: Final = 0.001
-
-
-class _GroupCommit:
-    """One ``fdatasync`` for the commits of every writer of a log (group commit).
-
-    The writers of a log share ``<log>.sync``. It holds one record, written after an
-    ``fdatasync`` of the log that began when the log had S bytes: the log's device and
-    inode, the end L <= S of the last whole line before S, the 64 bytes of the log before
-    L (the end of that line's chained hash) and a CRC of the record. A commit whose
-    batches end at byte E returns when the record covers E (L >= E). Else it waits for a
-    sync in progress to end (a shared ``flock`` on the file, granted to all waiters at
-    once) and looks again; else it takes the ``flock`` exclusively, looks again, notes the
-    log's size S' (which includes every batch any writer appended meanwhile), runs
-    ``fdatasync``, stores the record for S' and releases the lock.
-
-    The record is a hint, never trusted blindly; anything wrong with it costs a sync and
-    never skips one:
-
-    * The file is used only if it is a regular file (opened with ``O_NOFOLLOW``) with one
-      link, owned by this process's effective user and not writable by group or others
-      (nor through an ACL, whose mask shows in the group bits): only that user or root
-      can write it, and they can write the log itself. Otherwise (another user made it, a
-      link, a directory, a file this process may not open) this writer syncs alone and
-      never writes to it.
-    * A record counts only with its CRC, for the device and inode of the open log, and
-      when the 64 bytes before L in the log are still the recorded ones: they end with the
-      hash of the line ending at L, which chains every byte before it, so a log that was
-      truncated and grown again (a repaired torn tail, a restored backup) or replaced
-      fails the check, and so does a torn record.
-    * A record is written only after its ``fdatasync`` succeeded, and L never exceeds the
-      size S read before that ``fdatasync`` began: a stale record claims less, not more.
-
-    Threads of one process share the file's descriptor, which ``flock`` does not tell
-    apart, so a thread lock serializes them around it; a forked child opens its own
-    (:attr:`pid`).
-    """
-
-    __slots__ = (
-        "_fd",
-        "_key",
-        "_last_sync",
-        "_lock",
-        "_log_name",
-        "_mine",
-        "_others",
-        "_seen",
-        "pid",
-    )
-
-    def __init__(self, log_path: Path, log_fd: int) -> None:
-        st = os.fstat(log_fd)
-        self.pid = os.getpid()
-        self._key = (st.st_dev, st.st_ino)
-        self._lock = threading.Lock()
-        self._log_name = str(log_path)
-        self._last_sync = 0.0  # seconds the last fdatasync of this writer took
-        self._mine = -1  # the offset this writer last recorded as synced
-        self._others = False  # whether its last sync covered other writers' batches
-        self._seen = -1  # the offset the last well-formed record read held
-        self._fd = _open_sync_file(log_path.with_name(log_path.name + ".sync"))
-
-    def sync(self, log_fd: int, end: int) -> None:
-        """Return once the log's first ``end`` bytes (a line end) are on disk."""
-        fd = self._fd
-        if fd < 0:
-            self._fdatasync(log_fd)
-            return
-        if self._covers(log_fd, end):
-            return
-        with self._lock:
-            attempts = 0
-            busy = False  # another writer synced while this one waited
-            while True:
-                # Wait for a sync in progress to end: its leader holds the lock exclusively,
-                # and the waiters' shared requests are all granted together when it ends.
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    busy = True
-                    fcntl.flock(fd, fcntl.LOCK_SH)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                if self._covers(log_fd, end):
-                    return
-                # Lead the next sync, unless another writer took the lead meanwhile: then
-                # wait for its sync and look again (after a few tries, queue for the lead).
-                attempts += 1
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if attempts < 8 else 0))
-                    break
-                except BlockingIOError:
-                    busy = True
-                    continue
-            try:
-                if self._covers(log_fd, end):
-                    return
-                if busy or self._others or self._seen not in (-1, self._mine):
-                    # Other writers commit too (this one waited for their sync, theirs is the
-                    # last record, or its last sync covered their batches): those the last sync
-                    # covered are appending again; give them a moment (a fraction of a sync)
-                    # so that this sync covers their commits too.
-                    time.sleep(min(_SYNC_DELAY_MAX, self._last_sync / 2))
-                size = _end(log_fd)
-                start = max(0, size - _SYNC_SEARCH)
-                tail = os.pread(log_fd, size - start, start)
-                began = time.perf_counter()
-                self._fdatasync(log_fd)
-                self._last_sync = time.perf_counter() - began
-                line_end = start + tail.rfind(b"\n") + 1
-                self._mine, self._others = line_end, size > end
-                if line_end >= _SYNC_TAIL and line_end - start >= _SYNC_TAIL:
-                    last = tail[line_end - start - _SYNC_TAIL : line_end - start]
-                    body = _SYNC_RECORD.pack(_SYNC_MAGIC, *self._key, line_end, last, 0)
-                    record = body[:-4] + struct.pack("<I", zlib.crc32(body[:-4]))
-                    with contextlib.suppress(OSError):  # a hint: without it, all sync alone
-                        os.pwrite(fd, record, 0)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _covers(self, log_fd: int, end: int) -> bool:
-        """Whether a valid record says the log's first ``end`` bytes are on disk."""
-        try:
-            data = os.pread(self._fd, _SYNC_RECORD.size, 0)
-        except OSError:
-            return False
-        if len(data) != _SYNC_RECORD.size:
-            return False
-        magic, dev, ino, synced, last, crc = _SYNC_RECORD.unpack(data)
-        self._seen = synced if magic == _SYNC_MAGIC else -1
-        if (
-            magic != _SYNC_MAGIC
-            or crc != zlib.crc32(data[:-4])
-            or (dev, ino) != self._key
-            or synced < end
-            or synced < _SYNC_TAIL
-        ):
-            return False
-        return bool(os.pread(log_fd, _SYNC_TAIL, synced - _SYNC_TAIL) == last)
-
-    def _fdatasync(self, log_fd: int) -> None:
-        try:
-            os.fdatasync(log_fd)
-        except OSError as exc:
-            raise LogWriteError(
-                f"{self._log_name}: fsync failed ({exc.strerror}); the last events may not be "
-                "on disk"
-            ) from exc
-
-    def close(self) -> None:
-        """Close the sync file (a forked child's copy too: the parent keeps its lock)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __del__(self) -> None:
-        self.close()
-
-
-def _open_sync_file(path: Path) -> int:
-    """A descriptor of the shared sync file, or -1 when it cannot be trusted or opened."""
-    try:
-        fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600
-        )
-    except OSError:
-        return -1
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        st = None
-    if (
-        st is None
-        or not stat.S_ISREG(st.st_mode)
-        or st.st_nlink != 1
-        or st.st_uid != os.geteuid()
-        or st.st_mode & 0o022
-    ):
-        os.close(fd)
-        return -1
-    return fd
 
 
 def _remove_directories(directories: list[Path]) -> None:
