@@ -6,6 +6,7 @@ import hashlib
 import json
 import pathlib
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -235,3 +236,79 @@ def test_raw_replay_accepts_any_lines_with_id_and_type(tmp_path: pathlib.Path, i
     expected = {"x": 5, "y": 2} if into == "dict" else {"x": 2, "y": 1}
     assert raw.fold_file(path, into=into) == expected
     assert raw.fold_file(path, into=into, batch=True) == expected
+
+
+@pytest.mark.parametrize("name", ["django-orm-sqlite", "sqlite-plain"])
+@pytest.mark.parametrize("durable", [True, False])
+def test_sql_baselines_run_in_wal_mode_by_default(
+    tmp_path: pathlib.Path, name: str, durable: bool
+) -> None:
+    instance: Any = load_baseline(name)(tmp_path, durable)
+    try:
+        assert _pragma(instance, "journal_mode").lower() == "wal"
+        assert _pragma(instance, "synchronous") == (2 if durable else 0)  # FULL / OFF
+    finally:
+        instance.close()
+
+
+def test_interleaved_rounds_alternate_the_sides() -> None:
+    from benchmarks.measure import interleaved, median
+
+    calls: list[str] = []
+
+    def side(name: str, value: float) -> Any:
+        def run() -> float:
+            calls.append(name)
+            return value
+
+        return run
+
+    figures = interleaved(3, {"ours": side("ours", 1.0), "theirs": side("theirs", 2.0)})
+    assert calls == ["ours", "theirs"] * 3
+    assert figures == {"ours": [1.0] * 3, "theirs": [2.0] * 3}
+    assert median([3.0, 1.0, 2.0]) == 2.0
+
+
+@pytest.fixture(scope="module")
+def tiny_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, list[str]]:
+    from benchmarks.make_log import make_log
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.jsonl"
+    _, _, run_ids = make_log(path, 200)
+    return path, run_ids
+
+
+def test_rss_cli_and_sha256_measures(tiny_log: tuple[pathlib.Path, list[str]]) -> None:
+    from benchmarks.measure import cli_seconds, rss_after_open, sha256_seconds
+
+    path, run_ids = tiny_log
+    rss, peak = rss_after_open(path)
+    bare, _ = rss_after_open(None)
+    assert bare > 0 and 0 < rss <= peak
+    assert cli_seconds(["show", run_ids[0], "--log", str(path)]) > 0
+    assert sha256_seconds(path) > 0
+    with pytest.raises(subprocess.CalledProcessError, match="returned non-zero exit status"):
+        cli_seconds(["show", "no-such-run", "--log", str(path)])
+
+
+def test_history_writers_and_pipeline_rows(
+    tiny_log: tuple[pathlib.Path, list[str]], tmp_path: pathlib.Path
+) -> None:
+    from benchmarks import run
+
+    path, run_ids = tiny_log
+    report = run.Report()
+    run.bench_history(report, path, 200, run_ids)
+    run.bench_writers(report, tmp_path, 5, 3, rounds=1, writers=2)
+    run.bench_pipeline(report, tmp_path, 4, 4, rounds=1)
+    rows = {row.scenario: row for row in report.rows}
+    assert rows["show RUN on 200 events (CLI process)"].target == "< 0.3 s"
+    assert rows["verify 200 events (CLI process)"].baseline == "SHA-256 of the file, one pass"
+    assert rows["RSS after opening 200 events (snapshot), fresh process"].value > 0
+    fsync_writers = rows["set_ calls/s, 2 writers on one log, durability fsync"]
+    assert fsync_writers.ratio is not None and fsync_writers.target == ">= 4x"
+    assert fsync_writers.durability.startswith("fsync")
+    django = rows["pipeline with 4 task results vs django-orm-sqlite (fsync)"]
+    assert (django.target, django.best is not None) == ("<= 0.2x", True)
+    assert rows["pipeline with 4 task results vs sqlite-plain (none)"].target == "<= 0.5x"
+    assert all(row.durability for row in report.rows if row.scenario.startswith("pipeline"))

@@ -12,7 +12,8 @@ Django's autocommit mode: one transaction per change. :meth:`DjangoOrmBaseline.b
 creates the objects one ``create()`` at a time inside one ``transaction.atomic``.
 
 Durability: ``PRAGMA synchronous=FULL`` (durable) or ``OFF`` through the backend's
-``init_command`` option; the journal is ``DELETE`` (a stock Django project's) unless
+``init_command`` option; the journal is ``WAL``, as a Django user tuning SQLite runs it
+(one WAL sync per commit, against four in a stock project's ``DELETE`` journal), unless
 ``journal_mode`` says otherwise.
 """
 
@@ -131,7 +132,7 @@ class DjangoOrmBaseline:
     name = "django-orm-sqlite"
 
     def __init__(
-        self, directory: pathlib.Path, durable: bool, *, journal_mode: str = "DELETE"
+        self, directory: pathlib.Path, durable: bool, *, journal_mode: str = "WAL"
     ) -> None:
         if journal_mode.upper() not in JOURNAL_MODES:
             raise ValueError(f"journal_mode {journal_mode!r} is not one of {sorted(JOURNAL_MODES)}")
