@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from pipelines_events import audit
-from pipelines_events.cli import render
+from pipelines_events.cli import output, render
 from pipelines_events.cli import render_audit as out_audit
 from pipelines_events.cli.common import (
     add_format_option,
@@ -209,7 +209,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.format == "table":
         out_audit.audit_console().print(Text(out_audit.export_line(summary)), soft_wrap=True)
     else:
-        out_audit.write_json(summary)
+        output.write_json(summary)
     return EXIT_OK
 
 
@@ -255,17 +255,17 @@ def _replay(args: argparse.Namespace) -> int:
         if fmt == "table":
             out_audit.print_step(out, step)
         elif fmt == "jsonl":
-            out_audit.write_json({"type": "step", **_fields(step)})
+            output.write_json({"type": "step", **_fields(step)})
         else:
             steps.append(step)
     view = player.final_view()
     trees = [render.result_tree(execution) for execution in view.get_pipeline_executions()]
     into = str(args.into) if args.into is not None else ""
     if fmt == "json":
-        out_audit.write_json({"steps": steps, "final": trees, "imports": player.outcomes})
+        output.write_json({"steps": steps, "final": trees, "imports": player.outcomes})
     elif fmt == "jsonl":
-        out_audit.write_jsonl({"type": "final", **_fields(tree)} for tree in trees)
-        out_audit.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
+        output.write_jsonl({"type": "final", **_fields(tree)} for tree in trees)
+        output.write_jsonl({"type": "import", **_fields(o)} for o in player.outcomes)
     else:
         out.print(Text(printable(f"final state ({view.describe()}):"), "bold"), soft_wrap=True)
         if not trees:
@@ -309,7 +309,7 @@ def _verify(args: argparse.Namespace) -> int:
         for line in out_audit.verify_lines(report):
             out.print(Text(line), soft_wrap=True)
     else:
-        out_audit.write_json(report)
+        output.write_json(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -345,7 +345,7 @@ def _head(args: argparse.Namespace) -> int:
     if args.format == "table":
         sys.stdout.write(f"{printable(found)}\n")
     else:
-        out_audit.write_json(found)
+        output.write_json(found)
     return EXIT_OK
 
 
@@ -397,7 +397,7 @@ def _follow(args: argparse.Namespace) -> int:
                     out_audit.print_change(out, change, args.format)
         finally:
             if args.format == "json":
-                out_audit.write_json(seen)
+                output.write_json(seen)
     if not args.until_done:
         return EXIT_OK
     status = follower.status

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from pipelines_events.cli import render
+from pipelines_events.cli import output
 from pipelines_events.cli.commands_audit import parse_time_option
 from pipelines_events.cli.common import (
     add_format_option,
@@ -127,10 +127,10 @@ def _cleanup_command(args: argparse.Namespace) -> int:
 
 def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     if args.format == "json":
-        render.write_json({"dry_run": args.dry_run, "runs": rows})
+        output.write_json({"dry_run": args.dry_run, "runs": rows})
         return
     if args.format == "jsonl":
-        render.write_jsonl(rows)
+        output.write_jsonl(rows)
         return
     out = console()
     verb = "would remove" if args.dry_run else "removed"

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from pipelines_events.audit import SET, AuditChange, ChangeFold, StorageView
-from pipelines_events.cli import render
+from pipelines_events.cli import output, render
 from pipelines_events.cli.commands_audit import (
     add_point_in_time_options,
     open_view,
@@ -426,9 +426,9 @@ def _print_run(out: Console, execution: PipelineExecution, fmt: str) -> None:
     with _working("reading the run"):
         tree = render.result_tree(execution)
     if fmt == "json":
-        render.write_json(tree)
+        output.write_json(tree)
     elif fmt == "jsonl":
-        render.write_jsonl(render.result_lines(tree))
+        output.write_jsonl(render.result_lines(tree))
     else:
         out.print(render.run_tree(tree))
 
@@ -664,9 +664,9 @@ def _show_command(args: argparse.Namespace) -> int:
         with _working("reading the run"):
             tree = render.result_tree(execution)
     if args.format == "json":
-        render.write_json(tree)
+        output.write_json(tree)
     elif args.format == "jsonl":
-        render.write_jsonl(render.result_lines(tree))
+        output.write_jsonl(render.result_lines(tree))
     else:
         title = None if view is None else view_title(tree.run_id, view)
         _stdout().print(render.run_tree(tree, title, args.traceback))

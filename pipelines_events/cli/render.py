@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -22,6 +22,8 @@ from rich.tree import Tree
 
 from pipelines_events.audit import AuditChange
 from pipelines_events.cli.common import printable
+from pipelines_events.cli.output import NONE as _NONE
+from pipelines_events.cli.output import compact, write_json, write_jsonl
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -53,8 +55,6 @@ __all__ = [
     "status_change_line",
     "status_text",
     "tsv_line",
-    "write_json",
-    "write_jsonl",
 ]
 
 STATUS_STYLES: Final = {
@@ -68,9 +68,7 @@ STATUS_STYLES: Final = {
 }
 """The colour of each status."""
 
-_NONE: Final = "—"
 _FAILED: Final = PipelineTaskStatus.error_statuses()
-_encoder: Final = msgspec.json.Encoder()
 
 
 # -- records ------------------------------------------------------------------------------
@@ -258,15 +256,7 @@ def format_duration(seconds: float | None) -> str:
 def format_object(value: Any, limit: int = 60) -> str:
     """A stored pipeline or task object, short and printable: a str as is, anything else
     as JSON (control characters escaped, see :func:`~pipelines_events.cli.common.printable`)."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = _encoder.encode(value).decode()
-        except (TypeError, msgspec.EncodeError):
-            text = repr(value)
-    text = printable(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return compact(value, limit)
 
 
 def status_text(status: PipelineTaskStatus) -> Text:
@@ -491,19 +481,6 @@ def status_change_line(
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def write_json(value: Any) -> None:
-    """Print ``value`` as one JSON document on one line."""
-    sys.stdout.write(_encoder.encode(value).decode() + "\n")
-    sys.stdout.flush()
-
-
-def write_jsonl(values: Iterable[Any]) -> None:
-    """Print each value as one line of JSON."""
-    for value in values:
-        sys.stdout.write(_encoder.encode(value).decode() + "\n")
-    sys.stdout.flush()
 
 
 def print_records(console: Console, runs: list[RunSummary], fmt: str, where: str) -> None:

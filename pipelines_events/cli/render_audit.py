@@ -5,14 +5,11 @@ Runs are drawn by :mod:`pipelines_events.cli.render`, as ``show`` draws them.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
-import msgspec
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -35,6 +32,8 @@ from pipelines_events.audit.verify import (
     SNAPSHOT_UNCHECKED,
 )
 from pipelines_events.cli.common import console, printable
+from pipelines_events.cli.output import NONE as _NONE
+from pipelines_events.cli.output import compact, stop_on_closed_output, write_json, write_jsonl
 from pipelines_events.events import PIPELINE_EXECUTION
 from pipelines_events.status import PipelineTaskStatus
 
@@ -46,9 +45,6 @@ KIND_LABELS: Final = {
 }
 
 _ARROW: Final = " → "
-_NONE: Final = "—"
-
-_encoder = msgspec.json.Encoder()
 
 
 # -- values -------------------------------------------------------------------------------
@@ -78,17 +74,7 @@ def format_value(value: Any, limit: int = 48) -> str:
         return value.name
     if isinstance(value, datetime):
         return format_time(value)
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = _encoder.encode(value).decode()
-        except (TypeError, msgspec.EncodeError):
-            text = repr(value)
-    text = printable(text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+    return compact(value, limit)
 
 
 def object_label(
@@ -151,34 +137,11 @@ def change_line(change: AuditChange) -> str:
 # -- output ---------------------------------------------------------------------------------
 
 
-def stop_on_closed_output() -> NoReturn:
-    """The reader of stdout went away (``| head``): stop quietly, as a success."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    raise SystemExit(0)
-
-
 def audit_console() -> Console:
     """The commands' console, stopping quietly when the reader of stdout goes away."""
     out = console()
     setattr(out, "on_broken_pipe", stop_on_closed_output)  # noqa: B010
     return out
-
-
-def write_json(value: Any) -> None:
-    """Print ``value`` as one JSON document (records, lists of records, dicts)."""
-    try:
-        sys.stdout.write(_encoder.encode(value).decode() + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        stop_on_closed_output()
-
-
-def write_jsonl(values: Iterable[Any]) -> None:
-    """Print each value as one line of JSON."""
-    for value in values:
-        write_json(value)
 
 
 def changes_table(changes: list[AuditChange], title: str | None = None, width: int = 200) -> Table:
