@@ -6,8 +6,7 @@ import time
 from typing import Any
 
 from pipelines_events.errors import LogError, LogWriteError
-from pipelines_events.events import PIPELINE_EXECUTION, FieldSet, ObjectCreated
-from pipelines_events.events import START
+from pipelines_events.events import PIPELINE_EXECUTION, START, FieldSet, ObjectCreated
 from pipelines_events.log.postgres import PostgresEventLog
 
 
@@ -36,13 +35,15 @@ def batch_of(writer: int, number: int) -> list[Any]:
 
 
 def write(url: str, schema: str, writer: int, batches: int, results: Any) -> None:
-    """Append ``batches`` batches; puts (writer, acknowledged, unknown) on ``results``.
+    """Append ``batches`` batches; puts (writer, acknowledged, unknown, failures) on
+    ``results``.
 
     A batch refused with LogWriteError (nothing written) is tried again; a batch whose
     outcome the log could not tell is recorded as unknown and not tried again.
     """
     acknowledged: list[int] = []
     unknown: list[int] = []
+    failures = 0
     log = None
     number = 0
     deadline = time.monotonic() + 120
@@ -54,6 +55,7 @@ def write(url: str, schema: str, writer: int, batches: int, results: Any) -> Non
             acknowledged.append(number)
             number += 1
         except LogWriteError:
+            failures += 1
             time.sleep(0.05)
         except LogError as exc:
             if "could not be asked" in str(exc):
@@ -61,11 +63,12 @@ def write(url: str, schema: str, writer: int, batches: int, results: Any) -> Non
                 number += 1
             else:
                 # The server is away (opening failed): try again shortly.
+                failures += 1
                 log = None
                 time.sleep(0.1)
     if log is not None:
         log.close()
-    results.put((writer, acknowledged, unknown))
+    results.put((writer, acknowledged, unknown, failures))
 
 
 def follow(url: str, schema: str, until: int, results: Any) -> None:

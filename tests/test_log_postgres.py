@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import socket
 import threading
 import time
 from collections import Counter
@@ -11,6 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from postgres_server import PgTarget, PostgresServer
+from postgres_workers import batch_of, follow, write
 
 from pipelines_events.errors import (
     EventTooLargeError,
@@ -30,8 +34,6 @@ from pipelines_events.events import (
 )
 from pipelines_events.log import JsonlEventLog
 from pipelines_events.log.postgres import DB_SCHEMA_VERSION, PostgresEventLog, redact
-from postgres_server import PgTarget, PostgresServer
-from postgres_workers import batch_of, follow, write
 
 
 def _rows(pg: PgTarget, query: str) -> list[tuple[Any, ...]]:
@@ -288,7 +290,7 @@ def test_a_lost_connection_is_reconnected(pg: PgTarget) -> None:
     log = pg.open()
     log.append([_set("a", 1)])
     _rows(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-          f"WHERE pid <> pg_backend_pid() AND datname = current_database()")  # fmt: skip
+          "WHERE pid <> pg_backend_pid() AND datname = current_database()")  # fmt: skip
     assert [e.seq for e in log.append([_set("b", 2)])] == [2]
     assert log.head().seq == 2
 
@@ -406,8 +408,8 @@ def test_concurrent_writer_processes_and_a_follower(pg: PgTarget) -> None:
     for proc in [*procs, follower]:
         proc.join(30)
         assert proc.exitcode == 0
-    for _, acknowledged, unknown in outcomes:
-        assert acknowledged == list(range(batches)) and unknown == []
+    for _, acknowledged, unknown, failures in outcomes:
+        assert acknowledged == list(range(batches)) and unknown == [] and failures == 0
     expected = {(w, n): len(batch_of(w, n)) for w in range(writers) for n in range(batches)}
     found = _check_log(pg.open(), expected)
     assert found == Counter(dict.fromkeys(expected, 1))
@@ -431,6 +433,7 @@ def test_a_server_restart_during_appends(pg_own: tuple[PostgresServer, PgTarget]
     deadline = time.monotonic() + 60
     while probe.head().seq < 40 and time.monotonic() < deadline:
         time.sleep(0.05)
+    before = probe.head().seq
     server.restart("immediate")  # a crash: no shutdown checkpoint
     time.sleep(0.3)
     server.restart("immediate")
@@ -441,7 +444,10 @@ def test_a_server_restart_during_appends(pg_own: tuple[PostgresServer, PgTarget]
     expected = {(w, n): len(batch_of(w, n)) for w in range(writers) for n in range(batches)}
     found = _check_log(pg.open(), expected)  # whole batches, chain valid
     assert set(found.values()) == {1}
-    for writer, acknowledged, unknown in outcomes:
+    total = sum(len(batch_of(w, n)) for w in range(writers) for n in range(batches))
+    assert before < total  # the restarts came while the writers were appending
+    assert sum(outcome[3] for outcome in outcomes) > 0  # and the writers were told
+    for writer, acknowledged, unknown, _ in outcomes:
         assert sorted(acknowledged + unknown) == list(range(batches))
         # every acknowledged batch is there; a batch reported not written is not
         mine = {n for (w, n) in found if w == writer}
@@ -449,3 +455,84 @@ def test_a_server_restart_during_appends(pg_own: tuple[PostgresServer, PgTarget]
         assert mine - set(acknowledged) <= set(unknown)
     assert _rows(pg, "SELECT count(*) FROM S.events")[0][0] == pg.open().head().seq
     assert GENESIS_HASH not in {e.hash for b in pg.open().read(START) for e in b.events}
+
+
+# -- a connection lost at the commit: the caller is told whether the batch is in ---------
+
+
+class CuttingProxy:
+    """A TCP proxy to the server that, once armed, cuts the connection carrying COMMIT:
+    before the server gets it (``"request"``) or after it answered (``"response"``)."""
+
+    MARK = b"COMMIT\x00"
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed: str | None = None
+        self.cuts = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            for src, dst, side in ((client, server, "request"), (server, client, "response")):
+                threading.Thread(target=self._pump, args=(src, dst, side), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, side: str) -> None:
+        try:
+            while data := src.recv(65536):
+                with self._lock:
+                    cut = self.armed == side and self.MARK in data
+                    if cut:
+                        self.armed = None
+                        self.cuts += 1
+                if cut:
+                    for sock in (src, dst):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("side", ["request", "response"])
+def test_a_connection_lost_at_the_commit_is_checked(
+    pg_own: tuple[PostgresServer, PgTarget], side: str
+) -> None:
+    server, pg = pg_own
+    proxy = CuttingProxy(server.port)
+    try:
+        url = pg.url.replace(f":{server.port}/", f":{proxy.port}/")
+        log = PostgresEventLog(url, schema=pg.schema)
+        log.append([_set("a", 1)])
+        proxy.armed = side
+        if side == "request":
+            # COMMIT never reached the server: the log says nothing was written
+            with pytest.raises(LogWriteError) as info:
+                log.append([_set("b", 2), _set("c", 3)])
+            assert "while the batch was committing" in str(info.value)
+            assert "the log was checked: nothing of the batch was written" in str(info.value)
+            assert pg.open().head().seq == 1
+            assert [e.seq for e in log.append([_set("d", 4)])] == [2]
+        else:
+            # the server committed but its answer was lost: the append reports it written
+            written = log.append([_set("b", 2), _set("c", 3)])
+            assert [e.seq for e in written] == [2, 3]
+            assert pg.open().head() == log.position == LogPosition(0, 3, written[-1].hash)
+        assert proxy.cuts == 1
+        log.close()
+    finally:
+        proxy.close()

@@ -9,6 +9,7 @@ listeners (``LISTEN``/``NOTIFY``). See ``docs/howto/postgres.rst``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -68,6 +69,10 @@ DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 DURABILITY_MODES: Final = ("fsync", "none")
 SNAPSHOT_SLACK_BYTES: Final = 1 << 20
 """Bytes a snapshot may hold beyond twice the log's bytes (as for snapshot files)."""
+
+IDLE_IN_TRANSACTION_TIMEOUT: Final = 30
+"""Seconds after which the server ends a session of this engine idle inside a transaction
+(a client lost mid-append), releasing the head row for the other writers."""
 
 _PAGE: Final = 5000
 """Rows fetched per query when reading."""
@@ -295,10 +300,11 @@ class PostgresEventLog(EventLog):
                 f"{self._host} port {self._port}: {_describe(exc, self._password)}"
             ) from None
         try:
-            if self._durability == "none":
-                conn.execute("SET synchronous_commit = off")
-            else:
-                conn.execute("SET synchronous_commit = on")
+            commit = "off" if self._durability == "none" else "on"
+            conn.execute(
+                f"SET synchronous_commit = {commit}; SET idle_in_transaction_session_timeout"
+                f" = {IDLE_IN_TRANSACTION_TIMEOUT * 1000}"
+            )
             if self._readonly:
                 conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:
@@ -322,10 +328,8 @@ class PostgresEventLog(EventLog):
     def _drop(self, conn: Connection) -> None:
         if conn is self._conn:
             self._conn = None
-        try:
+        with contextlib.suppress(psycopg.Error):
             conn.close()
-        except psycopg.Error:  # pragma: no cover - closing a broken connection
-            pass
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a reading statement, once more on a new connection when the first is lost."""
@@ -344,9 +348,7 @@ class PostgresEventLog(EventLog):
                             f"({_describe(exc, self._password)})"
                         ) from None
                 except psycopg.Error as exc:
-                    raise LogError(
-                        f"{self._location}: {_describe(exc, self._password)}"
-                    ) from None
+                    raise LogError(f"{self._location}: {_describe(exc, self._password)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _prepare(self, conn: Connection) -> None:
@@ -389,9 +391,7 @@ class PostgresEventLog(EventLog):
 
     def _create(self, conn: Connection) -> None:
         schema = self._schema
-        found = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
-        ).fetchone()
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
         if found is None:
             conn.execute(f"CREATE SCHEMA {_quote(schema)}")
         for statement in self._sql.create:
@@ -630,10 +630,8 @@ class PostgresEventLog(EventLog):
     def _drop_listener(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 listener.close()
-            except psycopg.Error:  # pragma: no cover
-                pass
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -718,9 +716,7 @@ class PostgresEventLog(EventLog):
                     return None
                 caught = []
             events, params, size = self._seal(drafts, position)
-            cur.execute(
-                sql.runs_of, (sorted({event.run_id for event in events}),), binary=False
-            )
+            cur.execute(sql.runs_of, (sorted({event.run_id for event in events}),), binary=False)
             runs = _Runs()
             for state_row in cur.fetchall():
                 runs.seed(_state(state_row))
@@ -823,7 +819,9 @@ class PostgresEventLog(EventLog):
             size += len(line)
         return events, (seqs, run_ids, kinds, ids, mores, hashes, lines), size
 
-    def _catch_up(self, cur: psycopg.Cursor[tuple[Any, ...]], after: Cursor, head: int) -> list[AnyEvent]:
+    def _catch_up(
+        self, cur: psycopg.Cursor[tuple[Any, ...]], after: Cursor, head: int
+    ) -> list[AnyEvent]:
         """The events after ``after`` up to ``head``, verified; inside the transaction."""
         if head < after.seq:
             raise LogError(
@@ -868,8 +866,9 @@ class PostgresEventLog(EventLog):
     def _committed(self, first: AnyEvent, last: AnyEvent, error: BaseException) -> bool:
         """Whether the batch ``first``..``last`` is in the log, after its COMMIT failed.
 
-        Waits for the head lock (held by the batch's transaction until it ends), then looks
-        for the batch's first event; raises LogError when the server cannot be asked.
+        Waits for the head lock (held by the batch's transaction until it ends: at most
+        :data:`IDLE_IN_TRANSACTION_TIMEOUT` once its client is gone), then looks for the
+        batch's events; raises LogError when the server cannot be asked.
         """
         deadline = time.monotonic() + max(self._connect_timeout, 1.0)
         problem = _describe(error, self._password)
@@ -884,7 +883,7 @@ class PostgresEventLog(EventLog):
                 continue
             try:
                 with conn.transaction():
-                    wait_ms = int(max(self._connect_timeout, 1.0) * 1000)
+                    wait_ms = (IDLE_IN_TRANSACTION_TIMEOUT + 5) * 1000
                     conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
                     conn.execute(self._sql.head + " FOR UPDATE")
                     row = conn.execute(self._sql.hash_at, (first.seq,)).fetchone()
@@ -893,10 +892,8 @@ class PostgresEventLog(EventLog):
                 return row is not None and row[0] == first.hash and end is not None
             except psycopg.Error as exc:
                 problem = _describe(exc, self._password)
-                try:
+                with contextlib.suppress(psycopg.Error):
                     conn.close()
-                except psycopg.Error:  # pragma: no cover
-                    pass
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.2)
@@ -1050,7 +1047,9 @@ def _verify(rows: list[tuple[Any, ...]], seq: int, prev: str, name: str) -> list
                     f"written with schema version {event.v}; this pipelines-events reads "
                     f"versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log",
                 )
-            raise LogCorruptError(name, seq, f"schema version {event.v} is not a version ever written")
+            raise LogCorruptError(
+                name, seq, f"schema version {event.v} is not a version ever written"
+            )
         if event.seq != seq:
             raise LogCorruptError(
                 name, seq, f"the line says seq {event.seq}, but its row is seq {seq}"
