@@ -100,6 +100,7 @@ def test_the_chain_is_identical_to_the_file_logs(
     rows = _rows(pg, "SELECT line, hash FROM S.events ORDER BY seq")
     assert [bytes(r[0]) for r in rows] == lines
     assert [r[1] for r in rows] == [e.hash for e in file_events]
+    assert log.stored_bytes() == log_path.stat().st_size
 
 
 def _file_log_class() -> type[JsonlEventLog]:
@@ -217,7 +218,11 @@ def test_bad_cursors_are_refused(pg: PgTarget) -> None:
     with pytest.raises(LogError, match="has no event seq 9"):
         log.cursor_at(9)
     with pytest.raises(LogError, match="has no event seq 7"):
-        list(log.read(LogPosition(0, 7, "f" * 64)))
+        log.read(LogPosition(0, 7, "f" * 64))  # refused at the call
+    with pytest.raises(LogError, match="limit must be an int of at least 1"):
+        log.read(START, limit=0)
+    with pytest.raises(LogError, match="timeout must be a number of seconds"):
+        log.wait(START, -1)
     assert log.position.seq == 1
 
 

@@ -128,7 +128,7 @@ class _Sql:
         self.version = f"SELECT max(version) FROM {s}.schema_version"
         self.set_version = f"INSERT INTO {s}.schema_version (version, written_by) VALUES (%s, %s)"
         self.head = f"SELECT seq, hash, bytes FROM {s}.head"
-        self.lock_head = f"BEGIN; SELECT seq, hash, bytes FROM {s}.head FOR UPDATE"
+        self.lock_head = f"SELECT seq, hash, bytes FROM {s}.head FOR UPDATE"
         self.read = (
             f"SELECT seq, more, hash, line FROM {s}.events WHERE seq > %s ORDER BY seq LIMIT %s"
         )
@@ -561,8 +561,14 @@ class PostgresEventLog(EventLog):
         self._check_usable()
         if limit is not None and (type(limit) is not int or limit < 1):
             raise LogError(f"{self._location}: limit must be an int of at least 1, not {limit!r}")
-        for events, cursor in self._batches(after, limit):
-            yield Batch(events=events, cursor=cursor)
+        after = self._checked(after)  # at the call, not at the first next()
+        return (
+            Batch(events=events, cursor=cursor) for events, cursor in self._batches(after, limit)
+        )
+
+    def stored_bytes(self) -> int | None:
+        """Bytes of the events' lines with a newline each: the size of the same log as a file."""
+        return self._head()[2]
 
     def read_batches(self) -> Iterator[list[AnyEvent]]:
         return self._read(group=False)
@@ -590,6 +596,12 @@ class PostgresEventLog(EventLog):
                 return
 
     def wait(self, after: Cursor, timeout: float) -> bool:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+            raise LogError(
+                f"{self._location}: timeout must be a number of seconds >= 0, not {timeout!r}"
+            )
+        if not isinstance(after, Cursor):
+            raise LogError(f"{self._location}: not a cursor: {after!r}")
         deadline = time.monotonic() + max(0.0, timeout)
         listener = self._listening()
         while True:
@@ -677,14 +689,22 @@ class PostgresEventLog(EventLog):
         ``handed_over`` gets an item once the caught-up events reached ``on_caught_up``."""
         sql = self._sql
         caught: list[AnyEvent] = []
+        run_ids = sorted({draft.run_id for draft in drafts})
         for attempt in (1, 2):
             try:
                 conn = self._connection()
             except LogOpenError as exc:
                 raise LogWriteError(f"{exc}; nothing of the batch was written") from None
             cur = conn.cursor(binary=True)
+            runs_cur = conn.cursor()
             try:
-                cur.execute(sql.lock_head, binary=False)
+                # One round trip: lock the head, then (a statement later, so seeing what
+                # the previous holder of the lock committed) the summaries of the runs.
+                with conn.pipeline():
+                    cur.execute("BEGIN")
+                    cur.execute(sql.lock_head)
+                    runs_cur.execute(sql.runs_of, (run_ids,))
+                row = cur.fetchone()
                 break
             except psycopg.OperationalError as exc:
                 # The idle connection was lost (a restart, an idle timeout): nothing was
@@ -695,9 +715,13 @@ class PostgresEventLog(EventLog):
                         f"{self._location}: the append failed ({_describe(exc, self._password)})"
                         "; nothing of the batch was written"
                     ) from None
+            except psycopg.Error as exc:
+                self._rollback(conn)
+                raise LogWriteError(
+                    f"{self._location}: the append failed ({_describe(exc, self._password)}); "
+                    "nothing of the batch was written"
+                ) from None
         try:
-            cur.nextset()  # the first result is BEGIN's
-            row = cur.fetchone()
             if row is None:
                 raise LogCorruptError(self._location, 0, "the head table is empty")
             head_seq, head_hash, _ = row
@@ -716,34 +740,29 @@ class PostgresEventLog(EventLog):
                     return None
                 caught = []
             events, params, size = self._seal(drafts, position)
-            cur.execute(sql.runs_of, (sorted({event.run_id for event in events}),), binary=False)
             runs = _Runs()
-            for state_row in cur.fetchall():
+            for state_row in runs_cur.fetchall():
                 runs.seed(_state(state_row))
             changed = [runs.get(run_id) for run_id in sorted(runs.apply_all(events))]
             summaries = [state for state in changed if state is not None]
             last = events[-1]
-            cur.execute(
-                sql.write,
-                (
-                    *params,
-                    last.seq,
-                    last.hash,
-                    size,
-                    [s.run_id for s in summaries],
-                    [s.execution_id for s in summaries],
-                    [s.pipeline_id for s in summaries],
-                    [s.status for s in summaries],
-                    [s.started for s in summaries],
-                    [s.completed for s in summaries],
-                    [json.dumps(s.counts, sort_keys=True) for s in summaries],
-                    [s.first_seq for s in summaries],
-                    [s.last_seq for s in summaries],
-                    [s.removed for s in summaries],
-                    self._channel,
-                    str(last.seq),
-                ),
-                binary=False,
+            values = (
+                *params,
+                last.seq,
+                last.hash,
+                size,
+                [s.run_id for s in summaries],
+                [s.execution_id for s in summaries],
+                [s.pipeline_id for s in summaries],
+                [s.status for s in summaries],
+                [s.started for s in summaries],
+                [s.completed for s in summaries],
+                [json.dumps(s.counts, sort_keys=True) for s in summaries],
+                [s.first_seq for s in summaries],
+                [s.last_seq for s in summaries],
+                [s.removed for s in summaries],
+                self._channel,
+                str(last.seq),
             )
         except (LogError, _HandedOver):
             self._rollback(conn)
@@ -758,8 +777,18 @@ class PostgresEventLog(EventLog):
             self._rollback(conn)
             raise
         try:
-            cur.execute("COMMIT")
+            # One round trip: the rows, the head, the summaries, the notification; COMMIT.
+            with conn.pipeline():
+                cur.execute(sql.write, values, binary=False)
+                cur.execute("COMMIT")
         except psycopg.Error as exc:
+            if not (conn.closed or conn.broken):
+                # The server refused a statement: the transaction is aborted.
+                self._rollback(conn)
+                raise LogWriteError(
+                    f"{self._location}: the append failed ({_describe(exc, self._password)}); "
+                    "nothing of the batch was written"
+                ) from None
             self._drop(conn)
             if not self._committed(events[0], events[-1], exc):
                 raise LogWriteError(
