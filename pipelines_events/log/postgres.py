@@ -697,14 +697,19 @@ class PostgresEventLog(EventLog):
                 raise LogWriteError(f"{exc}; nothing of the batch was written") from None
             cur = conn.cursor(binary=True)
             runs_cur = conn.cursor()
+            new_cur = conn.cursor(binary=True)
+            after = self._position.seq
             try:
-                # One round trip: lock the head, then (a statement later, so seeing what
-                # the previous holder of the lock committed) the summaries of the runs.
+                # One round trip: lock the head, then (statements later, so seeing what
+                # the previous holder of the lock committed) the summaries of the runs and
+                # what other writers appended.
                 with conn.pipeline():
                     cur.execute("BEGIN")
                     cur.execute(sql.lock_head)
                     runs_cur.execute(sql.runs_of, (run_ids,))
+                    new_cur.execute(sql.read, (after, _PAGE))
                 row = cur.fetchone()
+                new_rows = new_cur.fetchall()
                 break
             except psycopg.OperationalError as exc:
                 # The idle connection was lost (a restart, an idle timeout): nothing was
@@ -727,7 +732,7 @@ class PostgresEventLog(EventLog):
             head_seq, head_hash, _ = row
             position = self._position
             if head_seq != position.seq or head_hash != position.hash:
-                caught = self._catch_up(cur, position, head_seq)
+                caught = self._catch_up(cur, position, head_seq, new_rows)
                 self._position = position = Cursor(0, head_seq, head_hash)
             if on_caught_up is not None:
                 handed_over.append(True)
@@ -849,9 +854,14 @@ class PostgresEventLog(EventLog):
         return events, (seqs, run_ids, kinds, ids, mores, hashes, lines), size
 
     def _catch_up(
-        self, cur: psycopg.Cursor[tuple[Any, ...]], after: Cursor, head: int
+        self,
+        cur: psycopg.Cursor[tuple[Any, ...]],
+        after: Cursor,
+        head: int,
+        first: list[tuple[Any, ...]] | None = None,
     ) -> list[AnyEvent]:
-        """The events after ``after`` up to ``head``, verified; inside the transaction."""
+        """The events after ``after`` up to ``head``, verified; inside the transaction.
+        ``first`` holds the rows of the first page when they were read already."""
         if head < after.seq:
             raise LogError(
                 f"{self._location}: the log's head is seq {head}, before this handle's "
@@ -861,8 +871,11 @@ class PostgresEventLog(EventLog):
         caught: list[AnyEvent] = []
         seq, prev = after.seq, after.hash
         while seq < head:
-            cur.execute(self._sql.read, (seq, min(_PAGE, head - seq)))
-            rows = cur.fetchall()
+            if first is not None:
+                rows, first = first, None
+            else:
+                cur.execute(self._sql.read, (seq, min(_PAGE, head - seq)))
+                rows = cur.fetchall()
             if not rows:
                 break
             try:
