@@ -40,7 +40,7 @@ from pipelines_events.log.postgres import PostgresEventLog
 from projections.runs import RunsProjection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from postgres_server import ENV_URL, start_server  # noqa: E402
+from postgres_server import ENV_URL, start_server
 
 
 def _draft(writer: int, number: int, index: int = 0) -> FieldSet:
@@ -69,9 +69,7 @@ def _insert_writer(url: str, schema: str, writer: int, appends: int, batch: int,
                    out: Any) -> None:  # fmt: skip
     conn = psycopg.connect(url, autocommit=True)
     conn.execute("SET synchronous_commit = on")
-    rows = [
-        [encode_event(_draft(writer, n, i)) for i in range(batch)] for n in range(appends)
-    ]
+    rows = [[encode_event(_draft(writer, n, i)) for i in range(batch)] for n in range(appends)]
     statement = f'INSERT INTO "{schema}".plain (line) VALUES (%s)'
     barrier.wait()
     started = time.perf_counter()

@@ -541,3 +541,16 @@ def test_a_connection_lost_at_the_commit_is_checked(
         log.close()
     finally:
         proxy.close()
+
+
+def test_the_benchmark_builds_a_valid_log(pg: PgTarget) -> None:
+    from benchmarks.postgres import build
+
+    build(pg.url, pg.schema, 250, per_run=50)
+    log = pg.open()
+    assert sum(len(batch.events) for batch in log.read(START)) == 250  # a valid chain
+    summaries = log.run_summaries()
+    assert [s.run_id for s in summaries] == [f"run-{n}" for n in range(5)]
+    assert summaries[0].counts["pipeline_execution"] == 1
+    assert [e.seq for e in log.append([_set("a", 1, run_id="run-4")])] == list(range(1, 252))
+    assert log.run_summaries()[-1].last_seq == 251
