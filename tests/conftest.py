@@ -80,3 +80,12 @@ def sample_log(log_path: Path) -> tuple[Path, list[AnyEvent]]:
         for batch in _sample_batches():
             events.extend(log.append(batch))
     return log_path, events
+
+
+# The PostgreSQL server of the tests (a throwaway one, or $PIPELINES_EVENTS_TEST_POSTGRES_URL).
+from postgres_server import (  # noqa: E402
+    own_postgres_server,  # noqa: F401
+    pg,  # noqa: F401
+    pg_own,  # noqa: F401
+    postgres_server,  # noqa: F401
+)
