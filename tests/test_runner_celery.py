@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pipelines_events import audit
+from pipelines_events import Pipeline, audit
 from pipelines_events.conf import settings
 from pipelines_events.errors import ImproperlyConfigured
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage, TaskResult
@@ -453,6 +453,37 @@ def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cl
     assert result.get_status() is PipelineTaskStatus.RUNTIME_ERROR
     assert result.get_message().startswith("NotRegisteredError: no pipeline with id ")
     assert execution.get_status() is PipelineTaskStatus.RUNTIME_ERROR
+
+
+def test_a_pipeline_its_workers_cannot_load_ends_with_its_later_tasks_cancelled(
+    running: Cluster,
+) -> None:
+    # The workers load each task result's task, and the pipeline to know which task is
+    # next: here they can load neither (defined here, not importable by their ids); the
+    # first task fails, the second is cancelled, the run ends.
+    from tests.celery_pipelines import Summarise
+
+    class Hidden(Summarise):
+        pass
+
+    class Elsewhere(Pipeline):
+        first = Hidden()
+        then = Summarise()
+
+    for cls in (Hidden, Elsewhere):
+        cls.__module__ = "tests.no_such_module"
+
+    failed = Elsewhere().start("elsewhere", None, Runner(wait=True, timeout=20))
+
+    def outcome(execution: PipelineExecution) -> list[tuple[str, str]]:
+        return [(r.get_status().name, r.get_message()) for r in task_results(execution)]
+
+    assert outcome(failed) == [
+        ("RUNTIME_ERROR", outcome(failed)[0][1]),
+        ("CANCELLED", "cancelled: task 'first' failed"),
+    ]
+    assert outcome(failed)[0][1].startswith("NotRegisteredError: no task with id ")
+    assert failed.get_status() is PipelineTaskStatus.RUNTIME_ERROR
 
 
 def test_another_broker_setting_is_the_one_the_next_run_uses(running: Cluster) -> None:

@@ -301,9 +301,15 @@ def advance(
     later ones are CANCELLED; with no task left the pipeline result ends.
 
     Safe to call from many workers at once: a task is started by the one caller whose
-    RUNNING was recorded.
+    RUNNING was recorded. A worker that cannot load the pipeline (to know the order of
+    its tasks) CANCELLED the tasks not started, with why.
     """
-    order = task_order(execution.get_pipeline())
+    try:
+        order = task_order(execution.get_pipeline())
+    except Exception as exc:
+        logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
+        _cancel_not_started(execution, result, reporter, error_message(exc))
+        return
     failed: str | None = None
     for task_execution in sorted_task_executions(result, order):
         name = task_execution.get_pipeline_task()
@@ -323,6 +329,32 @@ def advance(
                 return
             elif task_execution.get_status() in _FAILED:
                 failed = name
+    settle(result, reporter)
+    settle(execution, reporter)
+
+
+def _cancel_not_started(
+    execution: PipelineExecution,
+    result: PipelineResult,
+    reporter: StatusReporter | None,
+    error: str,
+) -> None:
+    """:func:`advance` without the order of the tasks: tasks run one after the other,
+    so every task not started comes after the failed one (``"cancelled: task 'x'
+    failed"``); with none failed, after the task that ended (``"cancelled: the pipeline
+    cannot be loaded: ERROR"``). A task still RUNNING is left to end."""
+    task_executions = result.get_task_executions()
+    failed = [te.get_pipeline_task() for te in task_executions if te.get_status() in _FAILED]
+    if not failed and any(te.get_status() is _RUNNING for te in task_executions):
+        return
+    message = (
+        cancelled_message(failed[0])
+        if failed
+        else f"cancelled: the pipeline cannot be loaded: {error}"
+    )
+    for task_execution in task_executions:
+        if task_execution.get_status() is _PENDING:
+            cancel_below(task_execution, reporter, message)
     settle(result, reporter)
     settle(execution, reporter)
 
