@@ -406,6 +406,27 @@ def test_a_celery_config_that_is_not_a_dict_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_celery_config_that_undoes_the_runner_s_own_settings_is_refused(
+    tmp_path: Path,
+) -> None:
+    spec = STORAGES["file"](tmp_path)
+    with (
+        settings.override_settings(
+            PIPELINES_PIPELINES_RESULTS_STORAGE=spec,
+            PIPELINES_CELERY_CONFIG={"task_acks_late": False, "broker_url": "redis://x/0"},
+        ),
+        pytest.raises(ImproperlyConfigured) as caught,
+    ):
+        Once().start("undone", None, Runner())
+    assert str(caught.value) == (
+        "PIPELINES_CELERY_CONFIG (from settings.override_settings()): 'broker_url': give "
+        "the broker URL as PIPELINES_CELERY_BROKER_URL; 'task_acks_late': the runner sets "
+        "it (a message is acknowledged once its task result has ended, so that the task "
+        "result of a lost worker runs again)"
+    )
+    assert not Path(spec[1]["path"]).exists()  # nothing written
+
+
 @pytest.mark.slow
 def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
     tmp_path: Path,

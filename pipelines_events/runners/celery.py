@@ -107,6 +107,21 @@ _FIXED_CONFIG: Final[dict[str, Any]] = {
 }
 
 
+_KEEPS_REDELIVERY: Final = (
+    "the runner sets it (a message is acknowledged once its task result has ended, so that "
+    "the task result of a lost worker runs again)"
+)
+_LOCKED_CONFIG: Final[dict[str, str]] = {
+    "broker_url": f"give the broker URL as {CELERY_BROKER_SETTING}",
+    "task_acks_late": _KEEPS_REDELIVERY,
+    "task_reject_on_worker_lost": _KEEPS_REDELIVERY,
+    "task_serializer": "the runner's messages are JSON",
+    "accept_content": "the runner's messages are JSON",
+}
+"""The Celery settings :data:`~pipelines_events.conf.CELERY_CONFIG_SETTING` may not
+give, and why."""
+
+
 def broker_url() -> str:
     """The broker URL: the setting, else the environment variable, else the default."""
     value, source = settings.lookup(CELERY_BROKER_SETTING)
@@ -156,6 +171,12 @@ def _wanted_config() -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"{CELERY_CONFIG_SETTING} (from {source}): give a dict of Celery setting -> "
             f"value, not {extra!r}"
+        )
+    locked = sorted(key for key in extra if key in _LOCKED_CONFIG)
+    if locked:
+        raise ImproperlyConfigured(
+            f"{CELERY_CONFIG_SETTING} (from {source}): "
+            + "; ".join(f"{key!r}: {_LOCKED_CONFIG[key]}" for key in locked)
         )
     return {**_FIXED_CONFIG, "broker_url": broker_url(), **extra}
 
