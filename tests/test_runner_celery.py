@@ -463,6 +463,29 @@ def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
             reset_storage_object()
 
 
+@pytest.mark.slow
+def test_task_results_side_by_side_in_a_thread_pool_each_see_their_own_objects(
+    tmp_path: Path,
+) -> None:
+    from tests.celery_pipelines import Threads
+
+    redis_binary()
+    running = Cluster(tmp_path, STORAGES["file"](tmp_path))
+    try:
+        running.start_redis()
+        running.start_worker("threads", concurrency=2, pool="threads")
+        running.wait_ready()
+        with settings.override_settings(**running.settings()):
+            try:
+                execution = Threads().start("threads", None, Runner(wait=True, timeout=30))
+                outcome = [(r.get_status().name, r.get_message()) for r in task_results(execution)]
+            finally:
+                reset_storage_object()
+    finally:
+        running.close()
+    assert outcome == [("DONE", "")] * 4
+
+
 def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cluster) -> None:
     class OnlyHere(Once):  # defined here: the workers cannot import it by its id
         pass

@@ -423,22 +423,28 @@ def _queue(task_execution: TaskExecution) -> str | Failure | None:
 # -- the workers ------------------------------------------------------------------------------
 
 
-class _Cache:
-    """What a worker process keeps between task results (bounded)."""
+class _Cache(threading.local):
+    """What a worker keeps between task results (bounded), one per thread: a task
+    result sets its objects on the cached task, which a thread pool's other threads
+    must not share."""
 
-    pipeline_objects: dict[str, list[Any]] = {}  # noqa: RUF012
-    tasks: dict[str, Prepared] = {}  # noqa: RUF012
     limit: int = 64
 
-    @classmethod
-    def clear(cls) -> None:
-        cls.pipeline_objects = {}
-        cls.tasks = {}
+    def __init__(self) -> None:
+        self.pipeline_objects: dict[str, list[Any]] = {}
+        self.tasks: dict[str, Prepared] = {}
+
+    def clear(self) -> None:
+        self.pipeline_objects = {}
+        self.tasks = {}
+
+
+_cache = _Cache()
 
 
 def _after_fork(**_: Any) -> None:
     """A new pool process opens the storage itself, never its parent's copy."""
-    _Cache.clear()
+    _cache.clear()
     reset_storage_object()
 
 
@@ -532,25 +538,25 @@ def _claim(result: TaskResult, reporter: StatusReporter, worker: str) -> int | N
 
 def _prepared(execution: PipelineExecution, task_execution: TaskExecution) -> Prepared | Failure:
     key = task_execution.get_id()
-    cached = _Cache.tasks.get(key)
+    cached = _cache.tasks.get(key)
     if cached is not None:
         return cached
     prepared = prepare(execution, task_execution, task_execution.get_task_results())
     if isinstance(prepared, Prepared):
-        if len(_Cache.tasks) >= _Cache.limit:
-            _Cache.tasks.clear()
-        _Cache.tasks[key] = prepared
+        if len(_cache.tasks) >= _cache.limit:
+            _cache.tasks.clear()
+        _cache.tasks[key] = prepared
     return prepared
 
 
 def _pipeline_objects(execution: PipelineExecution) -> list[Any]:
     run_id = execution.get_run_id()
-    objects = _Cache.pipeline_objects.get(run_id)
+    objects = _cache.pipeline_objects.get(run_id)
     if objects is None:
         objects = iterator_objects(execution.get_pipeline().get_iterator())
-        if len(_Cache.pipeline_objects) >= _Cache.limit:
-            _Cache.pipeline_objects.clear()
-        _Cache.pipeline_objects[run_id] = objects
+        if len(_cache.pipeline_objects) >= _cache.limit:
+            _cache.pipeline_objects.clear()
+        _cache.pipeline_objects[run_id] = objects
     return objects
 
 
