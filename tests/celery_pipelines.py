@@ -154,3 +154,22 @@ class Stranded(Pipeline):
 
     first = Summarise(config={"celery_queue": "nowhere"})
     then = Summarise()
+
+
+class Probe(Task):
+    """Four items; each fails if its ``task_object`` changes while it runs."""
+
+    def get_iterator(self) -> Any:
+        return [1, 2, 3, 4]
+
+    def run(self, pipeline_id: str, run_id: str, cleaned_data: Any) -> None:
+        seen = self.task_object
+        time.sleep(0.3)
+        if self.task_object != seen:
+            raise RuntimeError(f"task_object changed from {seen} to {self.task_object}")
+
+
+class Threads(Pipeline):
+    """One task whose task results notice another one sharing their task."""
+
+    probe = Probe()

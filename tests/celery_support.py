@@ -147,7 +147,11 @@ class Cluster:
         return name
 
     def start_worker(
-        self, name: str, queues: Sequence[str] = ("celery",), concurrency: int = 1
+        self,
+        name: str,
+        queues: Sequence[str] = ("celery",),
+        concurrency: int = 1,
+        pool: str = "prefork",
     ) -> Worker:
         module = self.write_settings_module()
         env = dict(os.environ)
@@ -173,7 +177,7 @@ class Cluster:
                 "-Q",
                 ",".join(queues),
                 "--pool",
-                "prefork",
+                pool,
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",

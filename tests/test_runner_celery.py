@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pipelines_events import audit
+from pipelines_events import Pipeline, audit
 from pipelines_events.conf import settings
 from pipelines_events.errors import ImproperlyConfigured
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage, TaskResult
@@ -406,6 +406,27 @@ def test_a_celery_config_that_is_not_a_dict_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_celery_config_that_undoes_the_runner_s_own_settings_is_refused(
+    tmp_path: Path,
+) -> None:
+    spec = STORAGES["file"](tmp_path)
+    with (
+        settings.override_settings(
+            PIPELINES_PIPELINES_RESULTS_STORAGE=spec,
+            PIPELINES_CELERY_CONFIG={"task_acks_late": False, "broker_url": "redis://x/0"},
+        ),
+        pytest.raises(ImproperlyConfigured) as caught,
+    ):
+        Once().start("undone", None, Runner())
+    assert str(caught.value) == (
+        "PIPELINES_CELERY_CONFIG (from settings.override_settings()): 'broker_url': give "
+        "the broker URL as PIPELINES_CELERY_BROKER_URL; 'task_acks_late': the runner sets "
+        "it (a message is acknowledged once its task result has ended, so that the task "
+        "result of a lost worker runs again)"
+    )
+    assert not Path(spec[1]["path"]).exists()  # nothing written
+
+
 @pytest.mark.slow
 def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
     tmp_path: Path,
@@ -442,6 +463,29 @@ def test_a_whole_worker_killed_mid_task_leaves_its_message_to_another_worker(
             reset_storage_object()
 
 
+@pytest.mark.slow
+def test_task_results_side_by_side_in_a_thread_pool_each_see_their_own_objects(
+    tmp_path: Path,
+) -> None:
+    from tests.celery_pipelines import Threads
+
+    redis_binary()
+    running = Cluster(tmp_path, STORAGES["file"](tmp_path))
+    try:
+        running.start_redis()
+        running.start_worker("threads", concurrency=2, pool="threads")
+        running.wait_ready()
+        with settings.override_settings(**running.settings()):
+            try:
+                execution = Threads().start("threads", None, Runner(wait=True, timeout=30))
+                outcome = [(r.get_status().name, r.get_message()) for r in task_results(execution)]
+            finally:
+                reset_storage_object()
+    finally:
+        running.close()
+    assert outcome == [("DONE", "")] * 4
+
+
 def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cluster) -> None:
     class OnlyHere(Once):  # defined here: the workers cannot import it by its id
         pass
@@ -453,6 +497,37 @@ def test_a_task_result_its_worker_cannot_load_fails_and_the_run_ends(running: Cl
     assert result.get_status() is PipelineTaskStatus.RUNTIME_ERROR
     assert result.get_message().startswith("NotRegisteredError: no pipeline with id ")
     assert execution.get_status() is PipelineTaskStatus.RUNTIME_ERROR
+
+
+def test_a_pipeline_its_workers_cannot_load_ends_with_its_later_tasks_cancelled(
+    running: Cluster,
+) -> None:
+    # The workers load each task result's task, and the pipeline to know which task is
+    # next: here they can load neither (defined here, not importable by their ids); the
+    # first task fails, the second is cancelled, the run ends.
+    from tests.celery_pipelines import Summarise
+
+    class Hidden(Summarise):
+        pass
+
+    class Elsewhere(Pipeline):
+        first = Hidden()
+        then = Summarise()
+
+    for cls in (Hidden, Elsewhere):
+        cls.__module__ = "tests.no_such_module"
+
+    failed = Elsewhere().start("elsewhere", None, Runner(wait=True, timeout=20))
+
+    def outcome(execution: PipelineExecution) -> list[tuple[str, str]]:
+        return [(r.get_status().name, r.get_message()) for r in task_results(execution)]
+
+    assert outcome(failed) == [
+        ("RUNTIME_ERROR", outcome(failed)[0][1]),
+        ("CANCELLED", "cancelled: task 'first' failed"),
+    ]
+    assert outcome(failed)[0][1].startswith("NotRegisteredError: no task with id ")
+    assert failed.get_status() is PipelineTaskStatus.RUNTIME_ERROR
 
 
 def test_another_broker_setting_is_the_one_the_next_run_uses(running: Cluster) -> None:

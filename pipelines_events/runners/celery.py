@@ -107,6 +107,21 @@ _FIXED_CONFIG: Final[dict[str, Any]] = {
 }
 
 
+_KEEPS_REDELIVERY: Final = (
+    "the runner sets it (a message is acknowledged once its task result has ended, so that "
+    "the task result of a lost worker runs again)"
+)
+_LOCKED_CONFIG: Final[dict[str, str]] = {
+    "broker_url": f"give the broker URL as {CELERY_BROKER_SETTING}",
+    "task_acks_late": _KEEPS_REDELIVERY,
+    "task_reject_on_worker_lost": _KEEPS_REDELIVERY,
+    "task_serializer": "the runner's messages are JSON",
+    "accept_content": "the runner's messages are JSON",
+}
+"""The Celery settings :data:`~pipelines_events.conf.CELERY_CONFIG_SETTING` may not
+give, and why."""
+
+
 def broker_url() -> str:
     """The broker URL: the setting, else the environment variable, else the default."""
     value, source = settings.lookup(CELERY_BROKER_SETTING)
@@ -156,6 +171,12 @@ def _wanted_config() -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"{CELERY_CONFIG_SETTING} (from {source}): give a dict of Celery setting -> "
             f"value, not {extra!r}"
+        )
+    locked = sorted(key for key in extra if key in _LOCKED_CONFIG)
+    if locked:
+        raise ImproperlyConfigured(
+            f"{CELERY_CONFIG_SETTING} (from {source}): "
+            + "; ".join(f"{key!r}: {_LOCKED_CONFIG[key]}" for key in locked)
         )
     return {**_FIXED_CONFIG, "broker_url": broker_url(), **extra}
 
@@ -301,9 +322,15 @@ def advance(
     later ones are CANCELLED; with no task left the pipeline result ends.
 
     Safe to call from many workers at once: a task is started by the one caller whose
-    RUNNING was recorded.
+    RUNNING was recorded. A worker that cannot load the pipeline (to know the order of
+    its tasks) CANCELLED the tasks not started, with why.
     """
-    order = task_order(execution.get_pipeline())
+    try:
+        order = task_order(execution.get_pipeline())
+    except Exception as exc:
+        logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
+        _cancel_not_started(execution, result, reporter, error_message(exc))
+        return
     failed: str | None = None
     for task_execution in sorted_task_executions(result, order):
         name = task_execution.get_pipeline_task()
@@ -323,6 +350,32 @@ def advance(
                 return
             elif task_execution.get_status() in _FAILED:
                 failed = name
+    settle(result, reporter)
+    settle(execution, reporter)
+
+
+def _cancel_not_started(
+    execution: PipelineExecution,
+    result: PipelineResult,
+    reporter: StatusReporter | None,
+    error: str,
+) -> None:
+    """:func:`advance` without the order of the tasks: tasks run one after the other,
+    so every task not started comes after the failed one (``"cancelled: task 'x'
+    failed"``); with none failed, after the task that ended (``"cancelled: the pipeline
+    cannot be loaded: ERROR"``). A task still RUNNING is left to end."""
+    task_executions = result.get_task_executions()
+    failed = [te.get_pipeline_task() for te in task_executions if te.get_status() in _FAILED]
+    if not failed and any(te.get_status() is _RUNNING for te in task_executions):
+        return
+    message = (
+        cancelled_message(failed[0])
+        if failed
+        else f"cancelled: the pipeline cannot be loaded: {error}"
+    )
+    for task_execution in task_executions:
+        if task_execution.get_status() is _PENDING:
+            cancel_below(task_execution, reporter, message)
     settle(result, reporter)
     settle(execution, reporter)
 
@@ -370,22 +423,28 @@ def _queue(task_execution: TaskExecution) -> str | Failure | None:
 # -- the workers ------------------------------------------------------------------------------
 
 
-class _Cache:
-    """What a worker process keeps between task results (bounded)."""
+class _Cache(threading.local):
+    """What a worker keeps between task results (bounded), one per thread: a task
+    result sets its objects on the cached task, which a thread pool's other threads
+    must not share."""
 
-    pipeline_objects: dict[str, list[Any]] = {}  # noqa: RUF012
-    tasks: dict[str, Prepared] = {}  # noqa: RUF012
     limit: int = 64
 
-    @classmethod
-    def clear(cls) -> None:
-        cls.pipeline_objects = {}
-        cls.tasks = {}
+    def __init__(self) -> None:
+        self.pipeline_objects: dict[str, list[Any]] = {}
+        self.tasks: dict[str, Prepared] = {}
+
+    def clear(self) -> None:
+        self.pipeline_objects = {}
+        self.tasks = {}
+
+
+_cache = _Cache()
 
 
 def _after_fork(**_: Any) -> None:
     """A new pool process opens the storage itself, never its parent's copy."""
-    _Cache.clear()
+    _cache.clear()
     reset_storage_object()
 
 
@@ -479,25 +538,25 @@ def _claim(result: TaskResult, reporter: StatusReporter, worker: str) -> int | N
 
 def _prepared(execution: PipelineExecution, task_execution: TaskExecution) -> Prepared | Failure:
     key = task_execution.get_id()
-    cached = _Cache.tasks.get(key)
+    cached = _cache.tasks.get(key)
     if cached is not None:
         return cached
     prepared = prepare(execution, task_execution, task_execution.get_task_results())
     if isinstance(prepared, Prepared):
-        if len(_Cache.tasks) >= _Cache.limit:
-            _Cache.tasks.clear()
-        _Cache.tasks[key] = prepared
+        if len(_cache.tasks) >= _cache.limit:
+            _cache.tasks.clear()
+        _cache.tasks[key] = prepared
     return prepared
 
 
 def _pipeline_objects(execution: PipelineExecution) -> list[Any]:
     run_id = execution.get_run_id()
-    objects = _Cache.pipeline_objects.get(run_id)
+    objects = _cache.pipeline_objects.get(run_id)
     if objects is None:
         objects = iterator_objects(execution.get_pipeline().get_iterator())
-        if len(_Cache.pipeline_objects) >= _Cache.limit:
-            _Cache.pipeline_objects.clear()
-        _Cache.pipeline_objects[run_id] = objects
+        if len(_cache.pipeline_objects) >= _cache.limit:
+            _cache.pipeline_objects.clear()
+        _cache.pipeline_objects[run_id] = objects
     return objects
 
 
