@@ -26,6 +26,7 @@ from pipelines_events.cli import main
 from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
 from pipelines_events.errors import InvalidValueError, LogOpenError, ObjectNotFoundError
 from pipelines_events.events import parse_time
+from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
 
@@ -199,6 +200,19 @@ def test_every_storage_method_is_known_to_the_view() -> None:
     must refuse it (see StorageView)."""
     public = {name for name in dir(EventLogPipelineResultsStorage) if not name.startswith("_")}
     assert public == READ_ONLY_METHODS | WRITING_METHODS
+
+
+POINT_IN_TIME = {"as_of", "describe", "location", "position", "requested_seq", "seq", "time"}
+
+
+def test_the_view_shares_the_reads_not_the_storage_class() -> None:
+    """The view is no event-log storage: it has the storage's public names through the
+    read side both share, and defines each writing method itself, refusing it."""
+    public = {name for name in dir(audit.StorageView) if not name.startswith("_")}
+    assert public == READ_ONLY_METHODS | WRITING_METHODS | POINT_IN_TIME
+    assert not issubclass(audit.StorageView, EventLogPipelineResultsStorage)
+    assert issubclass(audit.StorageView, PipelineResultsStorage)
+    assert sorted(WRITING_METHODS - set(vars(audit.StorageView))) == []
 
 
 def test_bad_points_are_refused(recorded: tuple[Path, list[Snapshot]], tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -15,13 +17,13 @@ from pipelines_events.events import (
     START,
     TASK_EXECUTION,
     TASK_RESULT,
-    AnyEvent,
     LogPosition,
     parse_time,
 )
 from pipelines_events.log.base import EventLog
 from pipelines_events.log.open import open_log
 from pipelines_events.results.base import (
+    Batch,
     BuildablePipeline,
     PipelineExecution,
     PipelineResultsStorage,
@@ -29,16 +31,17 @@ from pipelines_events.results.base import (
     TaskExecution,
     TaskResult,
 )
-from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.eventlog_reads import ReadModelStorage
 from pipelines_events.results.readmodel import FullReadModel
 from pipelines_events.status import PipelineTaskStatus
 
 
-class StorageView(EventLogPipelineResultsStorage):
+class StorageView(ReadModelStorage):
     """The results storage as it stood at one position of its log; nothing can be written.
 
     Offers every ``get_`` method and query of
-    :class:`~pipelines_events.results.eventlog.EventLogPipelineResultsStorage`, and objects
+    :class:`~pipelines_events.results.eventlog.EventLogPipelineResultsStorage` (both read
+    through :class:`~pipelines_events.results.eventlog_reads.ReadModelStorage`), and objects
     with the same ``get_`` methods. Writing (a ``set_`` call, a status change, building a
     run, cleanup) raises :class:`ReadOnlyStorageError`. Build one with :func:`view_at`.
     """
@@ -55,7 +58,8 @@ class StorageView(EventLogPipelineResultsStorage):
     ) -> None:
         # The storage's queries over a read model folded up to ``position``: nothing is
         # opened for writing and nothing more is read.
-        self._attach_read_only(log, model)
+        super().__init__(log)
+        self._use_model(model)
         self._position = position
         self._time = time
         self._requested_seq = requested_seq
@@ -96,7 +100,12 @@ class StorageView(EventLogPipelineResultsStorage):
     @property
     def location(self) -> str:
         """The log file the view was read from."""
-        return self._log.location
+        return self.log.location
+
+    @property
+    def readonly(self) -> bool:
+        """Always True: a view never writes."""
+        return True
 
     # -- nothing moves, nothing is written -------------------------------------------
 
@@ -109,11 +118,14 @@ class StorageView(EventLogPipelineResultsStorage):
             "open the storage itself to change results"
         )
 
-    def _emit(self, drafts: list[AnyEvent]) -> None:
-        self._refuse("write events")
-
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
         self._refuse(f"set {name!r} on {kind} {object_id}")
+
+    def atomic(
+        self, require: Callable[[], bool] | None = None
+    ) -> contextlib.AbstractContextManager[Batch]:
+        """A block in which every write is refused, as it is outside one."""
+        return contextlib.nullcontext(Batch())
 
     def build_pipeline_execution(
         self,

@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
-import threading
 import uuid
 import warnings
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Final, TypeVar
-
-import msgspec
+from typing import Any, Final
 
 from pipelines_events.errors import (
     InvalidValueError,
     LogError,
-    ObjectNotFoundError,
     ProjectionError,
     ReadOnlyStorageError,
     SnapshotError,
@@ -44,29 +37,32 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, EventLog
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
-    IDENTIFYING_FIELDS,
     Batch,
     BuildablePipeline,
-    PipelineDigest,
     PipelineExecution,
-    PipelineResult,
-    PipelineResultsStorage,
-    PipelineStorageObject,
-    StatusReporter,
-    TaskExecution,
-    TaskResult,
     encode_field_value,
     plan_build,
 )
-from pipelines_events.results.readmodel import (
-    FullReadModel,
-    LazyReadModel,
-    ReadModel,
-    ResultsReader,
+from pipelines_events.results.eventlog_reads import (
+    _CONTAINERS,
+    _STORAGES,
+    EventLogPipelineExecution,
+    ReadModelStorage,
+    _detached,
 )
+from pipelines_events.results.eventlog_reads import (
+    EventLogPipelineResult as EventLogPipelineResult,
+)
+from pipelines_events.results.eventlog_reads import (
+    EventLogTaskExecution as EventLogTaskExecution,
+)
+from pipelines_events.results.eventlog_reads import (
+    EventLogTaskResult as EventLogTaskResult,
+)
+from pipelines_events.results.readmodel import FullReadModel, LazyReadModel
 from pipelines_events.results.snapshots import (
     Snapshot,
     SnapshotIgnored,
@@ -74,7 +70,6 @@ from pipelines_events.results.snapshots import (
     encode_snapshot,
 )
 from pipelines_events.status import PipelineTaskStatus
-from projections.results import ResultRecord
 
 DEFAULT_PATH: Final = "pipelines-events.jsonl"
 """The log file of the default storage, relative to the working directory."""
@@ -86,223 +81,10 @@ _BIG_GROUP: Final = 1000
 collector paused."""
 _PENDING: Final = PipelineTaskStatus.PENDING.value
 _STATUS_TYPES: Final = {"status": STATUS}
-_RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
-_ALWAYS_KNOWN: Final = frozenset({"status", "started", "completed", "message"})
-_INHERITED: Final = frozenset(
-    {
-        "pipeline_id",
-        "task_id",
-        "pipeline_task",
-        "config",
-        "input_data",
-        "runner",
-        "reporter",
-        "serializable_pipeline_object",
-    }
-)
 _FAILED = PipelineTaskStatus.failed_statuses()
-_MISSING: Final = object()
 
 
-class _EventLogObject(PipelineStorageObject):
-    """A result object whose state lives in the storage's projections."""
-
-    def __init__(self, storage: EventLogPipelineResultsStorage, object_id: str) -> None:
-        self._storage = storage
-        self._id = object_id
-
-    def _record(self) -> ResultRecord:
-        return self._storage._record(self._id, self.kind)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, _EventLogObject)
-            and other._id == self._id
-            and other._storage is self._storage
-        )
-
-    def __hash__(self) -> int:
-        return hash(self._id)
-
-    # -- the get_/set_ hooks ----------------------------------------------------------
-
-    def getter(self, name: str) -> Callable[[], Any]:
-        """Read ``name`` from the projection (the object's own field, then its parents'),
-        else the attribute or property ``name`` of this object.
-
-        Lists and dicts of the projection come back as copies: changing them changes
-        nothing stored.
-        """
-        record = self._record()
-        if name in _ALWAYS_KNOWN or record.has(name):
-            return lambda: _detached(self._record().get(name))
-        if name in _RECORD_NAMES:
-            return lambda: getattr(self._record(), name)
-        if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
-            return lambda: _detached(self._storage._inherited(self._record(), name))
-        # Step 2 of the seed: an attribute or property of this very object (a plain
-        # attribute lives on this object only: lookups return new objects).
-        try:
-            object.__getattribute__(self, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__} has no get_{name}(), no stored field {name!r} and "
-                f"no attribute {name!r} to fall back on"
-            ) from None
-        return lambda: getattr(self, name)
-
-    def setter(self, name: str) -> Callable[[Any], None]:
-        """Append a field-set event for ``name`` on each call."""
-        if not isinstance(name, str) or not name.isidentifier():
-            raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
-        if name in IDENTIFYING_FIELDS:
-            raise InvalidValueError(
-                f"cannot set field {name!r}: it identifies the object, and the event-log "
-                "storage indexes it, so it is fixed when the object is built"
-            )
-        storage, object_id, kind = self._storage, self._id, self.kind
-
-        def set_value(value: Any) -> None:
-            storage._set_field(object_id, kind, name, value)
-
-        # Found as an attribute from now on: later set_<name> calls skip __getattr__.
-        self.__dict__["set_" + name] = set_value
-        return set_value
-
-    # -- fast paths for the common fields -------------------------------------------------
-
-    def get_id(self) -> str:
-        return self._id
-
-    def get_run_id(self) -> str:
-        return self._record().run_id
-
-    def get_pipeline_id(self) -> str:
-        return str(self._storage._inherited(self._record(), "pipeline_id"))
-
-    def get_status(self) -> PipelineTaskStatus:
-        status: PipelineTaskStatus = self._record().status
-        return status
-
-    def set_status(self, value: PipelineTaskStatus) -> None:
-        self._storage._set_field(self._id, self.kind, "status", value)
-
-    def get_started(self) -> datetime | None:
-        started: datetime | None = self._record().started
-        return started
-
-    def set_started(self, value: datetime | None) -> None:
-        self._storage._set_field(self._id, self.kind, "started", value)
-
-    def get_completed(self) -> datetime | None:
-        completed: datetime | None = self._record().completed
-        return completed
-
-    def set_completed(self, value: datetime | None) -> None:
-        self._storage._set_field(self._id, self.kind, "completed", value)
-
-    def get_message(self) -> str:
-        message = self._record().message
-        return "" if message is None else str(message)
-
-    def set_message(self, value: str) -> None:
-        self._storage._set_field(self._id, self.kind, "message", value)
-
-    def report_status_change(
-        self,
-        reporter: StatusReporter | None,
-        status: PipelineTaskStatus | str,
-        message: str = "",
-        propagate: bool = True,
-        traceback: str = "",
-    ) -> bool:
-        """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
-        once: the reads inside see the state as of that catch-up and of each append
-        (which catches up again), and the status itself is checked again under the lock."""
-        local = self._storage._local
-        if local.frozen:
-            return super().report_status_change(reporter, status, message, propagate, traceback)
-        self._storage.refresh()
-        local.frozen = True
-        try:
-            return super().report_status_change(reporter, status, message, propagate, traceback)
-        finally:
-            local.frozen = False
-
-    def save(self) -> None:
-        """Commit with the log's durability (fsync by default)."""
-        self._storage.commit()
-
-    def atomic(
-        self, require: Callable[[], bool] | None = None
-    ) -> contextlib.AbstractContextManager[Batch]:
-        """Append every ``set_`` inside the block as one batch, all or nothing."""
-        return self._storage.atomic(require)
-
-    # -- relations --------------------------------------------------------------------
-
-    def get_parent(self) -> PipelineStorageObject | None:
-        parent_id = self._record().parent_id
-        return None if parent_id is None else self._storage._wrap(parent_id)
-
-    def get_children(self) -> Sequence[PipelineStorageObject]:
-        storage = self._storage
-        record = self._record()
-        with storage._lock:
-            return [storage._wrap(child) for child in record.children]
-
-    def children_outcome(self) -> PipelineTaskStatus | None:
-        record = self._record()
-        if record.open_children:
-            return None
-        return super().children_outcome()
-
-
-class EventLogPipelineExecution(_EventLogObject, PipelineExecution):
-    """A pipeline execution stored in the event log."""
-
-    def get_pipeline_results(self) -> Sequence[PipelineResult]:
-        return self._storage._children(self._record(), EventLogPipelineResult)
-
-
-class EventLogPipelineResult(_EventLogObject, PipelineResult):
-    """A pipeline result stored in the event log."""
-
-    def get_pipeline_execution(self) -> PipelineExecution:
-        return EventLogPipelineExecution(self._storage, str(self._record().parent_id))
-
-    def get_task_executions(self) -> Sequence[TaskExecution]:
-        return self._storage._children(self._record(), EventLogTaskExecution)
-
-
-class EventLogTaskExecution(_EventLogObject, TaskExecution):
-    """A task execution stored in the event log."""
-
-    def get_pipeline_result(self) -> PipelineResult:
-        return EventLogPipelineResult(self._storage, str(self._record().parent_id))
-
-    def get_task_results(self) -> Sequence[TaskResult]:
-        return self._storage._children(self._record(), EventLogTaskResult)
-
-
-class EventLogTaskResult(_EventLogObject, TaskResult):
-    """A task result stored in the event log."""
-
-    def get_task_execution(self) -> TaskExecution:
-        return EventLogTaskExecution(self._storage, str(self._record().parent_id))
-
-
-_T = TypeVar("_T", bound=_EventLogObject)
-
-_CLASSES: Final[dict[str, type[_EventLogObject]]] = {
-    PIPELINE_EXECUTION: EventLogPipelineExecution,
-    PIPELINE_RESULT: EventLogPipelineResult,
-    TASK_EXECUTION: EventLogTaskExecution,
-    TASK_RESULT: EventLogTaskResult,
-}
-
-
-class EventLogPipelineResultsStorage(PipelineResultsStorage):
+class EventLogPipelineResultsStorage(ReadModelStorage):
     """Result objects as an append-only, hash-chained event log.
 
     ``path`` is the log: a file path (created with its directory when missing), a
@@ -343,14 +125,15 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         options = dict(log_options or {})
         if not is_url(path):
             options["mode"] = mode
-        self._log: EventLog = open_log(
-            path,
-            durability=durability,
-            max_event_bytes=max_event_bytes,
-            readonly=readonly,
-            **options,
+        super().__init__(
+            open_log(
+                path,
+                durability=durability,
+                max_event_bytes=max_event_bytes,
+                readonly=readonly,
+                **options,
+            )
         )
-        self._init_threads()
         self._snapshot_every = snapshot_every
         self._unsnapshotted = 0
         if self._log.supports_run_index:
@@ -367,33 +150,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         if snapshots and not readonly and self._unsnapshotted >= snapshot_every:
             self.write_snapshot()
 
-    def _use_model(self, model: ReadModel) -> None:
-        self._model = model
-        self._results: ResultsReader = model.results
-
-    def _attach_read_only(self, log: EventLog, model: ReadModel) -> None:
-        """Become a read-only storage over ``log`` whose state is ``model`` as it is: no
-        catch-up, no snapshot, every read frozen (what a point-in-time view is)."""
-        self._log = log
-        self._readonly = True
-        self._snapshots = False
-        self._snapshot_every = DEFAULT_SNAPSHOT_EVERY
-        self._unsnapshotted = 0
-        self._init_threads(frozen=True)
-        self._use_model(model)
-
-    def _init_threads(self, *, frozen: bool = False) -> None:
-        """The lock of the storage's state (its log's: one lock covers the projections and
-        the position), and the per-thread state of atomic blocks."""
-        self._lock = self._log.lock
-        self._local = _FrozenThreadState() if frozen else _ThreadState()
-        _STORAGES.add(self)
-
-    @property
-    def log(self) -> EventLog:
-        """The event log the storage writes to."""
-        return self._log
-
     @property
     def readonly(self) -> bool:
         """Whether the storage was opened read-only (it never writes)."""
@@ -405,16 +161,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 f"cannot {what}: the storage of {self._log.location} was opened read-only; "
                 "nothing was written"
             )
-
-    @property
-    def read_model(self) -> ReadModel:
-        """What the storage's queries read (a full fold, or runs loaded on demand)."""
-        return self._model
-
-    @property
-    def results(self) -> ResultsReader:
-        """The results projection (caught up by :meth:`refresh`)."""
-        return self._results
 
     # -- events in and out ------------------------------------------------------------
 
@@ -532,16 +278,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
 
     # -- snapshots --------------------------------------------------------------------
 
-    @property
-    def snapshot_location(self) -> str:
-        """Where the log's engine keeps the storage's snapshot, for messages."""
-        return self._log.snapshots.location
-
-    @property
-    def snapshot_path(self) -> Path:
-        """The snapshot file of a file log (elsewhere: :attr:`snapshot_location` as a path)."""
-        return Path(self._log.snapshots.location)
-
     def write_snapshot(self) -> None:
         """Write the projections' state at the current log position (a warning on failure:
         a snapshot is a cache, never needed for correctness; nothing on an engine with a
@@ -597,16 +333,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             return
         self._use_model(model)
 
-    def _record(self, object_id: str, kind: str) -> ResultRecord:
-        self.refresh()
-        record = self._results.get(object_id)
-        if record is None or record.kind != kind:
-            raise ObjectNotFoundError(
-                f"{kind} {object_id} does not exist in {self._log.location} "
-                "(never created, or its run was removed by cleanup)"
-            )
-        return record
-
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
         self._refuse_write(f"set {name!r} on {kind} {object_id}")
         stored, vtype = encode_field_value(name, value)
@@ -626,26 +352,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
                 )
             ]
         )
-
-    def _inherited(self, record: ResultRecord, name: str, default: Any = None) -> Any:
-        """Field ``name`` of ``record`` or its nearest ancestor holding it, else ``default``."""
-        current: ResultRecord | None = record
-        while current is not None:
-            if current.has(name):
-                return current.get(name)
-            parent_id = current.parent_id
-            current = None if parent_id is None else self._results.get(parent_id)
-        return default
-
-    def _wrap(self, object_id: str) -> _EventLogObject:
-        record = self._results.get(object_id)
-        if record is None:
-            raise ObjectNotFoundError(f"object {object_id} does not exist")
-        return _CLASSES[record.kind](self, object_id)
-
-    def _children(self, record: ResultRecord, cls: type[_T]) -> list[_T]:
-        with self._lock:
-            return [cls(self, child) for child in record.children]
 
     # -- building ---------------------------------------------------------------------
 
@@ -741,100 +447,6 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
             "give every run a new id"
         )
 
-    # -- queries ----------------------------------------------------------------------
-
-    def get_pipeline_digest(self) -> PipelineDigest:
-        self.refresh()
-        with self._lock:
-            return self._model.digest()
-
-    def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
-        self.refresh()
-        with self._lock:
-            records = self._results.executions(pipeline_id=pipeline_id)
-        return [EventLogPipelineExecution(self, record.id) for record in records]
-
-    def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
-        self.refresh()
-        record = self._results.execution_of_run(run_id)
-        return None if record is None else EventLogPipelineExecution(self, record.id)
-
-    def get_pipeline_results(
-        self, run_id: str | None = None, pipeline_id: str | None = None
-    ) -> list[PipelineResult]:
-        self.refresh()
-        with self._lock:
-            executions = self._results.executions(run_id=run_id, pipeline_id=pipeline_id)
-            records = self._results.descendants(executions, 1)
-        return [EventLogPipelineResult(self, record.id) for record in records]
-
-    def get_pipeline_result(self, _id: str) -> PipelineResult | None:
-        return self._lookup(_id, EventLogPipelineResult)
-
-    def get_task_executions(
-        self, run_id: str | None = None, pipeline_result_id: str | None = None
-    ) -> list[TaskExecution]:
-        self.refresh()
-        with self._lock:
-            records = self._below(run_id, [(pipeline_result_id, PIPELINE_RESULT)], 2)
-        return [EventLogTaskExecution(self, record.id) for record in records]
-
-    def get_task_execution(self, _id: str) -> TaskExecution | None:
-        return self._lookup(_id, EventLogTaskExecution)
-
-    def get_task_results(
-        self,
-        run_id: str | None = None,
-        pipeline_result_id: str | None = None,
-        task_execution_id: str | None = None,
-    ) -> list[TaskResult]:
-        self.refresh()
-        with self._lock:
-            records = self._below(
-                run_id,
-                [(task_execution_id, TASK_EXECUTION), (pipeline_result_id, PIPELINE_RESULT)],
-                3,
-            )
-        return [EventLogTaskResult(self, record.id) for record in records]
-
-    def get_task_result(self, _id: str) -> TaskResult | None:
-        return self._lookup(_id, EventLogTaskResult)
-
-    def _lookup(self, object_id: str, cls: type[_T]) -> _T | None:
-        self.refresh()
-        record = self._results.get(object_id)
-        if record is None or record.kind != cls.kind:
-            return None
-        return cls(self, object_id)
-
-    def _below(
-        self, run_id: str | None, anchors: list[tuple[str | None, str]], depth: int
-    ) -> list[ResultRecord]:
-        """Objects ``depth`` levels below executions, starting from the narrowest anchor."""
-        levels = {TASK_EXECUTION: 2, PIPELINE_RESULT: 1}
-        for anchor_id, kind in anchors:
-            if anchor_id is None:
-                continue
-            anchor = self._results.get(anchor_id)
-            if anchor is None or anchor.kind != kind:
-                return []
-            records = self._results.descendants([anchor], depth - levels[kind])
-            if run_id is not None:
-                records = [r for r in records if r.run_id == run_id]
-            for other_id, other_kind in anchors:
-                if other_id is not None and other_kind != kind:
-                    records = [r for r in records if self._has_ancestor(r, other_id)]
-            return records
-        return self._results.descendants(self._results.executions(run_id=run_id), depth)
-
-    def _has_ancestor(self, record: ResultRecord, ancestor_id: str) -> bool:
-        current: ResultRecord | None = record
-        while current is not None and current.parent_id is not None:
-            if current.parent_id == ancestor_id:
-                return True
-            current = self._results.get(current.parent_id)
-        return False
-
     # -- cleanup ----------------------------------------------------------------------
 
     def cleanup(self, before: datetime | None = None) -> list[str]:
@@ -894,52 +506,6 @@ class _AtomicBlock:
             self._batch.stored = storage._append_block(pending, self._require)
 
 
-class _ThreadState(threading.local):
-    """What belongs to one thread of a storage: its open atomic block, and whether its
-    reads are frozen (inside a status change)."""
-
-    pending: list[AnyEvent] | None = None
-    frozen: bool = False
-
-
-class _FrozenThreadState(_ThreadState):
-    frozen = True
-
-
-_STORAGES: weakref.WeakSet[EventLogPipelineResultsStorage] = weakref.WeakSet()
-
-
-_FORKING: list[EventLogPipelineResultsStorage] = []
-
-
-def _before_fork() -> None:
-    # Wait until no thread is inside a fold or an append: the child gets a whole state.
-    _FORKING[:] = list(_STORAGES)
-    for storage in _FORKING:
-        storage._lock.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    for storage in _FORKING:
-        storage._lock.release()
-    _FORKING.clear()
-
-
-def _after_fork_in_child() -> None:
-    # The threads that used the locks do not exist in the child; the log module's hook,
-    # which runs first, gave each log a new lock.
-    for storage in _FORKING:
-        storage._lock = storage._log.lock
-    _FORKING.clear()
-
-
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
-
-
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while building many long-lived objects: it would rescan them
@@ -957,9 +523,6 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-_CONTAINERS: Final = (dict, list, tuple)
-
-
 def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
     """Put a value ``plan_build`` checked in ``attrs`` as the log stores it (statuses and
     datetimes tagged, as ``set_`` stores them); returns the created event's type tags."""
@@ -969,11 +532,3 @@ def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
     stored, vtype = encode_value(name, value)
     attrs[name] = stored
     return _STATUS_TYPES if vtype is None else {**_STATUS_TYPES, name: vtype}
-
-
-def _detached(value: Any) -> Any:
-    """``value`` as a replay of the log gives it back: a copy the caller cannot change
-    afterwards, tuples as lists."""
-    if type(value) in _CONTAINERS:
-        return msgspec.json.decode(msgspec.json.encode(value))
-    return value

@@ -1,0 +1,508 @@
+"""The read side of the event-log storage: the seed's queries and result objects over a
+read model (:mod:`pipelines_events.results.readmodel`).
+
+:class:`ReadModelStorage` answers every ``get_`` method and query from its read model and
+hands out result objects whose ``get_`` methods read it too. What moves the read model and
+what a ``set_`` does is left to its subclasses: the event-log storage
+(:class:`~pipelines_events.results.eventlog.EventLogPipelineResultsStorage`) folds its log
+and appends events; the point-in-time view (:class:`~pipelines_events.audit.StorageView`)
+keeps a fixed state and refuses every write.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from pipelines_events.errors import InvalidValueError, ObjectNotFoundError
+from pipelines_events.events import (
+    PIPELINE_EXECUTION,
+    PIPELINE_RESULT,
+    TASK_EXECUTION,
+    TASK_RESULT,
+    AnyEvent,
+)
+from pipelines_events.log.base import EventLog
+from pipelines_events.results.base import (
+    IDENTIFYING_FIELDS,
+    Batch,
+    PipelineDigest,
+    PipelineExecution,
+    PipelineResult,
+    PipelineResultsStorage,
+    PipelineStorageObject,
+    StatusReporter,
+    TaskExecution,
+    TaskResult,
+)
+from pipelines_events.results.readmodel import ReadModel, ResultsReader
+from pipelines_events.status import PipelineTaskStatus
+from projections.results import ResultRecord
+
+_RECORD_NAMES: Final = frozenset({"id", "run_id", "kind", "parent_id"})
+_ALWAYS_KNOWN: Final = frozenset({"status", "started", "completed", "message"})
+_INHERITED: Final = frozenset(
+    {
+        "pipeline_id",
+        "task_id",
+        "pipeline_task",
+        "config",
+        "input_data",
+        "runner",
+        "reporter",
+        "serializable_pipeline_object",
+    }
+)
+_MISSING: Final = object()
+
+
+class _EventLogObject(PipelineStorageObject):
+    """A result object whose state lives in the storage's projections."""
+
+    def __init__(self, storage: ReadModelStorage, object_id: str) -> None:
+        self._storage = storage
+        self._id = object_id
+
+    def _record(self) -> ResultRecord:
+        return self._storage._record(self._id, self.kind)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _EventLogObject)
+            and other._id == self._id
+            and other._storage is self._storage
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    # -- the get_/set_ hooks ----------------------------------------------------------
+
+    def getter(self, name: str) -> Callable[[], Any]:
+        """Read ``name`` from the projection (the object's own field, then its parents'),
+        else the attribute or property ``name`` of this object.
+
+        Lists and dicts of the projection come back as copies: changing them changes
+        nothing stored.
+        """
+        record = self._record()
+        if name in _ALWAYS_KNOWN or record.has(name):
+            return lambda: _detached(self._record().get(name))
+        if name in _RECORD_NAMES:
+            return lambda: getattr(self._record(), name)
+        if name in _INHERITED and self._storage._inherited(record, name, _MISSING) is not _MISSING:
+            return lambda: _detached(self._storage._inherited(self._record(), name))
+        # Step 2 of the seed: an attribute or property of this very object (a plain
+        # attribute lives on this object only: lookups return new objects).
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no get_{name}(), no stored field {name!r} and "
+                f"no attribute {name!r} to fall back on"
+            ) from None
+        return lambda: getattr(self, name)
+
+    def setter(self, name: str) -> Callable[[Any], None]:
+        """Append a field-set event for ``name`` on each call."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidValueError(f"cannot set field {name!r}: a field name is an identifier")
+        if name in IDENTIFYING_FIELDS:
+            raise InvalidValueError(
+                f"cannot set field {name!r}: it identifies the object, and the event-log "
+                "storage indexes it, so it is fixed when the object is built"
+            )
+        storage, object_id, kind = self._storage, self._id, self.kind
+
+        def set_value(value: Any) -> None:
+            storage._set_field(object_id, kind, name, value)
+
+        # Found as an attribute from now on: later set_<name> calls skip __getattr__.
+        self.__dict__["set_" + name] = set_value
+        return set_value
+
+    # -- fast paths for the common fields -------------------------------------------------
+
+    def get_id(self) -> str:
+        return self._id
+
+    def get_run_id(self) -> str:
+        return self._record().run_id
+
+    def get_pipeline_id(self) -> str:
+        return str(self._storage._inherited(self._record(), "pipeline_id"))
+
+    def get_status(self) -> PipelineTaskStatus:
+        status: PipelineTaskStatus = self._record().status
+        return status
+
+    def set_status(self, value: PipelineTaskStatus) -> None:
+        self._storage._set_field(self._id, self.kind, "status", value)
+
+    def get_started(self) -> datetime | None:
+        started: datetime | None = self._record().started
+        return started
+
+    def set_started(self, value: datetime | None) -> None:
+        self._storage._set_field(self._id, self.kind, "started", value)
+
+    def get_completed(self) -> datetime | None:
+        completed: datetime | None = self._record().completed
+        return completed
+
+    def set_completed(self, value: datetime | None) -> None:
+        self._storage._set_field(self._id, self.kind, "completed", value)
+
+    def get_message(self) -> str:
+        message = self._record().message
+        return "" if message is None else str(message)
+
+    def set_message(self, value: str) -> None:
+        self._storage._set_field(self._id, self.kind, "message", value)
+
+    def report_status_change(
+        self,
+        reporter: StatusReporter | None,
+        status: PipelineTaskStatus | str,
+        message: str = "",
+        propagate: bool = True,
+        traceback: str = "",
+    ) -> bool:
+        """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
+        once: the reads inside see the state as of that catch-up and of each append
+        (which catches up again), and the status itself is checked again under the lock."""
+        local = self._storage._local
+        if local.frozen:
+            return super().report_status_change(reporter, status, message, propagate, traceback)
+        self._storage.refresh()
+        local.frozen = True
+        try:
+            return super().report_status_change(reporter, status, message, propagate, traceback)
+        finally:
+            local.frozen = False
+
+    def save(self) -> None:
+        """Commit with the log's durability (fsync by default)."""
+        self._storage.commit()
+
+    def atomic(
+        self, require: Callable[[], bool] | None = None
+    ) -> contextlib.AbstractContextManager[Batch]:
+        """Append every ``set_`` inside the block as one batch, all or nothing."""
+        return self._storage.atomic(require)
+
+    # -- relations --------------------------------------------------------------------
+
+    def get_parent(self) -> PipelineStorageObject | None:
+        parent_id = self._record().parent_id
+        return None if parent_id is None else self._storage._wrap(parent_id)
+
+    def get_children(self) -> Sequence[PipelineStorageObject]:
+        storage = self._storage
+        record = self._record()
+        with storage._lock:
+            return [storage._wrap(child) for child in record.children]
+
+    def children_outcome(self) -> PipelineTaskStatus | None:
+        record = self._record()
+        if record.open_children:
+            return None
+        return super().children_outcome()
+
+
+class EventLogPipelineExecution(_EventLogObject, PipelineExecution):
+    """A pipeline execution stored in the event log."""
+
+    def get_pipeline_results(self) -> Sequence[PipelineResult]:
+        return self._storage._children(self._record(), EventLogPipelineResult)
+
+
+class EventLogPipelineResult(_EventLogObject, PipelineResult):
+    """A pipeline result stored in the event log."""
+
+    def get_pipeline_execution(self) -> PipelineExecution:
+        return EventLogPipelineExecution(self._storage, str(self._record().parent_id))
+
+    def get_task_executions(self) -> Sequence[TaskExecution]:
+        return self._storage._children(self._record(), EventLogTaskExecution)
+
+
+class EventLogTaskExecution(_EventLogObject, TaskExecution):
+    """A task execution stored in the event log."""
+
+    def get_pipeline_result(self) -> PipelineResult:
+        return EventLogPipelineResult(self._storage, str(self._record().parent_id))
+
+    def get_task_results(self) -> Sequence[TaskResult]:
+        return self._storage._children(self._record(), EventLogTaskResult)
+
+
+class EventLogTaskResult(_EventLogObject, TaskResult):
+    """A task result stored in the event log."""
+
+    def get_task_execution(self) -> TaskExecution:
+        return EventLogTaskExecution(self._storage, str(self._record().parent_id))
+
+
+_T = TypeVar("_T", bound=_EventLogObject)
+
+_CLASSES: Final[dict[str, type[_EventLogObject]]] = {
+    PIPELINE_EXECUTION: EventLogPipelineExecution,
+    PIPELINE_RESULT: EventLogPipelineResult,
+    TASK_EXECUTION: EventLogTaskExecution,
+    TASK_RESULT: EventLogTaskResult,
+}
+
+
+class ReadModelStorage(PipelineResultsStorage, abc.ABC):
+    """The seed's queries and ``get_`` methods over a read model folded from ``log``.
+
+    A subclass gives the read model (:meth:`_use_model`), and says what brings it up to
+    date (:meth:`refresh`) and what a write does (:meth:`_set_field`, :meth:`atomic`,
+    :meth:`commit`).
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        # The lock of the storage's state (its log's: one lock covers the projections and
+        # the position), and the per-thread state of atomic blocks.
+        self._lock = log.lock
+        self._local = _ThreadState()
+        _STORAGES.add(self)
+
+    def _use_model(self, model: ReadModel) -> None:
+        self._model = model
+        self._results: ResultsReader = model.results
+
+    @property
+    def log(self) -> EventLog:
+        """The event log the storage reads (and, unless read-only, writes to)."""
+        return self._log
+
+    @property
+    def read_model(self) -> ReadModel:
+        """What the storage's queries read (a full fold, or runs loaded on demand)."""
+        return self._model
+
+    @property
+    def results(self) -> ResultsReader:
+        """The results projection (caught up by :meth:`refresh`)."""
+        return self._results
+
+    @property
+    def snapshot_location(self) -> str:
+        """Where the log's engine keeps the storage's snapshot, for messages."""
+        return self._log.snapshots.location
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The snapshot file of a file log (elsewhere: :attr:`snapshot_location` as a path)."""
+        return Path(self._log.snapshots.location)
+
+    # -- what the subclasses decide -----------------------------------------------------
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Bring the read model up to date before a read."""
+
+    @abc.abstractmethod
+    def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
+        """Store ``value`` as field ``name`` of object ``object_id`` (what ``set_`` does)."""
+
+    @abc.abstractmethod
+    def atomic(
+        self, require: Callable[[], bool] | None = None
+    ) -> contextlib.AbstractContextManager[Batch]:
+        """A block whose writes are stored together or not at all."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make what was written durable."""
+
+    # -- records and objects ----------------------------------------------------------
+
+    def _record(self, object_id: str, kind: str) -> ResultRecord:
+        self.refresh()
+        record = self._results.get(object_id)
+        if record is None or record.kind != kind:
+            raise ObjectNotFoundError(
+                f"{kind} {object_id} does not exist in {self._log.location} "
+                "(never created, or its run was removed by cleanup)"
+            )
+        return record
+
+    def _inherited(self, record: ResultRecord, name: str, default: Any = None) -> Any:
+        """Field ``name`` of ``record`` or its nearest ancestor holding it, else ``default``."""
+        current: ResultRecord | None = record
+        while current is not None:
+            if current.has(name):
+                return current.get(name)
+            parent_id = current.parent_id
+            current = None if parent_id is None else self._results.get(parent_id)
+        return default
+
+    def _wrap(self, object_id: str) -> _EventLogObject:
+        record = self._results.get(object_id)
+        if record is None:
+            raise ObjectNotFoundError(f"object {object_id} does not exist")
+        return _CLASSES[record.kind](self, object_id)
+
+    def _children(self, record: ResultRecord, cls: type[_T]) -> list[_T]:
+        with self._lock:
+            return [cls(self, child) for child in record.children]
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get_pipeline_digest(self) -> PipelineDigest:
+        self.refresh()
+        with self._lock:
+            return self._model.digest()
+
+    def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
+        self.refresh()
+        with self._lock:
+            records = self._results.executions(pipeline_id=pipeline_id)
+        return [EventLogPipelineExecution(self, record.id) for record in records]
+
+    def get_pipeline_execution(self, run_id: str) -> PipelineExecution | None:
+        self.refresh()
+        record = self._results.execution_of_run(run_id)
+        return None if record is None else EventLogPipelineExecution(self, record.id)
+
+    def get_pipeline_results(
+        self, run_id: str | None = None, pipeline_id: str | None = None
+    ) -> list[PipelineResult]:
+        self.refresh()
+        with self._lock:
+            executions = self._results.executions(run_id=run_id, pipeline_id=pipeline_id)
+            records = self._results.descendants(executions, 1)
+        return [EventLogPipelineResult(self, record.id) for record in records]
+
+    def get_pipeline_result(self, _id: str) -> PipelineResult | None:
+        return self._lookup(_id, EventLogPipelineResult)
+
+    def get_task_executions(
+        self, run_id: str | None = None, pipeline_result_id: str | None = None
+    ) -> list[TaskExecution]:
+        self.refresh()
+        with self._lock:
+            records = self._below(run_id, [(pipeline_result_id, PIPELINE_RESULT)], 2)
+        return [EventLogTaskExecution(self, record.id) for record in records]
+
+    def get_task_execution(self, _id: str) -> TaskExecution | None:
+        return self._lookup(_id, EventLogTaskExecution)
+
+    def get_task_results(
+        self,
+        run_id: str | None = None,
+        pipeline_result_id: str | None = None,
+        task_execution_id: str | None = None,
+    ) -> list[TaskResult]:
+        self.refresh()
+        with self._lock:
+            records = self._below(
+                run_id,
+                [(task_execution_id, TASK_EXECUTION), (pipeline_result_id, PIPELINE_RESULT)],
+                3,
+            )
+        return [EventLogTaskResult(self, record.id) for record in records]
+
+    def get_task_result(self, _id: str) -> TaskResult | None:
+        return self._lookup(_id, EventLogTaskResult)
+
+    def _lookup(self, object_id: str, cls: type[_T]) -> _T | None:
+        self.refresh()
+        record = self._results.get(object_id)
+        if record is None or record.kind != cls.kind:
+            return None
+        return cls(self, object_id)
+
+    def _below(
+        self, run_id: str | None, anchors: list[tuple[str | None, str]], depth: int
+    ) -> list[ResultRecord]:
+        """Objects ``depth`` levels below executions, starting from the narrowest anchor."""
+        levels = {TASK_EXECUTION: 2, PIPELINE_RESULT: 1}
+        for anchor_id, kind in anchors:
+            if anchor_id is None:
+                continue
+            anchor = self._results.get(anchor_id)
+            if anchor is None or anchor.kind != kind:
+                return []
+            records = self._results.descendants([anchor], depth - levels[kind])
+            if run_id is not None:
+                records = [r for r in records if r.run_id == run_id]
+            for other_id, other_kind in anchors:
+                if other_id is not None and other_kind != kind:
+                    records = [r for r in records if self._has_ancestor(r, other_id)]
+            return records
+        return self._results.descendants(self._results.executions(run_id=run_id), depth)
+
+    def _has_ancestor(self, record: ResultRecord, ancestor_id: str) -> bool:
+        current: ResultRecord | None = record
+        while current is not None and current.parent_id is not None:
+            if current.parent_id == ancestor_id:
+                return True
+            current = self._results.get(current.parent_id)
+        return False
+
+
+class _ThreadState(threading.local):
+    """What belongs to one thread of a storage: its open atomic block, and whether its
+    reads are frozen (inside a status change)."""
+
+    pending: list[AnyEvent] | None = None
+    frozen: bool = False
+
+
+_STORAGES: weakref.WeakSet[ReadModelStorage] = weakref.WeakSet()
+
+
+_FORKING: list[ReadModelStorage] = []
+
+
+def _before_fork() -> None:
+    # Wait until no thread is inside a fold or an append: the child gets a whole state.
+    _FORKING[:] = list(_STORAGES)
+    for storage in _FORKING:
+        storage._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for storage in _FORKING:
+        storage._lock.release()
+    _FORKING.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The threads that used the locks do not exist in the child; the log module's hook,
+    # which runs first, gave each log a new lock.
+    for storage in _FORKING:
+        storage._lock = storage._log.lock
+    _FORKING.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def _detached(value: Any) -> Any:
+    """``value`` as a replay of the log gives it back: a copy the caller cannot change
+    afterwards, tuples as lists."""
+    if type(value) in _CONTAINERS:
+        return msgspec.json.decode(msgspec.json.encode(value))
+    return value
