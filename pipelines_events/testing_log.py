@@ -44,6 +44,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.base import Batch, Cursor, EventLog, group_batches
 from pipelines_events.log.chain import encode_event, seal
+from pipelines_events.log.memory import MemoryEventLog
 from pipelines_events.log.open import LogTarget, open_log
 
 
@@ -361,7 +362,28 @@ class EventLogConformance:
         text: Any = "1:abc"
         number_text: Any = "1"
         limit_text: Any = "2"
+        replace: Any = msgspec.structs.replace
+        # Forged cursors: the right seq with a float, a bool or a text where an int is.
+        misshapen = [
+            replace(head, seq=float(head.seq)),
+            replace(log.cursor_at(1), seq=True),
+            replace(head, offset=float(head.offset)),
+            replace(head, offset="0"),
+            replace(head, offset=-1),
+            replace(head, hash=None),
+            (head.offset, head.seq, head.hash),
+        ]
+        with MemoryEventLog() as other:  # another log's cursor at the same seq
+            other.append([draft("o", 0), draft("o", 0, 1)])
+            foreign = other.head()
         cases: list[tuple[Any, str]] = [
+            *[
+                (lambda cursor=cursor, call=call: call(cursor), "not a cursor")
+                for cursor in misshapen
+                for call in (log.seek, log.read, lambda cursor: log.wait(cursor, 0))
+            ],
+            (lambda: log.seek(foreign), ""),
+            (lambda: log.read(foreign), ""),
             (lambda: log.seek(beyond), "9"),
             (lambda: log.seek(wrong), ""),
             (lambda: log.seek(text), "cursor"),

@@ -47,6 +47,7 @@ from pipelines_events.log.base import (
     Batch,
     Durability,
     EventLog,
+    checked_cursor,
 )
 from pipelines_events.log.chain import (
     HASH_HEAD,
@@ -444,8 +445,7 @@ class JsonlEventLog(EventLog):
             raise LogError(f"{self._path}: the line before byte {offset}: {_TOO_DEEP}") from None
 
     def _checked(self, position: LogPosition) -> LogPosition:
-        if not isinstance(position, LogPosition):
-            raise LogError(f"{self._path}: not a cursor of this log: {position!r}")
+        checked_cursor(str(self._path), position)
         if position == START:
             return START
         line = self._line_ending_at(position.offset)

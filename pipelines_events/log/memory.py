@@ -35,6 +35,7 @@ from pipelines_events.log.base import (
     RunSummary,
     SnapshotStore,
     Written,
+    checked_cursor,
 )
 from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft
 from projections.runs import RunsProjection
@@ -211,8 +212,7 @@ class MemoryEventLog(EventLog):
 
     def _checked(self, cursor: Cursor) -> Cursor:
         """``cursor`` as this log knows it (LogError unless its event is in the log)."""
-        if not isinstance(cursor, LogPosition):
-            raise LogError(f"{self.location}: not a cursor of this log: {cursor!r}")
+        checked_cursor(self.location, cursor)
         if cursor.seq == 0 and cursor == START:
             return START
         with self._store.lock:
