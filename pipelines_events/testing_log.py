@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from pipelines_events.errors import EventTooLargeError, LogError
+from pipelines_events.errors import EventTooLargeError, LogError, LogWriteError
 from pipelines_events.events import (
     GENESIS_HASH,
     PIPELINE_EXECUTION,
@@ -325,6 +325,28 @@ class EventLogConformance:
         assert len(self.all_events(log)) == 1
         assert [e.seq for e in log.append([draft("a", 2)])] == [2]
         assert chain_problems(self.all_events(log)) == []
+
+    def test_a_draft_that_is_not_an_event_writes_nothing_of_its_batch(self) -> None:
+        log = self.new_log()
+        log.append([draft("a", 0)])
+        head = log.head()
+        bad: Any = {"kind": TASK_RESULT, "id": "x"}
+        with pytest.raises(LogWriteError, match=r"event 2 of the batch is not an event.*nothing"):
+            log.append([draft("a", 1), bad])
+        with pytest.raises(TypeError):  # a value the encoding cannot hold
+            log.append([draft("a", 1), draft("a", 1, 1, value=object())])
+        assert log.head() == head and log.position == head
+        assert [e.id for e in self.all_events(log)] == ["a-0-0"]
+
+    def test_reads_give_back_the_encoded_values_not_the_drafts(self) -> None:
+        log = self.new_log()
+        value: dict[str, Any] = {"n": [1], "pair": (1, 2)}
+        log.append([draft("a", 0, value=value)])
+        value["n"].append(2)  # the caller changes its value after the append
+        for events in (self.all_events(log), list(self.open_again(log).read_new())):
+            stored = events[0]
+            assert isinstance(stored, FieldSet)
+            assert stored.value == {"n": [1], "pair": [1, 2]}
 
     def test_a_refused_catch_up_writes_nothing(self) -> None:
         log = self.new_log()

@@ -37,7 +37,10 @@ from pipelines_events.events import (
     SCHEMA_VERSION,
     START,
     AnyEvent,
+    FieldSet,
     LogPosition,
+    ObjectCreated,
+    RunRemoved,
     now_text,
 )
 from pipelines_events.log.base import (
@@ -63,6 +66,7 @@ from pipelines_events.log.filesnapshots import FileSnapshotStore
 # ``none``: no fsync; events survive a crash of the process, not of the machine.
 
 _CHUNK: Final = 1 << 20
+_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 _MAX_RESTARTS: Final = 16
 """How often one scan re-reads bytes a writer changed under it before it gives up."""
 
@@ -609,6 +613,11 @@ class JsonlEventLog(EventLog):
                 limit = self._max_event_bytes - HASH_SUFFIX_LEN
                 now = ""
                 for index, draft in enumerate(drafts):
+                    if not isinstance(draft, _EVENT_TYPES):
+                        raise LogWriteError(
+                            f"{self._path}: event {index + 1} of the batch is not an event: "
+                            f"{draft!r}; nothing was written"
+                        )
                     seq += 1
                     ts = draft.ts
                     if not ts:

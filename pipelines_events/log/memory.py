@@ -37,7 +37,7 @@ from pipelines_events.log.base import (
     Written,
     checked_cursor,
 )
-from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft
+from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft, decode_event
 from projections.runs import RunsProjection
 
 _EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
@@ -76,7 +76,9 @@ class MemoryStore:
             return []
         return self.events[seq : self.ends[index]]
 
-    def add(self, events: list[AnyEvent], lines: list[bytes]) -> None:
+    def add(self, lines: list[bytes]) -> None:
+        # What the other engines give back: the decoded lines, never the caller's values.
+        events = [decode_event(line) for line in lines]
         self.events.extend(events)
         self.lines.extend(lines)
         self.ends.append(events[-1].seq)
@@ -369,7 +371,7 @@ class MemoryEventLog(EventLog):
                         prev = event.hash
                         written.append(event)
                         lines.append(line)
-                    store.add(written, lines)
+                    store.add(lines)
                     self._position = LogPosition(0, seq, prev)
                 except BaseException:
                     if not handed_over:
