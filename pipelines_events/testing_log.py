@@ -201,6 +201,17 @@ class EventLogConformance:
         assert [e.seq for e in reader.read_new()] == [5, 6, 7, 8, 9, 10]
         assert not reader.has_new()
 
+    def test_head_and_has_new_see_what_another_handle_appended(self) -> None:
+        log = self.new_log()
+        reader = self.open_again(log)
+        assert reader.head() == START and not reader.has_new()
+        log.append([draft("a", 0), draft("a", 0, 1)])
+        assert reader.head() == log.head() and reader.head().seq == 2
+        assert reader.has_new()
+        assert reader.position == START  # head() reads the engine, it moves nothing
+        assert [e.seq for e in reader.read_new()] == [1, 2]
+        assert reader.position == log.head() and not reader.has_new()
+
     # -- several writers -----------------------------------------------------------------
 
     def test_a_writer_catches_up_before_it_appends(self) -> None:
