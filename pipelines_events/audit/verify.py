@@ -271,10 +271,10 @@ class _SnapshotCheck:
 
     def batch_ends(self, position: LogPosition) -> None:
         """The replay reached ``position``, the end of a batch: compare there."""
-        if position.offset < self._position.offset:
+        if position.seq < self._position.seq:
             return
         self.pending = False
-        if position.offset > self._position.offset:
+        if position.seq > self._position.seq:
             self._differs(
                 f"its position (seq {self._position.seq}) is inside the batch that ends at "
                 f"seq {position.seq}; storages write snapshots only between batches"
