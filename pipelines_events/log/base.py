@@ -217,6 +217,12 @@ class EventLog(abc.ABC):
         reports); None otherwise."""
         return None
 
+    def unfinished_bytes(self, cursor: Cursor) -> int:
+        """How many bytes the engine holds after ``cursor`` (the end of the last complete
+        batch): an unfinished batch in the file log; 0 for engines that only ever store
+        whole batches."""
+        return 0
+
     def damage_after(self, cursor: Cursor) -> str | None:
         """Why what the engine holds after ``cursor`` (the end of the last complete batch)
         is damage rather than an unfinished batch, or None. The file log checks the bytes

@@ -317,6 +317,11 @@ class JsonlEventLog(EventLog):
         """The file's size."""
         return self.size()
 
+    def unfinished_bytes(self, cursor: LogPosition) -> int:
+        """The bytes after ``cursor``."""
+        self._check_usable()
+        return max(0, _end(self._fd) - cursor.offset)
+
     def damage_after(self, cursor: LogPosition) -> str | None:
         """Why the bytes after ``cursor`` are damage, or None when there are none or they can
         be a torn write (the writers' rule: they cut a torn write and nothing else)."""

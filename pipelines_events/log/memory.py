@@ -386,6 +386,12 @@ class MemoryEventLog(EventLog):
     def commit(self) -> None:
         self._check_usable()
 
+    def stored_bytes(self) -> int:
+        """The length of the stored lines."""
+        self._check_usable()
+        with self._store.lock:
+            return sum(map(len, self._store.lines))
+
     def close(self) -> None:
         self._closed = True
 
