@@ -147,9 +147,13 @@ def _refused(target: str, error: type[Exception] | None, excerpt: str) -> None:
         "postgresql:/user:hunter2@db.example/results",
     ],
 )
-def test_a_refused_url_never_shows_its_password(target: str) -> None:
+def test_a_refused_url_never_shows_its_password(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(LogOpenError) as info:
         open_log(target)
+    assert list(tmp_path.iterdir()) == []
     assert "db.example" in str(info.value) and "ter2" not in str(info.value)
 
 
