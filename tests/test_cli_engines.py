@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,13 @@ def test_cancel_and_cleanup_on_a_log_url(
     assert main(["cancel", "--log", URL, "run-open"]) == 0
     assert main(["cleanup", "--log", URL, "--all"]) == 0
     assert storage.get_pipeline_executions() == []
+
+
+def test_replay_from_a_log_url_says_to_export_first(
+    storage: EventLogPipelineResultsStorage, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    into = tmp_path / "into.jsonl"
+    assert main(["replay", "memory://u:secret@cli-engines", "--into", str(into)]) == 2
+    err = capsys.readouterr().err
+    assert "a log to replay or import is a file: export the run from there first" in err
+    assert "secret" not in err and not into.exists()

@@ -27,7 +27,7 @@ from pipelines_events.events import (
     parse_time,
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES
-from pipelines_events.log.open import open_log
+from pipelines_events.log.open import is_url, open_log, redact_url
 from pipelines_events.results.base import IDENTIFYING_FIELDS, encode_field_value
 from projections.digest import DigestProjection
 from projections.history import HistoryProjection
@@ -66,6 +66,11 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
     :class:`ImportRefusedError` for an event no storage could fold.
     """
     name = os.fspath(path)
+    if is_url(name):
+        raise LogOpenError(
+            f"{redact_url(name)}: a log to replay or import is a file: export the run from "
+            "there first (pipelines-events export --log URL RUN_ID -o FILE)"
+        )
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:

@@ -57,7 +57,7 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
             engine = importlib.import_module("pipelines_events.log.postgres")
         except ImportError as exc:
             raise LogOpenError(
-                f"{_redacted(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
+                f"{redact_url(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
                 "pip install 'pipelines-events[postgres]'"
             ) from None
         log: EventLog = engine.PostgresEventLog(target, **options)
@@ -71,10 +71,10 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
         return MemoryEventLog(name, **_checked(options, "the in-memory log", target))
     if scheme == "file":
         raise LogOpenError(
-            f"{_redacted(target)}: give the file log's path itself, not a file:// URL"
+            f"{redact_url(target)}: give the file log's path itself, not a file:// URL"
         )
     raise LogOpenError(
-        f"{_redacted(target)}: unknown log URL scheme {scheme!r}: give a file path, a "
+        f"{redact_url(target)}: unknown log URL scheme {scheme!r}: give a file path, a "
         "postgresql:// URL or memory://NAME"
     )
 
@@ -98,7 +98,7 @@ def _check_target(target: object) -> None:
         match = _NEAR_URL.match(text) if isinstance(target, str) else None
         if match is not None:
             raise LogOpenError(
-                f"{_redacted(text)}: this looks like a {match.group(1)} URL without its "
+                f"{redact_url(text)}: this looks like a {match.group(1)} URL without its "
                 f"'//': write {match.group(1)}://..., or start a file's name with ./"
             )
 
@@ -118,7 +118,7 @@ def _checked(options: dict[str, Any], engine: str, target: LogTarget) -> dict[st
     return options
 
 
-def _redacted(url: str) -> str:
+def redact_url(url: str) -> str:
     """``url`` with its password (in the user part or a ``password`` parameter) as ``***``."""
     match = _SCHEME.match(url) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url)
     if match is None:
@@ -133,4 +133,4 @@ def _redacted(url: str) -> str:
     return head + main + query
 
 
-__all__ = ["POSTGRES_SCHEMES", "LogTarget", "is_url", "open_log", "scheme_of"]
+__all__ = ["POSTGRES_SCHEMES", "LogTarget", "is_url", "open_log", "redact_url", "scheme_of"]
