@@ -135,6 +135,8 @@ class EventLogConformance:
     def test_seq_is_contiguous_and_the_chain_valid(self) -> None:
         log = self.new_log()
         assert log.head() == START
+        assert list(log.read(START)) == [] and list(log.read(START, limit=1)) == []
+        assert log.wait(START, 0) is False and not log.has_new()
         written = []
         for number, size in enumerate([1, 3, 2, 1]):
             written += log.append([draft("a", number, part) for part in range(size)])
