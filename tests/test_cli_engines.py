@@ -68,11 +68,17 @@ def test_cancel_and_cleanup_on_a_log_url(
     assert storage.get_pipeline_executions() == []
 
 
-def test_replay_from_a_log_url_says_to_export_first(
+def test_replay_from_a_log_url_into_a_file(
     storage: EventLogPipelineResultsStorage, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     into = tmp_path / "into.jsonl"
-    assert main(["replay", "memory://u:secret@cli-engines", "--into", str(into)]) == 2
+    assert main(["replay", URL, "--into", str(into)]) == 0
+    assert "run run-done: imported" in capsys.readouterr().out
+    assert main(["runs", "--log", str(into)]) == 0
+    out = capsys.readouterr().out
+    assert "run-done" in out and "run-open" in out
+    assert main(["replay", "memory://missing", "--into", str(into)]) == 2
     err = capsys.readouterr().err
-    assert "a log to replay or import is a file: export the run from there first" in err
-    assert "secret" not in err and not into.exists()
+    assert err == (
+        "pipelines-events: error: memory://missing: no such in-memory log in this process\n"
+    )  # not "(the log of PIPELINES_PIPELINES_RESULTS_STORAGE ...; or pass --log)"
