@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from pipelines_events.errors import EventTooLargeError, LogError
+from pipelines_events.errors import EventTooLargeError, LogError, LogWriteError
 from pipelines_events.events import (
     GENESIS_HASH,
     PIPELINE_EXECUTION,
@@ -44,6 +44,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.base import Batch, Cursor, EventLog, group_batches
 from pipelines_events.log.chain import encode_event, seal
+from pipelines_events.log.memory import MemoryEventLog
 from pipelines_events.log.open import LogTarget, open_log
 
 
@@ -134,6 +135,8 @@ class EventLogConformance:
     def test_seq_is_contiguous_and_the_chain_valid(self) -> None:
         log = self.new_log()
         assert log.head() == START
+        assert list(log.read(START)) == [] and list(log.read(START, limit=1)) == []
+        assert log.wait(START, 0) is False and not log.has_new()
         written = []
         for number, size in enumerate([1, 3, 2, 1]):
             written += log.append([draft("a", number, part) for part in range(size)])
@@ -199,6 +202,17 @@ class EventLogConformance:
         reader.seek(cursor)
         assert [e.seq for e in reader.read_new()] == [5, 6, 7, 8, 9, 10]
         assert not reader.has_new()
+
+    def test_head_and_has_new_see_what_another_handle_appended(self) -> None:
+        log = self.new_log()
+        reader = self.open_again(log)
+        assert reader.head() == START and not reader.has_new()
+        log.append([draft("a", 0), draft("a", 0, 1)])
+        assert reader.head() == log.head() and reader.head().seq == 2
+        assert reader.has_new()
+        assert reader.position == START  # head() reads the engine, it moves nothing
+        assert [e.seq for e in reader.read_new()] == [1, 2]
+        assert reader.position == log.head() and not reader.has_new()
 
     # -- several writers -----------------------------------------------------------------
 
@@ -325,6 +339,28 @@ class EventLogConformance:
         assert [e.seq for e in log.append([draft("a", 2)])] == [2]
         assert chain_problems(self.all_events(log)) == []
 
+    def test_a_draft_that_is_not_an_event_writes_nothing_of_its_batch(self) -> None:
+        log = self.new_log()
+        log.append([draft("a", 0)])
+        head = log.head()
+        bad: Any = {"kind": TASK_RESULT, "id": "x"}
+        with pytest.raises(LogWriteError, match=r"event 2 of the batch is not an event.*nothing"):
+            log.append([draft("a", 1), bad])
+        with pytest.raises(TypeError):  # a value the encoding cannot hold
+            log.append([draft("a", 1), draft("a", 1, 1, value=object())])
+        assert log.head() == head and log.position == head
+        assert [e.id for e in self.all_events(log)] == ["a-0-0"]
+
+    def test_reads_give_back_the_encoded_values_not_the_drafts(self) -> None:
+        log = self.new_log()
+        value: dict[str, Any] = {"n": [1], "pair": (1, 2)}
+        log.append([draft("a", 0, value=value)])
+        value["n"].append(2)  # the caller changes its value after the append
+        for events in (self.all_events(log), list(self.open_again(log).read_new())):
+            stored = events[0]
+            assert isinstance(stored, FieldSet)
+            assert stored.value == {"n": [1], "pair": [1, 2]}
+
     def test_a_refused_catch_up_writes_nothing(self) -> None:
         log = self.new_log()
         other = self.open_again(log)
@@ -361,7 +397,28 @@ class EventLogConformance:
         text: Any = "1:abc"
         number_text: Any = "1"
         limit_text: Any = "2"
+        replace: Any = msgspec.structs.replace
+        # Forged cursors: the right seq with a float, a bool or a text where an int is.
+        misshapen = [
+            replace(head, seq=float(head.seq)),
+            replace(log.cursor_at(1), seq=True),
+            replace(head, offset=float(head.offset)),
+            replace(head, offset="0"),
+            replace(head, offset=-1),
+            replace(head, hash=None),
+            (head.offset, head.seq, head.hash),
+        ]
+        with MemoryEventLog() as other:  # another log's cursor at the same seq
+            other.append([draft("o", 0), draft("o", 0, 1)])
+            foreign = other.head()
         cases: list[tuple[Any, str]] = [
+            *[
+                (lambda cursor=cursor, call=call: call(cursor), "not a cursor")
+                for cursor in misshapen
+                for call in (log.seek, log.read, lambda cursor: log.wait(cursor, 0))
+            ],
+            (lambda: log.seek(foreign), ""),
+            (lambda: log.read(foreign), ""),
             (lambda: log.seek(beyond), "9"),
             (lambda: log.seek(wrong), ""),
             (lambda: log.seek(text), "cursor"),

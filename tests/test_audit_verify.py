@@ -15,9 +15,11 @@ from test_audit_support import drive_run, log_lines, write_lines
 from pipelines_events import audit
 from pipelines_events.cli import main
 from pipelines_events.errors import InvalidValueError, LogOpenError
-from pipelines_events.events import GENESIS_HASH
+from pipelines_events.events import GENESIS_HASH, START
 from pipelines_events.log import JsonlEventLog
 from pipelines_events.log.chain import decode_event, encode_event, seal
+from pipelines_events.log.memory import MemoryEventLog, drop_memory_store
+from pipelines_events.log.open import open_log
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 # The log of one run driven by hand (see test_audit_support.drive_run), one event a line:
@@ -209,6 +211,28 @@ def test_an_unfinished_last_batch_is_noted_not_failed(
     assert main(["verify", "--log", str(torn)]) == 0
     assert "40 bytes after the head are an unfinished batch" in capsys.readouterr().out
     assert torn.read_bytes() == data + data.split(b"\n")[14][:40]
+
+
+def test_a_log_without_byte_offsets_has_no_unfinished_batch(
+    original: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An engine whose cursors carry no byte offset (memory, PostgreSQL) stores whole
+    batches only: verify counts what it holds, and notes no unfinished batch (it noted
+    all of it)."""
+    memory = MemoryEventLog("verify-offsets")
+    try:
+        with open_log(original, readonly=True) as source:
+            for batch in source.read(START):
+                memory.append([msgspec.structs.replace(e, hash="") for e in batch.events])
+        report = audit.verify("memory://verify-offsets")
+        held = memory.stored_bytes()
+        assert (report.ok, report.unfinished_bytes, report.bytes) == (True, 0, held)
+        assert held == original.stat().st_size
+        assert main(["verify", "--log", "memory://verify-offsets"]) == 0
+        assert "unfinished" not in capsys.readouterr().out
+    finally:
+        memory.close()
+        drop_memory_store("verify-offsets")
 
 
 def test_progress_is_reported_in_bytes(original: Path) -> None:

@@ -15,11 +15,16 @@ from snapshot_support import read_snapshot, write_snapshot
 from pipelines_events import audit
 from pipelines_events.cli import main
 from pipelines_events.errors import LogCorruptError
-from pipelines_events.events import LogPosition
+from pipelines_events.events import START, LogPosition
 from pipelines_events.log.chain import decode_event
+from pipelines_events.log.memory import MemoryEventLog, drop_memory_store
+from pipelines_events.log.open import open_log
 from pipelines_events.results import helpers
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.results.snapshots import decode_snapshot, encode_snapshot
 from pipelines_events.status import PipelineTaskStatus as S
+from pipelines_events.testing import ExamplePipeline, ExampleReporter, ExampleRunner
+from pipelines_events.testing import ExampleTask as Task
 
 LETTERS = "tests.cli_pipelines.Letters"
 
@@ -292,3 +297,38 @@ def test_text_appended_at_the_end_is_damage_at_its_line_for_verify_and_writers(
     with pytest.warns(UserWarning, match="removed 28 bytes"):
         EventLogPipelineResultsStorage(log).close()
     assert log.stat().st_size == head.offset
+
+
+def test_a_true_snapshot_of_a_log_without_byte_offsets_matches(tmp_path: Path) -> None:
+    """An engine whose cursors carry no byte offset (memory, PostgreSQL): the snapshot is
+    compared at its seq, not at the first batch (it was reported false, verify failed)."""
+    path = tmp_path / "log.jsonl"
+    storage = EventLogPipelineResultsStorage(path, durability="none")
+    for run in ("a", "b", "c"):
+        execution = storage.build_pipeline_execution(
+            ExamplePipeline("p", [Task("t")]), run, ExampleRunner(), ExampleReporter(), None
+        )
+        execution.set_message(f"hi {run}")
+    storage.write_snapshot()
+    storage.close()
+    assert audit.verify(path).snapshot_state == "matches"
+    memory = MemoryEventLog("verify-snapshot")
+    try:
+        with open_log(path, readonly=True) as source:
+            for batch in source.read(START):
+                memory.append([msgspec.structs.replace(e, hash="") for e in batch.events])
+            data = source.snapshots.load()
+        assert data is not None
+        snapshot = decode_snapshot(data, "snapshot")
+        at = memory.cursor_at(snapshot.position.seq)
+        assert at.offset == 0 and snapshot.position.seq > 5
+        memory.snapshots.save(encode_snapshot(msgspec.structs.replace(snapshot, position=at)))
+        report = audit.verify("memory://verify-snapshot")
+        assert (report.ok, report.snapshot_state, report.snapshot_seq) == (
+            True,
+            "matches",
+            snapshot.position.seq,
+        )
+    finally:
+        memory.close()
+        drop_memory_store("verify-snapshot")

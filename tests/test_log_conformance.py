@@ -104,17 +104,57 @@ def test_open_log_chooses_the_engine_by_target(tmp_path: Path) -> None:
         ("memory://", LogOpenError, "memory://NAME"),
         ("memory://a/b", LogOpenError, "memory://NAME"),
         ("memory://never-made", None, ""),
+        ("", LogOpenError, r"the log path is empty \(''\)"),
+        ("  ", LogOpenError, "the log path is empty"),
+        ("x\0y", LogOpenError, "NUL byte"),
+        ("file:///tmp/x.jsonl", LogOpenError, "give the file log's path itself, not a file://"),
+        ("postgresql:/db.example/results", LogOpenError, "a postgresql URL without its '//'"),
+        ("memory:name", LogOpenError, "a memory URL without its '//'"),
+        ("adir", LogOpenError, "adir: the log path is a directory"),
     ],
 )
 def test_open_log_refuses_bad_targets(
-    tmp_path: Path, target: str, error: type[Exception] | None, excerpt: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    error: type[Exception] | None,
+    excerpt: str,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    try:
+        _refused(target, error, excerpt)
+    finally:
+        assert sorted(p.name for p in tmp_path.rglob("*")) == ["adir"]  # nothing created
+
+
+def _refused(target: str, error: type[Exception] | None, excerpt: str) -> None:
     if error is None:  # a read-only open of a missing in-memory log
         with pytest.raises(LogOpenError, match="no such in-memory log"):
             open_log(target, readonly=True)
         return
     with pytest.raises(error, match=excerpt):
         open_log(target)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "pgx://user:hunter2@db.example/results",
+        "pgx://user:hun@ter2@db.example/results",
+        "pgx://user:hun/ter2@db.example/results",
+        "pgx://db.example/results?user=u&password=hunter2&sslmode=require",
+        "postgresql:/user:hunter2@db.example/results",
+    ],
+)
+def test_a_refused_url_never_shows_its_password(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LogOpenError) as info:
+        open_log(target)
+    assert list(tmp_path.iterdir()) == []
+    assert "db.example" in str(info.value) and "ter2" not in str(info.value)
 
 
 def test_open_log_refuses_options_an_engine_does_not_take(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from pipelines_events.events import (
     parse_time,
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES
-from pipelines_events.log.open import open_log
+from pipelines_events.log.chain import HASH_SUFFIX_LEN, encode_event
+from pipelines_events.log.open import is_url, open_log, redact_url
 from pipelines_events.results.base import IDENTIFYING_FIELDS, encode_field_value
 from projections.digest import DigestProjection
 from projections.history import HistoryProjection
@@ -66,6 +67,8 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
     :class:`ImportRefusedError` for an event no storage could fold.
     """
     name = os.fspath(path)
+    if is_url(name):
+        return _read_engine(name, max_line)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -89,6 +92,26 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
         _check_tail(fd, end.offset, size, name, end.seq + 1)
     finally:
         os.close(fd)
+    check_events(name, batches)
+    return batches
+
+
+def _read_engine(url: str, max_line: int) -> list[list[AnyEvent]]:
+    """Every batch of the log at ``url`` (its engine verifies the chain), checked as
+    :func:`read_source` checks a file's."""
+    name = redact_url(url)
+    batches: list[list[AnyEvent]] = []
+    with open_log(url, readonly=True) as log:
+        for batch in log.read(START):
+            for event in batch.events:
+                if len(encode_event(event)) + HASH_SUFFIX_LEN > max_line:
+                    raise ImportRefusedError(
+                        name,
+                        event.seq,
+                        f"the event is longer than {max_line} bytes, more than the target "
+                        "log takes in one event",
+                    )
+            batches.append(batch.events)
     check_events(name, batches)
     return batches
 

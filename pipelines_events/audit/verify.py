@@ -179,8 +179,13 @@ def verify(
                 f"the log ends at seq {head.seq}, before the expected head seq {wanted_seq}: "
                 "events were removed from its end (or this is another log)"
             )
+        unfinished = 0
+        if line is None:  # what followed the head when the check began
+            unfinished = min(reader.unfinished_bytes(head), max(0, total - head.offset))
+    # Engines whose cursors carry no byte offset (0) hold whole batches only: all of it.
+    size = head.offset if head.offset or line is not None else max(0, total - unfinished)
     if progress is not None:
-        progress(head.offset if line is not None else total, total)
+        progress(size if line is not None else total, total)
     snapshot.finish()
     differs = snapshot.state == SNAPSHOT_DIFFERS
     return VerifyReport(
@@ -189,10 +194,10 @@ def verify(
         events=events if line is None else head.seq,
         batches=batches,
         runs=len(runs),
-        bytes=head.offset,
+        bytes=size,
         head_seq=head.seq,
         head_hash=head.hash,
-        unfinished_bytes=max(0, total - head.offset) if line is None else 0,
+        unfinished_bytes=unfinished,
         expected=None if wanted is None else str(wanted),
         line=line,
         reason=snapshot.reason if differs and line is None else reason,
@@ -271,10 +276,10 @@ class _SnapshotCheck:
 
     def batch_ends(self, position: LogPosition) -> None:
         """The replay reached ``position``, the end of a batch: compare there."""
-        if position.offset < self._position.offset:
+        if position.seq < self._position.seq:
             return
         self.pending = False
-        if position.offset > self._position.offset:
+        if position.seq > self._position.seq:
             self._differs(
                 f"its position (seq {self._position.seq}) is inside the batch that ends at "
                 f"seq {position.seq}; storages write snapshots only between batches"

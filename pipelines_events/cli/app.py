@@ -16,6 +16,7 @@ from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs
 from pipelines_events.cli.common import printable, setting_source
 from pipelines_events.conf import STORAGE_SETTING
 from pipelines_events.errors import ImproperlyConfigured, LogOpenError, PipelinesEventsError
+from pipelines_events.log.open import redact_url
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -86,13 +87,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (PipelinesEventsError, NotImplementedError) as exc:
             # NotImplementedError: a partial custom storage lacks what the command needs.
             text = str(exc)
-            if isinstance(exc, LogOpenError) and getattr(args, "log", None) is None:
+            if (
+                isinstance(exc, LogOpenError)
+                and getattr(args, "log", None) is None
+                and not _about_a_named_log(args, text)
+            ):
                 text += f" (the log of {STORAGE_SETTING}, from {setting_source()}; or pass --log)"
             print(printable(f"pipelines-events: error: {text}"), file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
             return 130
     return status
+
+
+def _about_a_named_log(args: argparse.Namespace, text: str) -> bool:
+    """Whether the error ``text`` is about a log the command line named (replay's source,
+    ``--into``), not the configured one."""
+    named = (getattr(args, name, None) for name in ("file", "into"))
+    return any(
+        log is not None and text.startswith(redact_url(os.fspath(log)) + ":") for log in named
+    )
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:

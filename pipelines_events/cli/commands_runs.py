@@ -32,6 +32,7 @@ from pipelines_events.cli.common import (
     add_log_option,
     console,
     match_run_id,
+    missing_log_file,
     open_storage,
     printable,
 )
@@ -45,6 +46,7 @@ from pipelines_events.errors import (
     ObjectNotFoundError,
     PipelinesEventsError,
 )
+from pipelines_events.log.open import LogTarget
 from pipelines_events.pipeline import Pipeline
 from pipelines_events.registry import import_dotted
 from pipelines_events.reporters import PipelineReporter
@@ -179,8 +181,8 @@ def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
     """The storage of ``--log`` or the configured one, opened read-only when it is an event
     log (which must exist: reading never creates, repairs or snapshots it), and closed
     afterwards; a configured storage of another class is the shared one, left open."""
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_log_file(log):
         raise LogOpenError(f"{log}: no such log file")
     with _working("reading the log"):
         storage = open_storage(args, readonly=True)
@@ -727,8 +729,8 @@ def _cancel_command(args: argparse.Namespace) -> int:
     if reason is not None and not reason.strip():
         raise InvalidValueError("--reason: give a non-empty text")
     message = "cancelled from the command line" if reason is None else f"cancelled: {reason}"
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_log_file(log):
         raise LogOpenError(f"{log}: no such log file")
     with _writing(args) as storage:
         execution = _find_run(storage, args.run_id, _where(args, storage))

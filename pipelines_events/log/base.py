@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from pipelines_events.errors import LogError
 from pipelines_events.events import AnyEvent, LogPosition
 
 Cursor = LogPosition
@@ -216,6 +217,12 @@ class EventLog(abc.ABC):
         reports); None otherwise."""
         return None
 
+    def unfinished_bytes(self, cursor: Cursor) -> int:
+        """How many bytes the engine holds after ``cursor`` (the end of the last complete
+        batch): an unfinished batch in the file log; 0 for engines that only ever store
+        whole batches."""
+        return 0
+
     def damage_after(self, cursor: Cursor) -> str | None:
         """Why what the engine holds after ``cursor`` (the end of the last complete batch)
         is damage rather than an unfinished batch, or None. The file log checks the bytes
@@ -245,6 +252,23 @@ DURABILITY_MODES: Final = ("fsync", "none")
 
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 """The largest encoded event (its line, hash included) an engine accepts by default."""
+
+
+def checked_cursor(location: str, cursor: object) -> Cursor:
+    """``cursor`` when it has a cursor's shape (a :class:`LogPosition` whose ``offset`` and
+    ``seq`` are ints >= 0 and whose ``hash`` is a str), else :class:`LogError` naming
+    ``location``. Engines call it first in :meth:`EventLog.seek`, :meth:`EventLog.read`
+    and :meth:`EventLog.wait`; whether the event is in the log is theirs to check."""
+    if (
+        not isinstance(cursor, LogPosition)
+        or type(cursor.offset) is not int
+        or type(cursor.seq) is not int
+        or type(cursor.hash) is not str
+        or cursor.offset < 0
+        or cursor.seq < 0
+    ):
+        raise LogError(f"{location}: not a cursor of this log: {cursor!r}")
+    return cursor
 
 
 def group_batches(events: Iterable[AnyEvent]) -> Iterator[list[AnyEvent]]:

@@ -37,7 +37,10 @@ from pipelines_events.events import (
     SCHEMA_VERSION,
     START,
     AnyEvent,
+    FieldSet,
     LogPosition,
+    ObjectCreated,
+    RunRemoved,
     now_text,
 )
 from pipelines_events.log.base import (
@@ -47,6 +50,7 @@ from pipelines_events.log.base import (
     Batch,
     Durability,
     EventLog,
+    checked_cursor,
 )
 from pipelines_events.log.chain import (
     HASH_HEAD,
@@ -62,6 +66,7 @@ from pipelines_events.log.filesnapshots import FileSnapshotStore
 # ``none``: no fsync; events survive a crash of the process, not of the machine.
 
 _CHUNK: Final = 1 << 20
+_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 _MAX_RESTARTS: Final = 16
 """How often one scan re-reads bytes a writer changed under it before it gives up."""
 
@@ -312,6 +317,11 @@ class JsonlEventLog(EventLog):
         """The file's size."""
         return self.size()
 
+    def unfinished_bytes(self, cursor: LogPosition) -> int:
+        """The bytes after ``cursor``."""
+        self._check_usable()
+        return max(0, _end(self._fd) - cursor.offset)
+
     def damage_after(self, cursor: LogPosition) -> str | None:
         """Why the bytes after ``cursor`` are damage, or None when there are none or they can
         be a torn write (the writers' rule: they cut a torn write and nothing else)."""
@@ -444,8 +454,7 @@ class JsonlEventLog(EventLog):
             raise LogError(f"{self._path}: the line before byte {offset}: {_TOO_DEEP}") from None
 
     def _checked(self, position: LogPosition) -> LogPosition:
-        if not isinstance(position, LogPosition):
-            raise LogError(f"{self._path}: not a cursor of this log: {position!r}")
+        checked_cursor(str(self._path), position)
         if position == START:
             return START
         line = self._line_ending_at(position.offset)
@@ -609,6 +618,11 @@ class JsonlEventLog(EventLog):
                 limit = self._max_event_bytes - HASH_SUFFIX_LEN
                 now = ""
                 for index, draft in enumerate(drafts):
+                    if not isinstance(draft, _EVENT_TYPES):
+                        raise LogWriteError(
+                            f"{self._path}: event {index + 1} of the batch is not an event: "
+                            f"{draft!r}; nothing was written"
+                        )
                     seq += 1
                     ts = draft.ts
                     if not ts:

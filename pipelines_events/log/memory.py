@@ -35,8 +35,9 @@ from pipelines_events.log.base import (
     RunSummary,
     SnapshotStore,
     Written,
+    checked_cursor,
 )
-from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft
+from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft, decode_event
 from projections.runs import RunsProjection
 
 _EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
@@ -75,7 +76,9 @@ class MemoryStore:
             return []
         return self.events[seq : self.ends[index]]
 
-    def add(self, events: list[AnyEvent], lines: list[bytes]) -> None:
+    def add(self, lines: list[bytes]) -> None:
+        # What the other engines give back: the decoded lines, never the caller's values.
+        events = [decode_event(line) for line in lines]
         self.events.extend(events)
         self.lines.extend(lines)
         self.ends.append(events[-1].seq)
@@ -211,8 +214,7 @@ class MemoryEventLog(EventLog):
 
     def _checked(self, cursor: Cursor) -> Cursor:
         """``cursor`` as this log knows it (LogError unless its event is in the log)."""
-        if not isinstance(cursor, LogPosition):
-            raise LogError(f"{self.location}: not a cursor of this log: {cursor!r}")
+        checked_cursor(self.location, cursor)
         if cursor.seq == 0 and cursor == START:
             return START
         with self._store.lock:
@@ -369,7 +371,7 @@ class MemoryEventLog(EventLog):
                         prev = event.hash
                         written.append(event)
                         lines.append(line)
-                    store.add(written, lines)
+                    store.add(lines)
                     self._position = LogPosition(0, seq, prev)
                 except BaseException:
                     if not handed_over:
@@ -383,6 +385,12 @@ class MemoryEventLog(EventLog):
 
     def commit(self) -> None:
         self._check_usable()
+
+    def stored_bytes(self) -> int:
+        """The length of the stored lines."""
+        self._check_usable()
+        with self._store.lock:
+            return sum(map(len, self._store.lines))
 
     def close(self) -> None:
         self._closed = True

@@ -45,6 +45,7 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
     """
     if isinstance(target, EventLog):
         raise LogOpenError(f"open_log takes a path or a URL, not an open log ({target.location})")
+    _check_target(target)
     scheme = scheme_of(target)
     if scheme is None:
         from pipelines_events.log.jsonl import JsonlEventLog
@@ -56,7 +57,7 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
             engine = importlib.import_module("pipelines_events.log.postgres")
         except ImportError as exc:
             raise LogOpenError(
-                f"{_redacted(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
+                f"{redact_url(target)}: the PostgreSQL engine needs psycopg 3 ({exc}): "
                 "pip install 'pipelines-events[postgres]'"
             ) from None
         log: EventLog = engine.PostgresEventLog(target, **options)
@@ -68,10 +69,38 @@ def open_log(target: LogTarget, **options: Any) -> EventLog:
         if not name or "/" in name or "?" in name:
             raise LogOpenError(f"{target}: an in-memory log is memory://NAME (a name, no path)")
         return MemoryEventLog(name, **_checked(options, "the in-memory log", target))
+    if scheme == "file":
+        raise LogOpenError(
+            f"{redact_url(target)}: give the file log's path itself, not a file:// URL"
+        )
     raise LogOpenError(
-        f"{_redacted(target)}: unknown log URL scheme {scheme!r}: give a file path, a "
+        f"{redact_url(target)}: unknown log URL scheme {scheme!r}: give a file path, a "
         "postgresql:// URL or memory://NAME"
     )
+
+
+_NEAR_URL: Final = re.compile(r"^(postgresql|postgres|memory|file):(?!//)", re.IGNORECASE)
+
+
+def _check_target(target: object) -> None:
+    """Refuse, before anything is created, a target no engine can mean."""
+    if isinstance(target, str | bytes) or hasattr(target, "__fspath__"):
+        try:
+            text = os.fspath(target)
+        except TypeError:
+            return  # the file log names the wrong type
+        if isinstance(text, bytes):
+            return
+        if not text.strip():
+            raise LogOpenError(f"the log path is empty ({text!r}): give a file path or a URL")
+        if "\0" in text:
+            raise LogOpenError(f"{text!r}: the log path contains a NUL byte")
+        match = _NEAR_URL.match(text) if isinstance(target, str) else None
+        if match is not None:
+            raise LogOpenError(
+                f"{redact_url(text)}: this looks like a {match.group(1)} URL without its "
+                f"'//': write {match.group(1)}://..., or start a file's name with ./"
+            )
 
 
 _FILE_OPTIONS: Final = frozenset({"durability", "mode", "max_event_bytes", "readonly"})
@@ -89,9 +118,19 @@ def _checked(options: dict[str, Any], engine: str, target: LogTarget) -> dict[st
     return options
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password."""
-    return re.sub(r"^([^:/]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password`` parameter) as ``***``."""
+    match = _SCHEME.match(url) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url)
+    if match is None:
+        return url
+    head, rest = url[: match.end()], url[match.end() :]
+    cut = min((at for at in (rest.find("?"), rest.find("#")) if at >= 0), default=len(rest))
+    main, query = rest[:cut], rest[cut:]
+    at = main.rfind("@")  # a password may hold an '@' or a '/' left unquoted
+    if at >= 0 and ":" in main[:at]:
+        main = main[: main.index(":")] + ":***" + main[at:]
+    query = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", query)
+    return head + main + query
 
 
-__all__ = ["POSTGRES_SCHEMES", "LogTarget", "is_url", "open_log", "scheme_of"]
+__all__ = ["POSTGRES_SCHEMES", "LogTarget", "is_url", "open_log", "redact_url", "scheme_of"]

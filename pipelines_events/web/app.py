@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -159,7 +158,7 @@ def create_app(
     ``?token=`` link sets, or ``?token=``). With ``loopback_only`` the ``Host`` header must
     name this machine's loopback (which defeats DNS rebinding).
     """
-    state = _State(Path(log))
+    state = _State(log)  # a path, or a URL (never made a Path: that would mangle it)
     static = {
         name: resources.files("pipelines_events.web").joinpath("static", name).read_bytes()
         for name in _STATIC

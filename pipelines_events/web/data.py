@@ -20,6 +20,7 @@ from pipelines_events import audit
 from pipelines_events.cli import render
 from pipelines_events.errors import InvalidValueError, ObjectNotFoundError, PipelinesEventsError
 from pipelines_events.events import LogPosition
+from pipelines_events.log.open import is_url, open_log
 from pipelines_events.results.base import PipelineDigestItem, as_status
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
@@ -264,7 +265,8 @@ def object_history(path: str, object_id: str) -> list[audit.AuditChange]:
 
 
 class VerifyCache:
-    """:func:`audit.verify` of one log, done again only when the file changed.
+    """:func:`audit.verify` of one log, done again only when the file changed (a log given
+    by URL: when its head moved).
 
     One verification runs at a time; the others wait for it and share its report.
     """
@@ -272,7 +274,7 @@ class VerifyCache:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._reports: dict[tuple[int, int, int, str], audit.VerifyReport] = {}
+        self._reports: dict[tuple[int | str, ...], audit.VerifyReport] = {}
 
     def report(self, expect: str | None) -> audit.VerifyReport:
         """The report of the log as it is now, checked against head ``expect``."""
@@ -283,13 +285,7 @@ class VerifyCache:
             except InvalidValueError as exc:
                 raise BadParameter(f"parameter 'expect': {exc}") from None
         with self._lock:
-            info = os.stat(self.path)
-            key = (
-                info.st_ino,
-                info.st_size,
-                info.st_mtime_ns,
-                "" if wanted is None else str(wanted),
-            )
+            key = (*self._version(), "" if wanted is None else str(wanted))
             found = self._reports.get(key)
             if found is None:
                 found = audit.verify(self.path, wanted)
@@ -297,6 +293,15 @@ class VerifyCache:
                     self._reports.clear()
                 self._reports[key] = found
             return found
+
+    def _version(self) -> tuple[int | str, ...]:
+        """What changes when the log changes: the file's inode, size and time; the head."""
+        if is_url(self.path):
+            with open_log(self.path, readonly=True) as log:
+                head = log.head()
+            return (head.seq, head.hash)
+        info = os.stat(self.path)
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def head_of(storage: EventLogPipelineResultsStorage) -> LogPosition:
