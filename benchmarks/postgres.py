@@ -33,9 +33,8 @@ from pipelines_events.events import (
     SCHEMA_VERSION,
     FieldSet,
     ObjectCreated,
-    encode_event,
-    seal,
 )
+from pipelines_events.log.chain import encode_event, seal
 from pipelines_events.log.postgres import PostgresEventLog
 from projections.runs import RunsProjection
 
