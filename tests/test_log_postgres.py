@@ -580,7 +580,7 @@ def test_the_schema_can_be_named_in_the_url(pg: PgTarget) -> None:
     assert _rows(pg, "SELECT seq FROM S.events") == [(1,)]
     with PostgresEventLog(pg.log_url, schema=pg.schema) as same:
         assert same.head().seq == 1
-    with pytest.raises(LogOpenError, match="names schema .* but the schema option is 'other'"):
+    with pytest.raises(LogOpenError, match=r"names schema .* but the schema option is 'other'"):
         PostgresEventLog(pg.log_url, schema="other")
     with pytest.raises(LogOpenError, match="schema must be a name of 1 to 63 characters"):
         PostgresEventLog(pg.url + "?schema=")

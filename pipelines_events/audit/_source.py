@@ -27,7 +27,8 @@ from pipelines_events.events import (
     parse_time,
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES
-from pipelines_events.log.open import open_log
+from pipelines_events.log.chain import encode_event
+from pipelines_events.log.open import is_url, open_log
 from pipelines_events.results.base import IDENTIFYING_FIELDS, encode_field_value
 from projections.digest import DigestProjection
 from projections.history import HistoryProjection
@@ -66,6 +67,10 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
     :class:`ImportRefusedError` for an event no storage could fold.
     """
     name = os.fspath(path)
+    if is_url(name):
+        whole = _read_engine(name, max_line)
+        check_events(name, whole)
+        return whole
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -90,6 +95,27 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
     finally:
         os.close(fd)
     check_events(name, batches)
+    return batches
+
+
+def _read_engine(name: str, max_line: int) -> list[list[AnyEvent]]:
+    """The batches of a log given by URL up to its head now, each line within ``max_line``
+    (the engine holds whole batches only: there is no tail to check)."""
+    batches: list[list[AnyEvent]] = []
+    with open_log(name, readonly=True) as log:
+        end = log.head()
+        for batch in log.read(START):
+            if batch.cursor.seq > end.seq:
+                break  # appended since: not part of this import
+            for event in batch.events:
+                if len(encode_event(event)) > max_line:
+                    raise ImportRefusedError(
+                        name,
+                        event.seq,
+                        f"the line is longer than {max_line} bytes, more than the target log "
+                        "takes in one event",
+                    )
+            batches.append(batch.events)
     return batches
 
 

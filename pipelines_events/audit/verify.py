@@ -89,6 +89,8 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     """The seq the snapshot says it reflects, when it could be read."""
     snapshot_reason: str | None = None
     """Why the snapshot differs, is ignored or was not checked."""
+    run_index: bool = False
+    """Whether the engine keeps a run index (storages read runs from it, not a snapshot)."""
 
     @property
     def head(self) -> Head:
@@ -137,6 +139,7 @@ def verify(
     snapshot = _SnapshotCheck(log)
     with open_log(log, readonly=True) as reader:
         total = reader.stored_bytes() or 0
+        run_index = reader.supports_run_index
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
@@ -183,21 +186,26 @@ def verify(
         progress(head.offset if line is not None else total, total)
     snapshot.finish()
     differs = snapshot.state == SNAPSHOT_DIFFERS
+    # Engines that find events by seq give no byte offsets (cursor offset 0): the bytes
+    # checked are then the engine's whole count once every event verified.
+    located = head.offset > 0 or head.seq == 0
+    checked_bytes = head.offset if located else (total if line is None else 0)
     return VerifyReport(
         path=os.fspath(log),
         ok=line is None and not differs,
         events=events if line is None else head.seq,
         batches=batches,
         runs=len(runs),
-        bytes=head.offset,
+        bytes=checked_bytes,
         head_seq=head.seq,
         head_hash=head.hash,
-        unfinished_bytes=max(0, total - head.offset) if line is None else 0,
+        unfinished_bytes=max(0, total - head.offset) if line is None and located else 0,
         expected=None if wanted is None else str(wanted),
         line=line,
         reason=snapshot.reason if differs and line is None else reason,
         head_mismatch=mismatch,
         snapshot=snapshot.location,
+        run_index=run_index,
         snapshot_state=snapshot.state,
         snapshot_seq=snapshot.seq,
         snapshot_reason=snapshot.reason,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -16,10 +15,12 @@ from pipelines_events.cli.common import (
     add_format_option,
     add_log_option,
     console,
+    missing_file,
     open_storage,
     printable,
 )
 from pipelines_events.errors import InvalidValueError, LogOpenError
+from pipelines_events.log.open import LogTarget
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
@@ -96,8 +97,8 @@ def _before(args: argparse.Namespace) -> datetime | None:
 
 def _cleanup_command(args: argparse.Namespace) -> int:
     before = _before(args)
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_file(log):
         raise LogOpenError(f"{log}: no such log file")
     # A dry run opens the log read-only: it never writes, not even a snapshot.
     storage = open_storage(args, readonly=args.dry_run)

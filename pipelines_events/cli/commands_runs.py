@@ -11,7 +11,6 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Final
 
 from rich.console import Console
@@ -32,6 +31,7 @@ from pipelines_events.cli.common import (
     add_log_option,
     console,
     match_run_id,
+    missing_file,
     open_storage,
     printable,
 )
@@ -45,6 +45,7 @@ from pipelines_events.errors import (
     ObjectNotFoundError,
     PipelinesEventsError,
 )
+from pipelines_events.log.open import LogTarget
 from pipelines_events.pipeline import Pipeline
 from pipelines_events.registry import import_dotted
 from pipelines_events.reporters import PipelineReporter
@@ -179,8 +180,8 @@ def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
     """The storage of ``--log`` or the configured one, opened read-only when it is an event
     log (which must exist: reading never creates, repairs or snapshots it), and closed
     afterwards; a configured storage of another class is the shared one, left open."""
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_file(log):
         raise LogOpenError(f"{log}: no such log file")
     with _working("reading the log"):
         storage = open_storage(args, readonly=True)
@@ -195,7 +196,7 @@ def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
 def _writing(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
     """Within the block the helpers (so ``Pipeline.start``) use the storage of ``--log``,
     else the configured one; yields it, opened."""
-    log: Path | None = args.log
+    log: LogTarget | None = args.log
     override: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if log is not None:
         override = settings.override_settings(
@@ -727,8 +728,8 @@ def _cancel_command(args: argparse.Namespace) -> int:
     if reason is not None and not reason.strip():
         raise InvalidValueError("--reason: give a non-empty text")
     message = "cancelled from the command line" if reason is None else f"cancelled: {reason}"
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_file(log):
         raise LogOpenError(f"{log}: no such log file")
     with _writing(args) as storage:
         execution = _find_run(storage, args.run_id, _where(args, storage))

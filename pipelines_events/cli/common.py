@@ -46,6 +46,11 @@ def log_target(text: str) -> LogTarget:
     return text if is_url(text) else Path(text)
 
 
+def missing_file(log: LogTarget | None) -> bool:
+    """Whether ``log`` is the path of a file log that does not exist (a URL never is)."""
+    return log is not None and not is_url(log) and not Path(log).exists()
+
+
 def add_log_option(parser: argparse.ArgumentParser) -> None:
     """``--log PATH|URL``: use this log instead of the configured storage."""
     parser.add_argument(
@@ -152,8 +157,8 @@ def match_run_id(run_ids: list[str], text: str, where: str) -> str | None:
 def resolve_run_id(args: argparse.Namespace, text: str) -> str:
     """The whole run id ``text`` stands for in the storage of ``args`` (read-only), see
     :func:`match_run_id`; ``text`` itself when no run matches or there is no log to read."""
-    log: Path | None = args.log
-    if log is not None and not log.exists():
+    log: LogTarget | None = args.log
+    if missing_file(log):
         return text
     try:
         storage = open_storage(args, readonly=True)

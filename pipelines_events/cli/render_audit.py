@@ -314,6 +314,8 @@ def _verify_lines(report: VerifyReport) -> list[str]:
 
 def _snapshot_line(report: VerifyReport) -> str:
     state = report.snapshot_state
+    if state == SNAPSHOT_NONE and report.run_index:
+        return "no snapshot: storages read runs from the engine's run index"
     if state == SNAPSHOT_NONE:
         return "no snapshot beside the log: storages replay the whole log"
     if state == SNAPSHOT_MATCHES:
