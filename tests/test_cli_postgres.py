@@ -189,3 +189,33 @@ def test_a_missing_database_log_is_refused_by_reading_commands(
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg.schema,)
         ).fetchone()
     assert found == (0,)  # reading created nothing
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [],
+        ["--limit", "2"],
+        ["--status", "DONE"],
+        ["--status", "runtime_error"],
+        ["--pipeline", "single"],
+        ["--since", "2000-01-01T00:00:00+00:00", "--limit", "1"],
+        ["--until", "2000-01-01T00:00:00+00:00"],
+    ],
+)
+def test_runs_lists_from_the_run_index_as_the_file_log_lists(
+    tmp_path: Path, pg: PgTarget, capsys: pytest.CaptureFixture[str], filters: list[str]
+) -> None:
+    source = tmp_path / "source.jsonl"
+    for argv in (
+        [LETTERS, "--run-id", "ok"],
+        [LETTERS, "--run-id", "bad", "--input", '{"fail_on": "b"}'],
+        [SINGLE, "--run-id", "one"],
+    ):
+        run_cli(capsys, "run", *argv, "--quiet", "--log", str(source))
+    assert run_cli(capsys, "replay", str(source), "--into", pg.log_url)[0] == 0
+    on_file = run_cli(capsys, "runs", *filters, "--format", "json", "--log", str(source))
+    in_db = run_cli(capsys, "runs", *filters, "--format", "json", "--log", pg.log_url)
+    assert in_db[0] == on_file[0] == 0
+    assert json.loads(in_db[1]) == json.loads(on_file[1])
+    assert in_db[2].replace(pg.log_url, "LOG") == on_file[2].replace(str(source), "LOG")

@@ -41,6 +41,8 @@ from pipelines_events.log.postgres import (
     redact,
     split_schema,
 )
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.testing_log import EventLogConformance
 
 
@@ -551,6 +553,17 @@ def test_the_benchmark_builds_a_valid_log(pg: PgTarget) -> None:
     assert summaries[0].counts["pipeline_execution"] == 1
     assert [e.seq for e in log.append([_set("a", 1, run_id="run-4")])] == list(range(1, 252))
     assert log.run_summaries()[-1].last_seq == 251
+    # the storage reads the built runs as finished runs
+    storage = EventLogPipelineResultsStorage(pg.log_url, readonly=True)
+    try:
+        executions = storage.get_pipeline_executions()
+        assert [e.get_run_id() for e in executions] == [f"run-{n}" for n in range(5)]
+        run = storage.get_pipeline_execution("run-2")
+        assert run is not None and run.get_status() is PipelineTaskStatus.DONE
+        results = storage.get_task_results(run_id="run-2")
+        assert [r.get_status() for r in results] == [PipelineTaskStatus.DONE] * 14
+    finally:
+        storage.close()
 
 
 # -- the log conformance suite -----------------------------------------------------------

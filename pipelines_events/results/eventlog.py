@@ -44,7 +44,7 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, EventLog
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, EventLog, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
     IDENTIFYING_FIELDS,
@@ -747,6 +747,18 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
         self.refresh()
         with self._lock:
             return self._model.digest()
+
+    def run_index(self) -> list[RunSummary] | None:
+        """The runs as the engine's run index lists them (oldest first; removed runs and
+        runs begun after the storage's position left out), without loading any run; None
+        when the log keeps no run index (then :meth:`get_pipeline_executions` lists runs).
+        """
+        if not self._log.supports_run_index:
+            return None
+        self.refresh()
+        with self._lock:
+            limit = self._log.position.seq
+            return [s for s in self._log.run_summaries() if not s.removed and s.first_seq <= limit]
 
     def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
         self.refresh()
