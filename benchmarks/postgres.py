@@ -41,8 +41,8 @@ from pipelines_events.events import (
     encode_value,
 )
 from pipelines_events.log.chain import chain_draft, encode_event
-from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.log.postgres import PostgresEventLog
+from pipelines_events.status import PipelineTaskStatus
 from projections.runs import RunsProjection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
