@@ -219,3 +219,18 @@ def test_runs_lists_from_the_run_index_as_the_file_log_lists(
     assert in_db[0] == on_file[0] == 0
     assert json.loads(in_db[1]) == json.loads(on_file[1])
     assert in_db[2].replace(pg.log_url, "LOG") == on_file[2].replace(str(source), "LOG")
+
+
+def test_show_at_a_seq_on_the_database(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines_events import audit
+
+    view = audit.view_at(url, seq=3)
+    try:
+        assert view.run_index() is None  # a view lists what it folded, not the index
+        assert [e.get_run_id() for e in view.get_pipeline_executions()] == ["ok"]
+    finally:
+        view.close()
+    status, out, _ = run_cli(capsys, "show", "ok", "--at-seq", "3", "--log", url)
+    assert status == 0 and out.startswith("run ok as of seq 13") and "PENDING" in out
+    status, _, err = run_cli(capsys, "show", "bad", "--at-seq", "3", "--log", url)
+    assert status != 0 and "bad" in err

@@ -751,9 +751,10 @@ class EventLogPipelineResultsStorage(PipelineResultsStorage):
     def run_index(self) -> list[RunSummary] | None:
         """The runs as the engine's run index lists them (oldest first; removed runs and
         runs begun after the storage's position left out), without loading any run; None
-        when the log keeps no run index (then :meth:`get_pipeline_executions` lists runs).
+        when the storage does not read runs from a run index (a log without one, or a
+        point-in-time view): then :meth:`get_pipeline_executions` lists runs.
         """
-        if not self._log.supports_run_index:
+        if not isinstance(self._model, LazyReadModel):
             return None
         self.refresh()
         with self._lock:
