@@ -234,3 +234,22 @@ def test_show_at_a_seq_on_the_database(url: str, capsys: pytest.CaptureFixture[s
     assert status == 0 and out.startswith("run ok as of seq 13") and "PENDING" in out
     status, _, err = run_cli(capsys, "show", "bad", "--at-seq", "3", "--log", url)
     assert status != 0 and "bad" in err
+
+
+def test_verify_finds_a_run_index_that_does_not_match_the_events(
+    url: str, pg: PgTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(capsys, "verify", "--log", url)[0] == 0
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"UPDATE \"{pg.schema}\".runs SET status = 'DONE' WHERE run_id = 'bad'")
+    status, out, _ = run_cli(capsys, "verify", "--log", url)
+    assert status == 1
+    assert out.splitlines()[0] == (
+        f"FAILED: {url}: the run index does not match the events: run 'bad': status is "
+        "'DONE' in the index, 'RUNTIME_ERROR' from the events"
+    )
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM \"{pg.schema}\".runs WHERE run_id = 'bad'")
+    status, out, _ = run_cli(capsys, "verify", "--log", url, "--format", "json")
+    reason = json.loads(out)["run_index_reason"]
+    assert status == 1 and reason.endswith("run 'bad': in the events, not in the index")
