@@ -2,6 +2,7 @@
 
     python -m benchmarks.postgres              # 10^5 and 10^6 events for the open figures
     python -m benchmarks.postgres --quick      # smaller sizes (a smoke run)
+    python -m benchmarks.postgres --open-only  # only the open figures (log, storage, CLI)
     PIPELINES_EVENTS_TEST_POSTGRES_URL=postgresql://... python -m benchmarks.postgres
 
 Starts its own throwaway server (``initdb`` and ``pg_ctl`` on a free loopback port, as
@@ -14,6 +15,7 @@ baseline; the figures are the best (min time) and median of the rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import resource
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +33,16 @@ import psycopg
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
-    SCHEMA_VERSION,
+    TASK_EXECUTION,
+    TASK_RESULT,
     FieldSet,
     ObjectCreated,
-    encode_event,
-    seal,
+    encode_attrs,
+    encode_value,
 )
+from pipelines_events.log.chain import chain_draft, encode_event
 from pipelines_events.log.postgres import PostgresEventLog
+from pipelines_events.status import PipelineTaskStatus
 from projections.runs import RunsProjection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -143,8 +149,54 @@ def throughput(url: str, rounds: int, appends: int) -> None:
     print()
 
 
+def _run_events(run: int, per_run: int) -> list[Any]:
+    """The events of one finished run of ``per_run`` events (``per_run`` >= 10): an
+    execution, a pipeline result, a task execution and its task results, created PENDING,
+    then RUNNING and DONE, with the execution's times; padded with message changes."""
+    run_id, ex, pr, te = f"run-{run}", f"ex-{run}", f"pr-{run}", f"te-{run}"
+    results = (per_run - 7) // 3
+    ts = "2026-11-05T12:00:00.000001+00:00"
+    when = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
+
+    def created(kind: str, oid: str, parent: str | None, attrs: dict[str, Any]) -> Any:
+        stored, types = encode_attrs({**attrs, "status": PipelineTaskStatus.PENDING})
+        return ObjectCreated(
+            run_id=run_id, kind=kind, id=oid, parent_id=parent, attrs=stored, types=types, ts=ts
+        )
+
+    def change(kind: str, oid: str, field: str, value: Any) -> Any:
+        stored, vtype = encode_value(field, value)
+        return FieldSet(
+            run_id=run_id, kind=kind, id=oid, field=field, value=stored, vtype=vtype, ts=ts
+        )
+
+    pipeline = f"p{run % 7}"
+    events = [
+        created(PIPELINE_EXECUTION, ex, None, {"pipeline_id": pipeline, "input_data": {},
+                                               "runner": "bench.Runner",
+                                               "reporter": "bench.Reporter"}),
+        created(PIPELINE_RESULT, pr, ex, {"pipeline_id": pipeline,
+                                          "serializable_pipeline_object": "x"}),
+        created(TASK_EXECUTION, te, pr, {"task_id": "bench.Task", "pipeline_task": "t",
+                                         "config": {}}),
+    ]  # fmt: skip
+    ids = [f"tr-{run}-{n}" for n in range(results)]
+    events += [created(TASK_RESULT, i, te, {"serializable_task_object": n})
+               for n, i in enumerate(ids)]  # fmt: skip
+    events.append(change(PIPELINE_EXECUTION, ex, "started", when))
+    events.append(change(PIPELINE_EXECUTION, ex, "status", PipelineTaskStatus.RUNNING))
+    for status in (PipelineTaskStatus.RUNNING, PipelineTaskStatus.DONE):
+        events += [change(TASK_RESULT, i, "status", status) for i in ids]
+    events.append(change(PIPELINE_EXECUTION, ex, "status", PipelineTaskStatus.DONE))
+    events.append(change(PIPELINE_EXECUTION, ex, "completed", when))
+    while len(events) < per_run:
+        events.append(change(PIPELINE_EXECUTION, ex, "message", f"note {len(events)}"))
+    return events
+
+
 def build(url: str, schema: str, events: int, per_run: int = 100) -> None:
-    """Fill ``schema`` with ``events`` chained events (runs of ``per_run``) by COPY."""
+    """Fill ``schema`` with ``events`` chained events (finished runs of ``per_run``) by
+    COPY, with the run summaries the engine would have kept."""
     PostgresEventLog(url, schema=schema).close()
     runs = RunsProjection()
     prev = "0" * 64
@@ -155,65 +207,67 @@ def build(url: str, schema: str, events: int, per_run: int = 100) -> None:
             copy_sql = (f'COPY "{schema}".events (seq, run_id, kind, object_id, more, hash, line)'
                         " FROM STDIN")  # fmt: skip
             with cur.copy(copy_sql) as copy:
-                for seq in range(1, events + 1):
-                    run = (seq - 1) // per_run
-                    run_id = f"run-{run}"
-                    event: Any
-                    if (seq - 1) % per_run == 0:
-                        event = ObjectCreated(
-                            v=SCHEMA_VERSION, seq=seq, ts="2026-11-05T12:00:00.000001+00:00",
-                            run_id=run_id, kind=PIPELINE_EXECUTION, id=f"ex-{run}",
-                            attrs={"pipeline_id": f"p{run % 7}", "status": "PENDING"},
-                        )  # fmt: skip
-                    else:
-                        event = FieldSet(
-                            v=SCHEMA_VERSION, seq=seq, ts="2026-11-05T12:00:00.000001+00:00",
-                            run_id=run_id, kind=PIPELINE_RESULT, id=f"pr-{run}-{seq % 10}",
-                            field="status", value="RUNNING",
-                        )  # fmt: skip
-                    line, prev = seal(encode_event(event), prev)
-                    size += len(line)
-                    row = (seq, run_id, event.kind, event.id, 0, prev, line[:-1])
-                    copy.write_row(row)
-                    runs.apply(event)
+                seq = 0
+                run = 0
+                while seq < events:
+                    for draft in _run_events(run, per_run)[: events - seq]:
+                        seq += 1
+                        event, line, _ = chain_draft(
+                            draft, seq=seq, more=0, ts=draft.ts, prev_hash=prev
+                        )
+                        prev = event.hash
+                        size += len(line)
+                        copy.write_row((seq, event.run_id, event.kind, event.id, 0, prev,
+                                        line[:-1]))  # fmt: skip
+                        runs.apply(event)
+                    run += 1
             cur.execute(f'UPDATE "{schema}".head SET seq = %s, hash = %s, bytes = %s',
                         (events, prev, size))  # fmt: skip
             with cur.copy(
                 f'COPY "{schema}".runs (run_id, execution_id, pipeline_id, status, started, '
                 "completed, counts, first_seq, last_seq, removed) FROM STDIN"
             ) as copy:
-                import json
-
                 for state in runs.runs():
                     copy.write_row((state.run_id, state.execution_id, state.pipeline_id,
                                     state.status, state.started, state.completed,
-                                    json.dumps(state.counts), state.first_seq, state.last_seq,
-                                    state.removed))  # fmt: skip
+                                    json.dumps(state.counts, sort_keys=True), state.first_seq,
+                                    state.last_seq, state.removed))  # fmt: skip
         conn.commit()
         conn.execute(f'ANALYZE "{schema}".events')
-    print(f"  built {events:,} events ({events // per_run:,} runs) in "
+        conn.execute(f'ANALYZE "{schema}".runs')
+    print(f"  built {events:,} events ({-(-events // per_run):,} runs) in "
           f"{time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
-_OPEN_PROBE = """
-import resource, sys, time
+_PEAK = """
+def peak_kb():  # this process's peak RSS (ru_maxrss would count the parent before exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+"""
+
+_OPEN_PROBE = (
+    _PEAK
+    + """
+import sys, time
 from pipelines_events.log.postgres import PostgresEventLog
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 started = time.perf_counter()
 log = PostgresEventLog(sys.argv[1], schema=sys.argv[2])
 head = log.head()
 runs = log.run_summaries()
 elapsed = time.perf_counter() - started
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kb()
 log.close()
 print(elapsed, before, after, head.seq, len(runs))
 """
+)
 
 
 def open_figures(url: str, sizes: list[int], rounds: int) -> None:
-    print("open: connect + schema check + head() + run_summaries(), in a fresh process")
-    print(f"{'events':>10} {'runs':>7} {'best s':>8} {'median s':>9} {'RSS after imports':>18}"
-          f" {'RSS after open':>15}")  # fmt: skip
+    print("open: connect + schema check + head() + run_summaries(), in a fresh process;")
+    print("then the storage (a postgresql:// URL): open, `runs --limit 20`, `show RUN`")
+    print(f"{'events':>10} {'runs':>7} {'best s':>8} {'median s':>9} {'peak RSS imports':>18}"
+          f" {'peak RSS open':>15}")  # fmt: skip
     for events in sizes:
         schema = "bench_open_" + uuid.uuid4().hex[:8]
         build(url, schema, events)
@@ -230,15 +284,66 @@ def open_figures(url: str, sizes: list[int], rounds: int) -> None:
         print(f"{events:>10,} {figures[0][3]:>7,} {min(times):>8.3f} "
               f"{statistics.median(times):>9.3f} {figures[-1][1] / 1024:>15.1f} MB "
               f"{figures[-1][2] / 1024:>12.1f} MB")  # fmt: skip
+        storage_figures(url, schema, events, rounds)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     print()
+
+
+_STORAGE_PROBE = (
+    _PEAK
+    + """
+import contextlib, io, json, sys, time
+import pipelines_events.log.postgres
+from pipelines_events.cli import main
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+url, run = sys.argv[1], sys.argv[2]
+before = peak_kb()
+started = time.perf_counter()
+storage = EventLogPipelineResultsStorage(url, readonly=True)
+opened = time.perf_counter() - started
+storage.close()
+out, err = io.StringIO(), io.StringIO()
+started = time.perf_counter()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    status = main(["runs", "--limit", "20", "--log", url, "--format", "json"])
+listed = time.perf_counter() - started
+assert status == 0 and len(json.loads(out.getvalue())) == 20, (status, err.getvalue())
+out = io.StringIO()
+started = time.perf_counter()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    status = main(["show", run, "--log", url, "--format", "json"])
+shown = time.perf_counter() - started
+assert status == 0 and json.loads(out.getvalue())["status"] == "DONE", err.getvalue()
+after = peak_kb()
+print(opened, listed, shown, before, after)
+"""
+)
+
+
+def storage_figures(url: str, schema: str, events: int, rounds: int) -> None:
+    """The storage's open, ``runs --limit 20`` and ``show RUN`` on the log in ``schema``."""
+    target = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    run = f"run-{events // 100 // 2}"  # a run in the middle of the history
+    figures = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [sys.executable, "-c", _STORAGE_PROBE, target, run],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        opened, listed, shown, before, after = done.stdout.split()
+        figures.append((float(opened), float(listed), float(shown), int(before), int(after)))
+    best = [min(f[i] for f in figures) for i in range(3)]
+    print(f"{'':>10} storage open {best[0]:.3f} s, runs --limit 20 {best[1]:.3f} s, "
+          f"show {best[2]:.3f} s (best of {rounds}); peak RSS {figures[-1][3] / 1024:.1f} MB "
+          f"after imports, {figures[-1][4] / 1024:.1f} MB after all three")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--open-only", action="store_true", help="only the open figures")
     args = parser.parse_args()
     url = os.environ.get(ENV_URL)
     server = None
@@ -251,7 +356,8 @@ def main() -> None:
             fsync = conn.execute("SHOW fsync").fetchone()
         print(f"PostgreSQL {version[0] if version else '?'} (fsync {fsync[0] if fsync else '?'}),"
               f" {os.cpu_count()} cores\n")  # fmt: skip
-        throughput(url, args.rounds, 200 if args.quick else 800)
+        if not args.open_only:
+            throughput(url, args.rounds, 200 if args.quick else 800)
         open_figures(url, [10_000, 100_000] if args.quick else [100_000, 1_000_000], args.rounds)
     finally:
         if server is not None:

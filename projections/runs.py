@@ -98,6 +98,12 @@ class RunsProjection:
         apply = self.apply
         return {apply(event).run_id for event in events}
 
+    def restore(self, states: Iterable[RunState]) -> None:
+        """Continue from summaries kept elsewhere (a run index's rows): each replaces the
+        summary of its run id."""
+        for state in states:
+            self._runs[state.run_id] = state
+
     def get(self, run_id: str) -> RunState | None:
         """The summary of ``run_id``, or None."""
         return self._runs.get(run_id)

@@ -208,6 +208,11 @@ class PgTarget:
         self.schema = schema
         self._logs: list[Any] = []
 
+    @property
+    def log_url(self) -> str:
+        """The URL of this test's log (``--log``, ``open_log``): the schema in its query."""
+        return f"{self.url}{'&' if '?' in self.url else '?'}schema={self.schema}"
+
     def open(self, **options: Any) -> Any:
         """A log in this test's schema (closed at the end of the test)."""
         from pipelines_events.log.postgres import PostgresEventLog

@@ -189,6 +189,7 @@ READ_ONLY_METHODS = {
     "readonly",
     "refresh",
     "results",
+    "run_index",
     "snapshot_location",
     "snapshot_path",
 }

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import PgTarget
 
 from pipelines_events.log import DURABILITY_MODES
 from pipelines_events.log.jsonl import Durability
@@ -35,3 +36,15 @@ class TestMemoryStorage(StorageConformanceTests):
     @pytest.fixture
     def storage(self) -> MemoryPipelineResultsStorage:
         return MemoryPipelineResultsStorage()
+
+
+class TestStorageOverPostgresLog(StorageConformanceTests):
+    """The event-log storage on a ``postgresql://`` URL (the lazy read model)."""
+
+    refuses_identifying_fields = True
+
+    @pytest.fixture
+    def storage(self, pg: PgTarget) -> Iterator[EventLogPipelineResultsStorage]:
+        storage = EventLogPipelineResultsStorage(pg.log_url)
+        yield storage
+        storage.close()

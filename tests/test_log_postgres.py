@@ -33,7 +33,17 @@ from pipelines_events.events import (
     LogPosition,
 )
 from pipelines_events.log import JsonlEventLog
-from pipelines_events.log.postgres import DB_SCHEMA_VERSION, PostgresEventLog, redact
+from pipelines_events.log.base import EventLog
+from pipelines_events.log.open import LogTarget, open_log
+from pipelines_events.log.postgres import (
+    DB_SCHEMA_VERSION,
+    PostgresEventLog,
+    redact,
+    split_schema,
+)
+from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.status import PipelineTaskStatus
+from pipelines_events.testing_log import EventLogConformance
 
 
 def _rows(pg: PgTarget, query: str) -> list[tuple[Any, ...]]:
@@ -91,7 +101,7 @@ def test_the_chain_is_identical_to_the_file_logs(
         [msgspec_replace(d, ts=f"2026-11-05T12:00:0{i}.000001+00:00") for d in batch]
         for i, batch in enumerate(sample_batches)
     ]
-    with _file_log_class()(log_path) as file_log:
+    with JsonlEventLog(log_path) as file_log:
         file_events = [e for batch in stamped for e in file_log.append(batch)]
     log = pg.open()
     pg_events = [e for batch in stamped for e in log.append(batch)]
@@ -101,17 +111,6 @@ def test_the_chain_is_identical_to_the_file_logs(
     assert [bytes(r[0]) for r in rows] == lines
     assert [r[1] for r in rows] == [e.hash for e in file_events]
     assert log.stored_bytes() == log_path.stat().st_size
-
-
-def _file_log_class() -> type[JsonlEventLog]:
-    """The file log; members of the new interface it lacks on this branch are stubbed
-    (the file engine's own branch implements them; appending needs none of them)."""
-
-    def missing(self: object, *args: object) -> None:
-        raise NotImplementedError
-
-    stubs = dict.fromkeys(getattr(JsonlEventLog, "__abstractmethods__", ()), missing)
-    return type("FileLog", (JsonlEventLog,), stubs) if stubs else JsonlEventLog
 
 
 def msgspec_replace(event: AnyEvent, **changes: Any) -> AnyEvent:
@@ -554,3 +553,52 @@ def test_the_benchmark_builds_a_valid_log(pg: PgTarget) -> None:
     assert summaries[0].counts["pipeline_execution"] == 1
     assert [e.seq for e in log.append([_set("a", 1, run_id="run-4")])] == list(range(1, 252))
     assert log.run_summaries()[-1].last_seq == 251
+    # the storage reads the built runs as finished runs
+    storage = EventLogPipelineResultsStorage(pg.log_url, readonly=True)
+    try:
+        executions = storage.get_pipeline_executions()
+        assert [e.get_run_id() for e in executions] == [f"run-{n}" for n in range(5)]
+        run = storage.get_pipeline_execution("run-2")
+        assert run is not None and run.get_status() is PipelineTaskStatus.DONE
+        results = storage.get_task_results(run_id="run-2")
+        assert [r.get_status() for r in results] == [PipelineTaskStatus.DONE] * 14
+    finally:
+        storage.close()
+
+
+# -- the log conformance suite -----------------------------------------------------------
+
+
+class TestPostgresLogConformance(EventLogConformance):
+    """The PostgreSQL log passes the suite every engine passes (writers: processes)."""
+
+    __test__ = True
+
+    @pytest.fixture(autouse=True)
+    def _schema(self, pg: PgTarget) -> None:
+        self.pg = pg
+
+    def make_log(self, **options: Any) -> EventLog:
+        return open_log(self.pg.log_url, **options)
+
+    def log_target(self, log: EventLog) -> LogTarget:
+        return self.pg.log_url
+
+
+def test_the_schema_can_be_named_in_the_url(pg: PgTarget) -> None:
+    with open_log(pg.log_url) as log:
+        assert isinstance(log, PostgresEventLog)
+        assert log.schema == pg.schema
+        log.append([_set("a", 1)])
+    assert _rows(pg, "SELECT seq FROM S.events") == [(1,)]
+    with PostgresEventLog(pg.log_url, schema=pg.schema) as same:
+        assert same.head().seq == 1
+    with pytest.raises(LogOpenError, match=r"names schema .* but the schema option is 'other'"):
+        PostgresEventLog(pg.log_url, schema="other")
+    with pytest.raises(LogOpenError, match="schema must be a name of 1 to 63 characters"):
+        PostgresEventLog(pg.url + "?schema=")
+    assert _rows(pg, "SELECT count(*) FROM pg_namespace WHERE nspname = 'other'") == [(0,)]
+    assert split_schema("postgresql://h/db?sslmode=off&schema=a%20b") == (
+        "postgresql://h/db?sslmode=off",
+        "a b",
+    )

@@ -1,5 +1,5 @@
 """The storage's read models: a full fold over the file log, runs loaded on demand over an
-engine with a run index (the in-memory engine here)."""
+engine with a run index (the in-memory and the PostgreSQL engines here)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,12 @@ def build(storage: EventLogPipelineResultsStorage, run_id: str, pipeline_id: str
     )
 
 
-@pytest.fixture
-def url() -> Iterator[str]:
+@pytest.fixture(params=["memory", "postgres"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A log with a run index: in memory, or in PostgreSQL (the test server)."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg").log_url
+        return
     name = f"lazy-{next(_names)}"
     yield f"memory://{name}"
     drop_memory_store(name)

@@ -2,7 +2,7 @@
 ``celery worker`` processes, all started here and stopped at the end (tests/celery_support.py).
 
 The storage the workers and the tests share is a parameter (:data:`STORAGES`): the file
-log now; another engine is one more entry.
+log and the PostgreSQL log (on the test server of tests/postgres_server.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_server import drop_schema, unique_schema
 
 from pipelines_events import Pipeline, audit
 from pipelines_events.conf import settings
 from pipelines_events.errors import ImproperlyConfigured
+from pipelines_events.log.open import open_log
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage, TaskResult
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import get_pipeline_results_storage, reset_storage_object
@@ -38,13 +40,36 @@ from tests.celery_support import ROOT, Cluster, cluster, free_port, redis_binary
 
 StorageSpec = tuple[str, dict[str, Any]]
 
+EVENTLOG = f"{EventLogPipelineResultsStorage.__module__}.EventLogPipelineResultsStorage"
+
 STORAGES: dict[str, Callable[[Path], StorageSpec]] = {
-    "file": lambda directory: (
-        f"{EventLogPipelineResultsStorage.__module__}.EventLogPipelineResultsStorage",
-        {"path": str(directory / "log.jsonl")},
-    ),
+    "file": lambda directory: (EVENTLOG, {"path": str(directory / "log.jsonl")}),
+    "postgres": lambda directory: (EVENTLOG, {"path": pg_log_url(directory)}),
 }
-"""Storage name -> the storage setting of the log the workers and the tests share."""
+"""Storage name -> the storage setting of the log the workers and the tests share: the
+file log, or the PostgreSQL log on the test server (a schema of the module's own)."""
+
+_PG_URLS: dict[Path, str] = {}
+
+
+def pg_log_url(directory: Path) -> str:
+    """The PostgreSQL log of the cluster in ``directory`` (set up by :func:`running`)."""
+    return _PG_URLS[directory]
+
+
+def log_of(running: Cluster) -> str:
+    """The log the cluster's storage writes: a file path or a postgresql:// URL."""
+    return str(running.storage[1]["path"])
+
+
+def head_of(running: Cluster) -> int | None:
+    """The seq of the last event in the cluster's log (None: no log file yet)."""
+    target = log_of(running)
+    if "://" not in target and not Path(target).exists():
+        return None
+    with open_log(target, readonly=True) as log:
+        return log.head().seq
+
 
 WORKERS = (("w1", ("celery",)), ("w2", ("celery", "special")))
 """Two workers of one process each; only w2 consumes queue ``special``."""
@@ -59,6 +84,11 @@ def running(
     """A broker, two workers and the settings that point this process at them."""
     redis_binary()  # fails (never skips) when redis-server is missing
     directory = tmp_path_factory.mktemp(f"celery-{request.param}")
+    schema = None
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        schema = unique_schema()
+        _PG_URLS[directory] = f"{server.url}?schema={schema}"
     storage = STORAGES[request.param](directory)
     with (
         cluster(directory, storage, WORKERS) as started,
@@ -68,6 +98,8 @@ def running(
             yield started
         finally:
             reset_storage_object()
+            if schema is not None:
+                drop_schema(server.url, schema)
 
 
 def storage() -> PipelineResultsStorage:
@@ -113,7 +145,7 @@ def task_results(execution: PipelineExecution) -> list[TaskResult]:
 
 def status_changes(running: Cluster, result: TaskResult) -> list[tuple[str, str]]:
     """The status changes of ``result`` in its history: (new status, message)."""
-    log = Path(running.storage[1]["path"])
+    log = log_of(running)
     return [
         (getattr(change.new, "name", str(change.new)), change.message or "")
         for change in audit.history(log, result.get_id())
@@ -188,16 +220,14 @@ def test_a_message_delivered_again_for_an_ended_task_result_is_skipped(running: 
     execution = Once().start("once-ended", None, Runner(wait=True, timeout=30))
     (result,) = task_results(execution)
     completed = result.get_completed()
-    log = Path(running.storage[1]["path"]) if "path" in running.storage[1] else None
-    size = log.stat().st_size if log else 0
+    head = head_of(running)
     configure_app()
 
     outcome = run_task_result.apply_async(args=(result.get_id(), 0, 0)).get(timeout=20)
 
     assert outcome == "skipped: already DONE"
     assert (result.get_status(), result.get_completed(), attempts(result)) == (DONE, completed, 1)
-    if log is not None:
-        assert log.stat().st_size == size  # nothing written
+    assert head_of(running) == head  # nothing written
 
 
 def test_two_deliveries_at_once_record_one_ending(running: Cluster) -> None:
@@ -296,8 +326,7 @@ def test_workers_with_another_runner_are_refused(running: Cluster) -> None:
     env = dict(os.environ)
     env["PIPELINES_SETTINGS_MODULE"] = running.write_settings_module()
     env["PYTHONPATH"] = os.pathsep.join([str(running.directory), str(ROOT)])
-    log = Path(running.storage[1]["path"]) if "path" in running.storage[1] else None
-    size = log.stat().st_size if log is not None and log.exists() else None
+    head = head_of(running)
 
     refused = subprocess.run(
         [
@@ -325,8 +354,7 @@ def test_workers_with_another_runner_are_refused(running: Cluster) -> None:
         "--workers is the number of processes of the process runner; it does not go with "
         "--runner celery"
     ) in refused.stderr
-    if log is not None:
-        assert (log.stat().st_size if log.exists() else None) == size
+    assert head_of(running) == head  # nothing written
     assert storage().get_pipeline_execution("refused") is None
 
 

@@ -23,12 +23,15 @@ EVENTLOG = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
 MEMORY = "pipelines_events.results.memory.MemoryPipelineResultsStorage"
 
 
-@pytest.fixture(autouse=True, params=["eventlog", "memory"])
+@pytest.fixture(autouse=True, params=["eventlog", "postgres", "memory"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every test runs against the event-log storage (own log) and the memory storage."""
+    """Every test runs against the event-log storage (own log, a file or PostgreSQL) and
+    the memory storage."""
     setting: Any = (EVENTLOG, {"path": tmp_path / "runs.jsonl"})
     if request.param == "memory":
         setting = MEMORY
+    elif request.param == "postgres":
+        setting = (EVENTLOG, {"path": request.getfixturevalue("pg").log_url})
     helpers.reset_storage_object()
     with settings.override_settings(PIPELINES_PIPELINES_RESULTS_STORAGE=setting):
         yield str(request.param)

@@ -97,12 +97,15 @@ def read_source(path: LogPath, *, max_line: int = MAX_LINE) -> list[list[AnyEven
 
 
 def _read_engine(url: str, max_line: int) -> list[list[AnyEvent]]:
-    """Every batch of the log at ``url`` (its engine verifies the chain), checked as
-    :func:`read_source` checks a file's."""
+    """The batches of the log at ``url`` up to its head now (its engine verifies the
+    chain), checked as :func:`read_source` checks a file's."""
     name = redact_url(url)
     batches: list[list[AnyEvent]] = []
     with open_log(url, readonly=True) as log:
+        end = log.head()
         for batch in log.read(START):
+            if batch.cursor.seq > end.seq:
+                break  # appended since: not part of this import
             for event in batch.events:
                 if len(encode_event(event)) + HASH_SUFFIX_LEN > max_line:
                     raise ImportRefusedError(

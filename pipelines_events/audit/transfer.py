@@ -445,7 +445,9 @@ def _read_target(name: str, source: _Source) -> _Target:
     target = _Target(name, source)
     if not is_url(name) and not Path(name).exists():
         return target
-    with open_log(name, readonly=True) as log:
+    # A database log that does not exist yet is created empty here (the import writes it
+    # next: nothing in an empty log can refuse the import); a file is created on append.
+    with open_log(name, readonly=not is_url(name)) as log:
         for batch in log.read_batches():
             target.fold(batch)
         target.position = log.position
@@ -469,6 +471,11 @@ def _check_speed(speed: float | None) -> float:
 
 
 def _check_not_same(source: LogPath, into: LogPath) -> None:
+    if is_url(source) and source == into:
+        raise InvalidValueError(
+            f"{into}: is the log being imported; a log cannot be imported into itself; "
+            "nothing was imported"
+        )
     with contextlib.suppress(OSError):
         if os.path.samefile(source, into):
             raise InvalidValueError(

@@ -19,11 +19,13 @@ from pipelines_events.errors import (
     SnapshotError,
 )
 from pipelines_events.events import GENESIS_HASH, START, AnyEvent, LogPosition
+from pipelines_events.log.base import EventLog
 from pipelines_events.log.open import open_log
 from pipelines_events.results.snapshots import decode_snapshot
 from pipelines_events.status import PipelineTaskStatus
 from projections.digest import DigestProjection
 from projections.results import ResultRecord, ResultsProjection
+from projections.runs import RunsProjection
 
 Progress = Callable[[int, int], None]
 """Called with ``(bytes checked, bytes in the log)`` as verification goes."""
@@ -89,6 +91,10 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     """The seq the snapshot says it reflects, when it could be read."""
     snapshot_reason: str | None = None
     """Why the snapshot differs, is ignored or was not checked."""
+    run_index: bool = False
+    """Whether the engine keeps a run index (storages read runs from it, not a snapshot)."""
+    run_index_reason: str | None = None
+    """Why the engine's run index does not match the events (``ok`` is False then)."""
 
     @property
     def head(self) -> Head:
@@ -137,6 +143,8 @@ def verify(
     snapshot = _SnapshotCheck(log)
     with open_log(log, readonly=True) as reader:
         total = reader.stored_bytes() or 0
+        run_index = reader.supports_run_index
+        index = RunsProjection() if run_index else None
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
@@ -147,6 +155,8 @@ def verify(
                         snapshot.fold(event)
                     events += 1
                     runs.add(event.run_id)
+                    if index is not None:
+                        index.apply(event)
                     if not checked and event.seq == wanted_seq:
                         checked = True
                         if event.hash != wanted_hash:
@@ -179,6 +189,9 @@ def verify(
                 f"the log ends at seq {head.seq}, before the expected head seq {wanted_seq}: "
                 "events were removed from its end (or this is another log)"
             )
+        index_reason = None
+        if index is not None and line is None:
+            index_reason = _run_index_problem(reader, index, head)
         unfinished = 0
         if line is None:  # what followed the head when the check began
             unfinished = min(reader.unfinished_bytes(head), max(0, total - head.offset))
@@ -190,7 +203,7 @@ def verify(
     differs = snapshot.state == SNAPSHOT_DIFFERS
     return VerifyReport(
         path=os.fspath(log),
-        ok=line is None and not differs,
+        ok=line is None and not differs and index_reason is None,
         events=events if line is None else head.seq,
         batches=batches,
         runs=len(runs),
@@ -203,10 +216,42 @@ def verify(
         reason=snapshot.reason if differs and line is None else reason,
         head_mismatch=mismatch,
         snapshot=snapshot.location,
+        run_index=run_index,
+        run_index_reason=index_reason,
         snapshot_state=snapshot.state,
         snapshot_seq=snapshot.seq,
         snapshot_reason=snapshot.reason,
     )
+
+
+def _run_index_problem(reader: EventLog, index: RunsProjection, head: LogPosition) -> str | None:
+    """How the engine's run index differs from the summaries ``index`` folded from the
+    events up to ``head``, or None (also when writers moved the head meanwhile)."""
+    kept = {summary.run_id: summary for summary in reader.run_summaries()}
+    if reader.head().seq != head.seq:
+        return None  # appended while verifying: the index is newer than what was read
+    folded = {state.run_id: state for state in index.runs()}
+    for run_id in sorted(set(kept) | set(folded)):
+        summary, state = kept.get(run_id), folded.get(run_id)
+        if summary is None or state is None:
+            where = (
+                "in the index but in no event"
+                if state is None
+                else "in the events, not in the index"
+            )
+            return f"the run index does not match the events: run {run_id!r}: {where}"
+        for name in ("pipeline_id", "status", "started", "completed", "counts", "first_seq",
+                     "last_seq", "removed"):  # fmt: skip
+            have, want = getattr(summary, name), getattr(state, name)
+            if name == "counts":
+                have = {k: v for k, v in have.items() if v}
+                want = {k: v for k, v in want.items() if v}
+            if have != want:
+                return (
+                    f"the run index does not match the events: run {run_id!r}: {name} is "
+                    f"{have!r} in the index, {want!r} from the events"
+                )
+    return None
 
 
 class _SnapshotCheck:

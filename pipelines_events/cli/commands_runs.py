@@ -11,7 +11,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Final
 
 from rich.console import Console
@@ -35,6 +35,7 @@ from pipelines_events.cli.common import (
     missing_log_file,
     open_storage,
     printable,
+    storage_run_ids,
 )
 from pipelines_events.conf import STORAGE_SETTING, settings
 from pipelines_events.demo import DemoPipeline
@@ -197,7 +198,7 @@ def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
 def _writing(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
     """Within the block the helpers (so ``Pipeline.start``) use the storage of ``--log``,
     else the configured one; yields it, opened."""
-    log: Path | None = args.log
+    log: LogTarget | None = args.log
     override: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if log is not None:
         override = settings.override_settings(
@@ -239,8 +240,7 @@ def _find_run(storage: PipelineResultsStorage, run_id: str, where: str) -> Pipel
     execution = storage.get_pipeline_execution(run_id)
     if execution is not None:
         return execution
-    run_ids = [e.get_run_id() for e in storage.get_pipeline_executions()]
-    found = match_run_id(run_ids, run_id, where)
+    found = match_run_id(storage_run_ids(storage), run_id, where)
     execution = None if found is None else storage.get_pipeline_execution(found)
     if execution is not None:
         return execution
@@ -590,18 +590,36 @@ def _runs_command(args: argparse.Namespace) -> int:
     if limit is None and args.format == "table" and out.is_terminal:
         limit = DEFAULT_LIMIT
     with _reading(args) as storage, _working("counting task results"):
-        executions = list(storage.get_pipeline_executions(pipeline_id=args.pipeline))
-        chosen = []
-        for execution in reversed(executions):  # newest first
-            if wanted is not None and execution.get_status() is not wanted:
-                continue
-            started = execution.get_started()
-            if since is not None and (started is None or started < since):
-                continue
-            if until is not None and (started is None or started > until):
-                continue
-            chosen.append(execution)
-        shown = chosen if limit is None else chosen[:limit]
+        index = storage.run_index() if isinstance(storage, EventLogPipelineResultsStorage) else None
+        chosen: list[Any] = []
+        if index is not None:
+            # Filter the engine's run index; load only the runs shown.
+            for summary in reversed(index):  # newest first
+                if args.pipeline is not None and summary.pipeline_id != args.pipeline:
+                    continue
+                if wanted is not None and summary.status != wanted.name:
+                    continue
+                started = _summary_time(summary.started)
+                if since is not None and (started is None or started < since):
+                    continue
+                if until is not None and (started is None or started > until):
+                    continue
+                chosen.append(summary.run_id)
+            picked = chosen if limit is None else chosen[:limit]
+            found = [storage.get_pipeline_execution(run_id) for run_id in picked]
+            shown = [execution for execution in found if execution is not None]
+        else:
+            executions = list(storage.get_pipeline_executions(pipeline_id=args.pipeline))
+            for execution in reversed(executions):  # newest first
+                if wanted is not None and execution.get_status() is not wanted:
+                    continue
+                started = execution.get_started()
+                if since is not None and (started is None or started < since):
+                    continue
+                if until is not None and (started is None or started > until):
+                    continue
+                chosen.append(execution)
+            shown = chosen if limit is None else chosen[:limit]
         runs = [render.run_summary(storage, execution) for execution in shown]
         where = _where(args, storage)
     filters = [
@@ -626,6 +644,16 @@ def _runs_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _summary_time(text: str | None) -> datetime | None:
+    """A run index's start time (the stored text) as an aware datetime, or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _status_option(text: str) -> PipelineTaskStatus:

@@ -155,6 +155,16 @@ def match_run_id(run_ids: list[str], text: str, where: str) -> str | None:
     return None
 
 
+def storage_run_ids(storage: PipelineResultsStorage) -> list[str]:
+    """Every run id of ``storage``, oldest first: from the engine's run index when the log
+    keeps one (no run is loaded), else from the executions."""
+    if isinstance(storage, EventLogPipelineResultsStorage):
+        index = storage.run_index()
+        if index is not None:
+            return [summary.run_id for summary in index]
+    return [execution.get_run_id() for execution in storage.get_pipeline_executions()]
+
+
 def resolve_run_id(args: argparse.Namespace, text: str) -> str:
     """The whole run id ``text`` stands for in the storage of ``args`` (read-only), see
     :func:`match_run_id`; ``text`` itself when no run matches or there is no log to read."""
@@ -167,7 +177,7 @@ def resolve_run_id(args: argparse.Namespace, text: str) -> str:
         return text  # the command itself reports the log's problem
     try:
         where = str(log) if log is not None else "the configured storage"
-        run_ids = [execution.get_run_id() for execution in storage.get_pipeline_executions()]
+        run_ids = storage_run_ids(storage)
         return match_run_id(run_ids, text, where) or text
     finally:
         if isinstance(storage, EventLogPipelineResultsStorage) and storage.readonly:

@@ -294,6 +294,12 @@ def _verify_lines(report: VerifyReport) -> list[str]:
         elif report.snapshot_state in (SNAPSHOT_IGNORED, SNAPSHOT_UNCHECKED):
             lines.append(_snapshot_line(report))
         return lines
+    if report.run_index_reason is not None:
+        return [
+            f"FAILED: {report.path}: {report.run_index_reason}",
+            f"the events themselves verify: {summary}",
+            f"head {report.head_seq}:{report.head_hash}",
+        ]
     if not report.ok:  # the snapshot differs
         return [
             f"FAILED: {report.snapshot_reason}",
@@ -314,6 +320,8 @@ def _verify_lines(report: VerifyReport) -> list[str]:
 
 def _snapshot_line(report: VerifyReport) -> str:
     state = report.snapshot_state
+    if state == SNAPSHOT_NONE and report.run_index:
+        return "no snapshot: storages read runs from the engine's run index"
     if state == SNAPSHOT_NONE:
         return "no snapshot beside the log: storages replay the whole log"
     if state == SNAPSHOT_MATCHES:

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
@@ -37,19 +38,10 @@ from pipelines_events.errors import (
     LogWriteError,
     SnapshotError,
 )
-from pipelines_events.events import (
-    GENESIS_HASH,
-    HASH_HEAD,
-    HASH_SUFFIX_LEN,
-    SCHEMA_VERSION,
-    START,
-    AnyEvent,
-    decode_event,
-    encode_event,
-    now_text,
-    seal,
-)
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, START, AnyEvent, now_text
 from pipelines_events.log.base import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DURABILITY_MODES,
     Batch,
     CaughtUp,
     Cursor,
@@ -59,14 +51,13 @@ from pipelines_events.log.base import (
     SnapshotStore,
     Written,
 )
+from pipelines_events.log.chain import HASH_HEAD, HASH_SUFFIX_LEN, chain_draft, decode_event
 from projections.runs import RunsProjection, RunState
 
 DB_SCHEMA_VERSION: Final = 1
 """Version of the tables this engine writes; a database of a newer version is refused."""
 
 DEFAULT_SCHEMA: Final = "pipelines_events"
-DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
-DURABILITY_MODES: Final = ("fsync", "none")
 SNAPSHOT_SLACK_BYTES: Final = 1 << 20
 """Bytes a snapshot may hold beyond twice the log's bytes (as for snapshot files)."""
 
@@ -93,6 +84,24 @@ def redact(url: str) -> str:
         authority = userinfo.split(":", 1)[0] + "@" + hosts
     rest = re.sub(r"([?&])password=[^&#]*&?", r"\1", rest).rstrip("?&")
     return scheme + authority + rest
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``schema`` query parameter, and that parameter's value (None
+    when the URL has none). libpq does not know the parameter: it is the engine's."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^?#]*)\?([^#]*)(.*)$", url, re.DOTALL)
+    if match is None:
+        return url, None
+    base, query, fragment = match.groups()
+    schema = None
+    kept = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "schema":
+            schema = urllib.parse.unquote(value)
+        elif pair:
+            kept.append(pair)
+    return base + ("?" + "&".join(kept) if kept else "") + fragment, schema
 
 
 def _quote(name: str) -> str:
@@ -179,13 +188,6 @@ def _channel(schema: str) -> str:
     return "pipelines_events." + hashlib.sha256(schema.encode()).hexdigest()[:32]
 
 
-class _Runs(RunsProjection):
-    """The run summary fold, seeded with the summaries the table holds."""
-
-    def seed(self, state: RunState) -> None:
-        self._runs[state.run_id] = state
-
-
 def _state(row: tuple[Any, ...]) -> RunState:
     state = RunState(row[0], row[7])
     state.execution_id = row[1]
@@ -225,13 +227,23 @@ class PostgresEventLog(EventLog):
         durability: Durability = "fsync",
         readonly: bool = False,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        schema: str = DEFAULT_SCHEMA,
+        schema: str | None = None,
         connect_timeout: float = 10,
         **connection_options: Any,
     ) -> None:
         if not isinstance(url, str) or not url:
             raise LogOpenError(f"the PostgreSQL log needs a URL as a non-empty str, not {url!r}")
         self._location = redact(url)
+        url, in_url = split_schema(url)
+        if in_url is not None:
+            if schema is not None and schema != in_url:
+                raise LogOpenError(
+                    f"{self._location}: the URL names schema {in_url!r} but the schema "
+                    f"option is {schema!r}: give one"
+                )
+            schema = in_url
+        elif schema is None:
+            schema = DEFAULT_SCHEMA
         if durability not in DURABILITY_MODES:
             raise LogOpenError(
                 f"{self._location}: durability must be one of "
@@ -600,8 +612,7 @@ class PostgresEventLog(EventLog):
             raise LogError(
                 f"{self._location}: timeout must be a number of seconds >= 0, not {timeout!r}"
             )
-        if not isinstance(after, Cursor):
-            raise LogError(f"{self._location}: not a cursor: {after!r}")
+        after = self._checked(after)  # a cursor of this log, at the call
         deadline = time.monotonic() + max(0.0, timeout)
         listener = self._listening()
         while True:
@@ -745,9 +756,8 @@ class PostgresEventLog(EventLog):
                     return None
                 caught = []
             events, params, size = self._seal(drafts, position)
-            runs = _Runs()
-            for state_row in runs_cur.fetchall():
-                runs.seed(_state(state_row))
+            runs = RunsProjection()
+            runs.restore(_state(state_row) for state_row in runs_cur.fetchall())
             changed = [runs.get(run_id) for run_id in sorted(runs.apply_all(events))]
             summaries = [state for state in changed if state is not None]
             last = events[-1]
@@ -810,8 +820,6 @@ class PostgresEventLog(EventLog):
         """The batch's events chained after ``position``, their rows' columns, their bytes."""
         count = len(drafts)
         seq, prev = position.seq, position.hash
-        replace = msgspec.structs.replace
-        force_setattr = msgspec.structs.force_setattr
         limit = self._max_event_bytes - HASH_SUFFIX_LEN
         now = ""
         events: list[AnyEvent] = []
@@ -828,20 +836,18 @@ class PostgresEventLog(EventLog):
             ts = draft.ts
             if not ts:
                 ts = now = now or now_text()
-            event = replace(
-                draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
+            event, line, body_len = chain_draft(
+                draft, seq=seq, more=count - 1 - index, ts=ts, prev_hash=prev
             )
-            body = encode_event(event)
-            if len(body) > limit:
+            if body_len > limit:
                 field = getattr(draft, "field", None)
                 note = f", field {field!r}" if field else ""
                 raise EventTooLargeError(
                     f"{self._location}: event {index + 1} of the batch ({draft.kind} "
-                    f"{draft.id}{note}) encodes to {len(body) + HASH_SUFFIX_LEN} bytes, over "
+                    f"{draft.id}{note}) encodes to {body_len + HASH_SUFFIX_LEN} bytes, over "
                     f"the log's limit of {self._max_event_bytes} bytes; nothing was written"
                 )
-            line, prev = seal(body, prev)
-            force_setattr(event, "hash", prev)
+            prev = event.hash
             events.append(event)
             seqs.append(seq)
             run_ids.append(event.run_id)
@@ -1144,4 +1150,5 @@ __all__ = [
     "PostgresEventLog",
     "PostgresSnapshotStore",
     "redact",
+    "split_schema",
 ]

@@ -37,7 +37,7 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
     Batch,
@@ -446,6 +446,19 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
             f"run {run_id!r} already has an execution in {self._log.location}; "
             "give every run a new id"
         )
+
+    def run_index(self) -> list[RunSummary] | None:
+        """The runs as the engine's run index lists them (oldest first; removed runs and
+        runs begun after the storage's position left out), without loading any run; None
+        when the storage does not read runs from a run index (a log without one): then
+        :meth:`get_pipeline_executions` lists runs.
+        """
+        if not isinstance(self._model, LazyReadModel):
+            return None
+        self.refresh()
+        with self._lock:
+            limit = self._log.position.seq
+            return [s for s in self._log.run_summaries() if not s.removed and s.first_seq <= limit]
 
     # -- cleanup ----------------------------------------------------------------------
 

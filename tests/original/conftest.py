@@ -1,5 +1,6 @@
 """The original django-pipelines' tests, ported to this API: each runs on both shipped
-storages (the original ran them on its Django ORM storage).
+storages, the event-log one over the file and the PostgreSQL engines (the original ran
+them on its Django ORM storage).
 
 Where ours is deliberately different, the test checks our behaviour and says so; the
 page ``docs/howto/coming-from-django-pipelines.rst`` lists every such difference.
@@ -18,6 +19,7 @@ from pipelines_events.results import helpers
 
 STORAGES = {
     "eventlog": "pipelines_events.results.eventlog.EventLogPipelineResultsStorage",
+    "postgres": "pipelines_events.results.eventlog.EventLogPipelineResultsStorage",
     "memory": "pipelines_events.results.memory.MemoryPipelineResultsStorage",
 }
 
@@ -29,6 +31,8 @@ def storage_name(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     setting: Any = STORAGES[name]
     if name == "eventlog":
         setting = (setting, {"path": str(tmp_path / "runs.jsonl")})
+    elif name == "postgres":
+        setting = (setting, {"path": request.getfixturevalue("pg").log_url})
     helpers.reset_storage_object()
     with settings.override_settings(PIPELINES_PIPELINES_RESULTS_STORAGE=setting):
         yield name
