@@ -38,7 +38,16 @@ from pipelines_events.errors import (
     LogWriteError,
     SnapshotError,
 )
-from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, START, AnyEvent, now_text
+from pipelines_events.events import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    START,
+    AnyEvent,
+    FieldSet,
+    ObjectCreated,
+    RunRemoved,
+    now_text,
+)
 from pipelines_events.log.base import (
     DEFAULT_MAX_EVENT_BYTES,
     DURABILITY_MODES,
@@ -50,9 +59,12 @@ from pipelines_events.log.base import (
     RunSummary,
     SnapshotStore,
     Written,
+    checked_cursor,
 )
 from pipelines_events.log.chain import HASH_HEAD, HASH_SUFFIX_LEN, chain_draft, decode_event
 from projections.runs import RunsProjection, RunState
+
+_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 
 DB_SCHEMA_VERSION: Final = 1
 """Version of the tables this engine writes; a database of a newer version is refused."""
@@ -465,8 +477,7 @@ class PostgresEventLog(EventLog):
         return Cursor(0, seq, digest)
 
     def _checked(self, cursor: Cursor) -> Cursor:
-        if not isinstance(cursor, Cursor):
-            raise LogError(f"{self._location}: not a cursor: {cursor!r}")
+        checked_cursor(self._location, cursor)
         if cursor.seq == 0 and cursor.hash == GENESIS_HASH:
             return START
         rows = self._query(self._sql.hash_at, (cursor.seq,))
@@ -671,6 +682,12 @@ class PostgresEventLog(EventLog):
                 raise LogError(f"{self._location}: the log was opened read-only")
             if not drafts:
                 return list(self.read_new())
+            for index, draft in enumerate(drafts):
+                if not isinstance(draft, _EVENT_TYPES):
+                    raise LogWriteError(
+                        f"{self._location}: event {index + 1} of the batch is not an event: "
+                        f"{draft!r}; nothing was written"
+                    )
             start = self._position
             handed_over: list[bool] = []
             try:

@@ -31,7 +31,7 @@ from pipelines_events.events import (
     TASK_RESULT,
     AnyEvent,
 )
-from pipelines_events.log.base import EventLog
+from pipelines_events.log.base import EventLog, RunSummary
 from pipelines_events.results.base import (
     IDENTIFYING_FIELDS,
     Batch,
@@ -361,6 +361,12 @@ class ReadModelStorage(PipelineResultsStorage, abc.ABC):
             return [cls(self, child) for child in record.children]
 
     # -- queries ----------------------------------------------------------------------
+
+    def run_index(self) -> list[RunSummary] | None:
+        """The runs from the engine's run index, without loading any; None here (a
+        point-in-time view): :meth:`get_pipeline_executions` lists the runs. The storage
+        over an engine with a run index overrides it."""
+        return None
 
     def get_pipeline_digest(self) -> PipelineDigest:
         self.refresh()
