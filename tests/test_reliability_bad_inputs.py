@@ -33,7 +33,7 @@ from pipelines_events.errors import (
     ObjectNotFoundError,
 )
 from pipelines_events.events import GENESIS_HASH
-from pipelines_events.log import read_events
+from pipelines_events.log import LogPermissionsWarning, read_events
 from pipelines_events.log.chain import encode_event, seal
 from pipelines_events.results.base import PipelineResultsStorage
 from pipelines_events.results.eventlog import (
@@ -209,6 +209,17 @@ def _nested(levels: int) -> list[Any]:
     for _ in range(levels - 1):
         value = [value]
     return value
+
+
+def _build_on_proc_version() -> None:
+    """Build a run on ``/proc/version``. Root may open it for writing, so the log first
+    warns that its permissions (0o444) are too open, and then the append is refused;
+    another user cannot open it for writing at all."""
+    if os.geteuid() != 0:
+        build(EventLogPipelineResultsStorage("/proc/version"), "run")
+        return
+    with pytest.warns(LogPermissionsWarning, match=r"/proc/version: the log's permissions 0o444"):
+        build(EventLogPipelineResultsStorage("/proc/version"), "run")
 
 
 CATALOGUE: dict[str, Bad] = {
@@ -454,7 +465,7 @@ CATALOGUE: dict[str, Bad] = {
         LogError,
         r"/proc/version: (the append failed \(EIO: Input/output error\); "
         r"nothing of the batch was written|cannot open the log for writing)",
-        lambda c: build(EventLogPipelineResultsStorage("/proc/version"), "run"),
+        lambda c: _build_on_proc_version(),
     ),
     # -- files that are not logs --------------------------------------------------------
     "binary-file": Bad(
