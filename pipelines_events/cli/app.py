@@ -14,15 +14,10 @@ from typing import TextIO
 from pipelines_events import __version__
 from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs, commands_serve
 from pipelines_events.cli.common import printable, setting_source
+from pipelines_events.cli.exits import EXIT_ERROR
 from pipelines_events.conf import STORAGE_SETTING
 from pipelines_events.errors import ImproperlyConfigured, LogOpenError, PipelinesEventsError
 from pipelines_events.log.open import redact_url
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-"""A check failed (``verify``) or a run ended in a failure (``run``)."""
-EXIT_ERROR = 2
-"""Bad input: a usage error, a log that cannot be opened, an id that does not exist."""
 
 
 def build_parser() -> argparse.ArgumentParser:

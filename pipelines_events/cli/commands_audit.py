@@ -28,15 +28,11 @@ from pipelines_events.cli.common import (
     printable,
     resolve_run_id,
 )
+from pipelines_events.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TIMED_OUT
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import KINDS
 from pipelines_events.log.open import LogTarget
 from pipelines_events.status import PipelineTaskStatus
-
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_TIMED_OUT: Final = 124
-"""``follow --until-done`` gave up after ``--timeout`` (the exit status of timeout(1))."""
 
 _TIME_HELP: Final = "an ISO 8601 time such as 2026-11-05T12:00:00Z (UTC when no offset is given)"
 

@@ -19,14 +19,13 @@ from pipelines_events.cli.common import (
     open_storage,
     printable,
 )
+from pipelines_events.cli.exits import EXIT_OK
 from pipelines_events.errors import InvalidValueError, LogOpenError
 from pipelines_events.log.open import LogTarget
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
 __all__ = ["cleanup_candidates", "register"]
-
-EXIT_OK = 0
 
 
 def register(commands: Any) -> None:

@@ -37,6 +37,7 @@ from pipelines_events.cli.common import (
     printable,
     storage_run_ids,
 )
+from pipelines_events.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from pipelines_events.conf import STORAGE_SETTING, settings
 from pipelines_events.demo import DemoPipeline
 from pipelines_events.errors import (
@@ -67,8 +68,6 @@ from pipelines_events.status import PipelineTaskStatus
 
 __all__ = ["ConsoleReporter", "RunChanges", "load_pipeline_class", "parse_input", "register"]
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
 
 DEMO_PIPELINE: Final = class_path(DemoPipeline)
 """The pipeline ``demo`` runs."""
@@ -487,7 +486,6 @@ def _workers(text: str) -> int:
 
 INTERRUPTED: Final = "cancelled: the run was interrupted"
 """The message of the objects a Ctrl-C or SIGTERM during ``run`` ends."""
-EXIT_INTERRUPTED: Final = 130
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipelines_events.cli.common import add_log_option, log_path
+from pipelines_events.cli.exits import EXIT_OK
 from pipelines_events.errors import InvalidValueError, LogOpenError, PipelinesEventsError
 from pipelines_events.log.open import is_url
 
-EXIT_OK: Final = 0
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
 
