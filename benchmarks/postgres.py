@@ -3,13 +3,16 @@
     python -m benchmarks.postgres              # 10^5 and 10^6 events for the open figures
     python -m benchmarks.postgres --quick      # smaller sizes (a smoke run)
     python -m benchmarks.postgres --open-only  # only the open figures (log, storage, CLI)
+    python -m benchmarks.postgres --pipeline-only [--full]  # only the pipeline figures
     PIPELINES_EVENTS_TEST_POSTGRES_URL=postgresql://... python -m benchmarks.postgres
 
 Starts its own throwaway server (``initdb`` and ``pg_ctl`` on a free loopback port, as
 ``tests/postgres_server.py`` does for the tests) unless the environment variable names one.
 Every append commits with ``synchronous_commit`` on; the baseline is one autocommitted
 ``INSERT`` per event into a two-column table. Rounds interleave the engine and the
-baseline; the figures are the best (min time) and median of the rounds.
+baseline; the figures are the best (min time) and median of the rounds. The pipeline
+section runs the pipeline of ``benchmarks.run`` on the PostgreSQL log, the file log
+(both durability fsync) and plain sqlite3 (WAL, synchronous FULL), in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -30,6 +35,8 @@ from typing import Any
 
 import psycopg
 
+from benchmarks.measure import interleaved
+from benchmarks.run import _run_baseline, _run_ours, run_pipeline_on
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     PIPELINE_RESULT,
@@ -339,11 +346,53 @@ def storage_figures(url: str, schema: str, events: int, rounds: int) -> None:
           f"after imports, {figures[-1][4] / 1024:.1f} MB after all three")  # fmt: skip
 
 
+def _run_on_postgres(url: str, task_results: int) -> float:
+    """The benchmark pipeline on a storage over a fresh schema of ``url`` (durability fsync)."""
+    schema = "bench_pipe_" + uuid.uuid4().hex[:8]
+    try:
+        target = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+        return run_pipeline_on(target, "fsync", task_results)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pipeline_figures(url: str, sizes: list[int], rounds: int) -> dict[int, dict[str, list[float]]]:
+    """Wall seconds of the benchmark pipeline per side and size, in interleaved rounds."""
+    print("pipeline (benchmarks.pipelines, eager runner, quiet reporter), every status change")
+    print("committed: PostgreSQL and file log durability fsync, sqlite3 WAL synchronous=FULL")
+    print(f"{'results':>8} {'side':>12} {'best s':>8} {'median s':>9} {'vs file':>8}"
+          f" {'vs sqlite':>10}")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="pipelines-events-pg-bench-"))
+    figures: dict[int, dict[str, list[float]]] = {}
+    try:
+        for n in sizes:
+            times = interleaved(rounds, {
+                "postgresql": lambda n=n: _run_on_postgres(url, n),
+                "file log": lambda n=n: _run_ours(work, "fsync", n),
+                "sqlite3": lambda n=n: _run_baseline("sqlite-plain", work, True, n),
+            })  # fmt: skip
+            figures[n] = times
+            file_median = statistics.median(times["file log"])
+            sqlite_median = statistics.median(times["sqlite3"])
+            for side, values in times.items():
+                mid = statistics.median(values)
+                print(f"{n:>8,} {side:>12} {min(values):>8.3f} {mid:>9.3f} "
+                      f"{mid / file_median:>7.2f}x {mid / sqlite_median:>9.2f}x")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("(ratios: median over median; >1 is slower than that side)\n")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--open-only", action="store_true", help="only the open figures")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--open-only", action="store_true", help="only the open figures")
+    only.add_argument("--pipeline-only", action="store_true", help="only the pipeline figures")
+    parser.add_argument("--full", action="store_true", help="the pipeline at 10^4 results too")
     args = parser.parse_args()
     url = os.environ.get(ENV_URL)
     server = None
@@ -356,9 +405,14 @@ def main() -> None:
             fsync = conn.execute("SHOW fsync").fetchone()
         print(f"PostgreSQL {version[0] if version else '?'} (fsync {fsync[0] if fsync else '?'}),"
               f" {os.cpu_count()} cores\n")  # fmt: skip
-        if not args.open_only:
+        if not (args.open_only or args.pipeline_only):
             throughput(url, args.rounds, 200 if args.quick else 800)
-        open_figures(url, [10_000, 100_000] if args.quick else [100_000, 1_000_000], args.rounds)
+        if not args.open_only:
+            sizes = [1_000, 10_000] if args.full else [100 if args.quick else 1_000]
+            pipeline_figures(url, sizes, args.rounds)
+        if not args.pipeline_only:
+            sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000]
+            open_figures(url, sizes, args.rounds)
     finally:
         if server is not None:
             server.destroy()

@@ -315,8 +315,13 @@ def bench_writes(report: Report, work: Path, n: int) -> None:
 
 
 def _run_ours(work: Path, durability: Durability, task_results: int) -> float:
-    path = work / f"pipeline-{uuid.uuid4()}.jsonl"
-    storage_setting = (STORAGE, {"path": str(path), "durability": durability})
+    return run_pipeline_on(str(work / f"pipeline-{uuid.uuid4()}.jsonl"), durability, task_results)
+
+
+def run_pipeline_on(path: str, durability: Durability, task_results: int) -> float:
+    """Seconds to run the benchmark pipeline (eager runner, quiet reporter) on a storage
+    over the log at ``path`` (a file or a URL), opening the storage included."""
+    storage_setting = (STORAGE, {"path": path, "durability": durability})
     pipeline = benchmark_pipeline(task_results)
     with settings.override_settings(PIPELINES_PIPELINES_RESULTS_STORAGE=storage_setting):
         reset_storage_object()

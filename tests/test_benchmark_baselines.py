@@ -312,3 +312,16 @@ def test_history_writers_and_pipeline_rows(
     assert (django.target, django.best is not None) == ("<= 0.2x", True)
     assert rows["pipeline with 4 task results vs sqlite-plain (none)"].target == "<= 0.5x"
     assert all(row.durability for row in report.rows if row.scenario.startswith("pipeline"))
+
+
+def test_postgres_pipeline_figures(pg: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import postgres
+    from benchmarks.run import run_pipeline_on
+
+    assert run_pipeline_on(pg.log_url, "fsync", 4) > 0
+    log = pg.open()
+    assert [run.status for run in log.run_summaries()] == ["DONE"]
+    figures = postgres.pipeline_figures(pg.url, [4], 1)
+    assert set(figures[4]) == {"postgresql", "file log", "sqlite3"}
+    assert all(len(times) == 1 and times[0] > 0 for times in figures[4].values())
+    assert "sqlite3 WAL synchronous=FULL" in capsys.readouterr().out
