@@ -51,6 +51,7 @@ from pipelines_events.runners.steps import (
     Failure,
     Prepared,
     iterator_objects,
+    load_run,
     prepare,
     sorted_task_executions,
     task_order,
@@ -261,22 +262,10 @@ class Runner(PipelineRunner):
             fail_run(execution, reporter, str(exc))
             return
         execution.report_status_change(reporter, _RUNNING)
-        results = execution.get_pipeline_results()
-        try:
-            pipeline = execution.get_pipeline()
-            objects = iterator_objects(pipeline.get_iterator())
-        except Exception as exc:
-            logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
-            fail_run(execution, reporter, error_message(exc))
+        run = load_run(execution, reporter)
+        if run is None:
             return
-        if len(objects) != len(results):
-            fail_run(
-                execution,
-                reporter,
-                f"the pipeline iterator gave {len(objects)} objects, but the run was built "
-                f"with {len(results)} pipeline results",
-            )
-            return
+        results = run.results
         try:
             for index, result in enumerate(results):
                 if not result.get_status().is_final:

@@ -17,16 +17,14 @@ from pipelines_events.runners import (
     cancelled_message,
     error_message,
     error_traceback,
-    fail_run,
     fail_task_execution,
     settle,
 )
 from pipelines_events.runners.steps import (
     Failure,
-    iterator_objects,
+    load_run,
     prepare,
     sorted_task_executions,
-    task_order,
 )
 from pipelines_events.status import PipelineTaskStatus
 
@@ -55,25 +53,11 @@ class Runner(PipelineRunner):
         if execution.get_status().is_final:
             return
         execution.report_status_change(reporter, _RUNNING)
-        results = execution.get_pipeline_results()
-        try:
-            pipeline = execution.get_pipeline()
-            objects = iterator_objects(pipeline.get_iterator())
-            order = task_order(pipeline)
-        except Exception as exc:
-            logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
-            fail_run(execution, reporter, error_message(exc))
+        run = load_run(execution, reporter)
+        if run is None:
             return
-        if len(objects) != len(results):
-            fail_run(
-                execution,
-                reporter,
-                f"the pipeline iterator gave {len(objects)} objects, but the run was built "
-                f"with {len(results)} pipeline results",
-            )
-            return
-        for result, pipeline_object in zip(results, objects, strict=True):
-            self.run_pipeline_result(execution, result, pipeline_object, order, reporter)
+        for result, pipeline_object in zip(run.results, run.objects, strict=True):
+            self.run_pipeline_result(execution, result, pipeline_object, run.order, reporter)
         settle(execution, reporter)
 
     def run_pipeline_result(

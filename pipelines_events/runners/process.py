@@ -44,9 +44,9 @@ from pipelines_events.runners import (
 from pipelines_events.runners.steps import (
     Failure,
     iterator_objects,
+    load_run,
     prepare,
     sorted_task_executions,
-    task_order,
 )
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
@@ -115,23 +115,10 @@ class Runner(PipelineRunner):
         if execution.get_status().is_final:
             return
         execution.report_status_change(reporter, _RUNNING)
-        results = execution.get_pipeline_results()
-        try:
-            pipeline = execution.get_pipeline()
-            objects = iterator_objects(pipeline.get_iterator())
-            order = task_order(pipeline)
-        except Exception as exc:
-            logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
-            fail_run(execution, reporter, error_message(exc))
+        run = load_run(execution, reporter)
+        if run is None:
             return
-        if len(objects) != len(results):
-            fail_run(
-                execution,
-                reporter,
-                f"the pipeline iterator gave {len(objects)} objects, but the run was built "
-                f"with {len(results)} pipeline results",
-            )
-            return
+        pipeline, results, order = run.pipeline, run.results, run.order
         spec = self.storage if self.storage is not None else storage_setting()
         shared = pipeline if self.start_method == "fork" else _picklable(pipeline)
         _Run(self, execution, reporter, results, order, spec, shared).go()

@@ -1,27 +1,72 @@
-"""The steps runners share: what is checked before a task runs, the order of a pipeline
-result's tasks, the objects of an iterator."""
+"""The steps runners share: loading a run, what is checked before a task runs, the order
+of a pipeline result's tasks, the objects of an iterator."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from pipelines_events.results.base import PipelineExecution, PipelineResult, TaskExecution
-from pipelines_events.runners import error_message
+from pipelines_events.results.base import (
+    PipelineExecution,
+    PipelineResult,
+    StatusReporter,
+    TaskExecution,
+)
+from pipelines_events.runners import error_message, fail_run
 from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 
 __all__ = [
     "Failure",
+    "LoadedRun",
     "Prepared",
     "iterator_objects",
+    "load_run",
     "prepare",
     "sorted_task_executions",
     "task_order",
 ]
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A built run ready to start: its pipeline, pipeline results, the iterator's objects
+    (one per result) and its tasks' order."""
+
+    pipeline: Any
+    results: Sequence[PipelineResult]
+    objects: list[Any]
+    order: dict[str, int]
+
+
+def load_run(execution: PipelineExecution, reporter: StatusReporter | None) -> LoadedRun | None:
+    """Load the pipeline of ``execution`` and check that its iterator still gives one
+    object per built pipeline result; None after failing the run when it cannot."""
+    results = execution.get_pipeline_results()
+    try:
+        pipeline = execution.get_pipeline()
+        objects = iterator_objects(pipeline.get_iterator())
+        order = task_order(pipeline)
+    except Exception as exc:
+        logger.debug("loading pipeline %s failed", execution.get_pipeline_id(), exc_info=True)
+        fail_run(execution, reporter, error_message(exc))
+        return None
+    if len(objects) != len(results):
+        fail_run(
+            execution,
+            reporter,
+            f"the pipeline iterator gave {len(objects)} objects, but the run was built "
+            f"with {len(results)} pipeline results",
+        )
+        return None
+    return LoadedRun(pipeline, results, objects, order)
 
 
 @dataclass(frozen=True)
