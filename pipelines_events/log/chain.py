@@ -9,11 +9,21 @@ every engine (a run copied from one engine to another keeps its hashes).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
-from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, AnyEvent
+from pipelines_events.errors import EventTooLargeError, LogWriteError
+from pipelines_events.events import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    AnyEvent,
+    FieldSet,
+    ObjectCreated,
+    RunRemoved,
+    now_text,
+)
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
@@ -69,14 +79,67 @@ def chain_draft(
     return event, line, len(body)
 
 
+_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
+
+
+def check_drafts(location: str, drafts: Sequence[object]) -> None:
+    """Raise :class:`LogWriteError` naming ``location`` when a draft is not an event."""
+    for index, draft in enumerate(drafts):
+        if not isinstance(draft, _EVENT_TYPES):
+            raise LogWriteError(
+                f"{location}: event {index + 1} of the batch is not an event: {draft!r}; "
+                "nothing was written"
+            )
+
+
+def seal_batch(
+    location: str, drafts: Sequence[AnyEvent], *, seq: int, prev_hash: str, max_event_bytes: int
+) -> tuple[list[AnyEvent], list[bytes]]:
+    """Seal ``drafts`` as one batch after the event ``seq`` whose hash is ``prev_hash``.
+
+    Returns the events and their lines (with newlines). A draft without ``ts`` gets the
+    time now (one time for the whole batch). Raises :class:`LogWriteError` for a draft
+    that is not an event and :class:`EventTooLargeError` for a line over
+    ``max_event_bytes``, both naming ``location``: the caller has written nothing yet.
+    """
+    count = len(drafts)
+    limit = max_event_bytes - HASH_SUFFIX_LEN
+    now = ""
+    events: list[AnyEvent] = []
+    lines: list[bytes] = []
+    check_drafts(location, drafts)
+    for index, draft in enumerate(drafts):
+        seq += 1
+        ts = draft.ts
+        if not ts:
+            ts = now = now or now_text()
+        event, line, length = chain_draft(
+            draft, seq=seq, more=count - 1 - index, ts=ts, prev_hash=prev_hash
+        )
+        if length > limit:
+            field = getattr(draft, "field", None)
+            note = f", field {field!r}" if field else ""
+            raise EventTooLargeError(
+                f"{location}: event {index + 1} of the batch ({draft.kind} {draft.id}{note}) "
+                f"encodes to {length + HASH_SUFFIX_LEN} bytes, over the log's limit of "
+                f"{max_event_bytes} bytes; nothing was written"
+            )
+        prev_hash = event.hash
+        events.append(event)
+        lines.append(line)
+    return events, lines
+
+
 __all__ = [
     "GENESIS_HASH",
     "HASH_HEAD",
     "HASH_SUFFIX_LEN",
     "chain_draft",
+    "check_drafts",
     "decode_event",
     "encode_event",
     "line_hash",
     "link_ok",
     "seal",
+    "seal_batch",
 ]

@@ -26,7 +26,6 @@ from typing import Final
 import msgspec
 
 from pipelines_events.errors import (
-    EventTooLargeError,
     LogCorruptError,
     LogError,
     LogOpenError,
@@ -37,11 +36,7 @@ from pipelines_events.events import (
     SCHEMA_VERSION,
     START,
     AnyEvent,
-    FieldSet,
     LogPosition,
-    ObjectCreated,
-    RunRemoved,
-    now_text,
 )
 from pipelines_events.log.base import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -56,9 +51,8 @@ from pipelines_events.log.chain import (
     HASH_HEAD,
     HASH_SUFFIX_LEN,
     decode_event,
-    encode_event,
     link_ok,
-    seal,
+    seal_batch,
 )
 from pipelines_events.log.filesnapshots import FileSnapshotStore
 
@@ -66,7 +60,6 @@ from pipelines_events.log.filesnapshots import FileSnapshotStore
 # ``none``: no fsync; events survive a crash of the process, not of the machine.
 
 _CHUNK: Final = 1 << 20
-_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 _MAX_RESTARTS: Final = 16
 """How often one scan re-reads bytes a writer changed under it before it gives up."""
 
@@ -609,39 +602,14 @@ class JsonlEventLog(EventLog):
                     if not on_caught_up(caught):
                         return []
                     caught = []
-                seq = position.seq
-                prev = position.hash
-                lines: list[bytes] = []
-                written: list[AnyEvent] = []
-                replace = msgspec.structs.replace
-                force_setattr = msgspec.structs.force_setattr
-                limit = self._max_event_bytes - HASH_SUFFIX_LEN
-                now = ""
-                for index, draft in enumerate(drafts):
-                    if not isinstance(draft, _EVENT_TYPES):
-                        raise LogWriteError(
-                            f"{self._path}: event {index + 1} of the batch is not an event: "
-                            f"{draft!r}; nothing was written"
-                        )
-                    seq += 1
-                    ts = draft.ts
-                    if not ts:
-                        ts = now = now or now_text()
-                    event = replace(
-                        draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=count - 1 - index, hash=""
-                    )
-                    body = encode_event(event)
-                    if len(body) > limit:
-                        raise EventTooLargeError(
-                            f"{self._path}: event {index + 1} of the batch ({draft.kind} "
-                            f"{draft.id}{_field_note(draft)}) encodes to "
-                            f"{len(body) + HASH_SUFFIX_LEN} bytes, over the log's limit of "
-                            f"{self._max_event_bytes} bytes; nothing was written"
-                        )
-                    line, prev = seal(body, prev)
-                    force_setattr(event, "hash", prev)
-                    lines.append(line)
-                    written.append(event)
+                written, lines = seal_batch(
+                    str(self._path),
+                    drafts,
+                    seq=position.seq,
+                    prev_hash=position.hash,
+                    max_event_bytes=self._max_event_bytes,
+                )
+                seq, prev = written[-1].seq, written[-1].hash
                 data = lines[0] if count == 1 else b"".join(lines)
                 self._write(data, position.offset)
                 self._position = LogPosition(position.offset + len(data), seq, prev)
@@ -793,11 +761,6 @@ def _remove_directories(directories: list[Path]) -> None:
     for directory in directories:
         with contextlib.suppress(OSError):
             directory.rmdir()
-
-
-def _field_note(draft: AnyEvent) -> str:
-    field = getattr(draft, "field", None)
-    return f", field {field!r}" if field else ""
 
 
 def _complete_prefix(fd: int, size: int, name: str) -> int:

@@ -14,15 +14,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from pipelines_events.errors import EventTooLargeError, LogError, LogOpenError, LogWriteError
+from pipelines_events.errors import LogError, LogOpenError
 from pipelines_events.events import (
     START,
     AnyEvent,
-    FieldSet,
     LogPosition,
     ObjectCreated,
-    RunRemoved,
-    now_text,
 )
 from pipelines_events.log.base import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -37,10 +34,9 @@ from pipelines_events.log.base import (
     Written,
     checked_cursor,
 )
-from pipelines_events.log.chain import HASH_SUFFIX_LEN, chain_draft, decode_event
+from pipelines_events.log.chain import decode_event, seal_batch
 from projections.runs import RunsProjection
 
-_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 _NAMED: Final[dict[str, MemoryStore]] = {}
 _NAMED_LOCK: Final = threading.Lock()
 
@@ -328,7 +324,6 @@ class MemoryEventLog(EventLog):
             if not drafts:
                 return list(self.read_new())
             store = self._store
-            count = len(drafts)
             start = self._position
             handed_over = False
             with store.lock:
@@ -341,36 +336,14 @@ class MemoryEventLog(EventLog):
                         if not on_caught_up(caught):
                             return []
                         caught = []
-                    seq, prev = position.seq, position.hash
-                    limit = self._max_event_bytes - HASH_SUFFIX_LEN
-                    now = ""
-                    written: list[AnyEvent] = []
-                    lines: list[bytes] = []
-                    for index, draft in enumerate(drafts):
-                        if not isinstance(draft, _EVENT_TYPES):
-                            raise LogWriteError(
-                                f"{self.location}: event {index + 1} of the batch is not an "
-                                f"event: {draft!r}; nothing was written"
-                            )
-                        seq += 1
-                        ts = draft.ts
-                        if not ts:
-                            ts = now = now or now_text()
-                        event, line, length = chain_draft(
-                            draft, seq=seq, more=count - 1 - index, ts=ts, prev_hash=prev
-                        )
-                        if length > limit:
-                            field = getattr(draft, "field", None)
-                            note = f", field {field!r}" if field else ""
-                            raise EventTooLargeError(
-                                f"{self.location}: event {index + 1} of the batch ({draft.kind} "
-                                f"{draft.id}{note}) encodes to {length + HASH_SUFFIX_LEN} bytes, "
-                                f"over the log's limit of {self._max_event_bytes} bytes; "
-                                "nothing was written"
-                            )
-                        prev = event.hash
-                        written.append(event)
-                        lines.append(line)
+                    written, lines = seal_batch(
+                        self.location,
+                        drafts,
+                        seq=position.seq,
+                        prev_hash=position.hash,
+                        max_event_bytes=self._max_event_bytes,
+                    )
+                    seq, prev = written[-1].seq, written[-1].hash
                     store.add(lines)
                     self._position = LogPosition(0, seq, prev)
                 except BaseException:

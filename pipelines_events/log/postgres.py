@@ -31,7 +31,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from pipelines_events.errors import (
-    EventTooLargeError,
     LogCorruptError,
     LogError,
     LogOpenError,
@@ -43,10 +42,6 @@ from pipelines_events.events import (
     SCHEMA_VERSION,
     START,
     AnyEvent,
-    FieldSet,
-    ObjectCreated,
-    RunRemoved,
-    now_text,
 )
 from pipelines_events.log.base import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -61,10 +56,14 @@ from pipelines_events.log.base import (
     Written,
     checked_cursor,
 )
-from pipelines_events.log.chain import HASH_HEAD, HASH_SUFFIX_LEN, chain_draft, decode_event
+from pipelines_events.log.chain import (
+    HASH_HEAD,
+    HASH_SUFFIX_LEN,
+    check_drafts,
+    decode_event,
+    seal_batch,
+)
 from projections.runs import RunsProjection, RunState
-
-_EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
 
 DB_SCHEMA_VERSION: Final = 1
 """Version of the tables this engine writes; a database of a newer version is refused."""
@@ -682,12 +681,7 @@ class PostgresEventLog(EventLog):
                 raise LogError(f"{self._location}: the log was opened read-only")
             if not drafts:
                 return list(self.read_new())
-            for index, draft in enumerate(drafts):
-                if not isinstance(draft, _EVENT_TYPES):
-                    raise LogWriteError(
-                        f"{self._location}: event {index + 1} of the batch is not an event: "
-                        f"{draft!r}; nothing was written"
-                    )
+            check_drafts(self._location, drafts)  # before the run ids are read from them
             start = self._position
             handed_over: list[bool] = []
             try:
@@ -835,45 +829,21 @@ class PostgresEventLog(EventLog):
         self, drafts: Sequence[AnyEvent], position: Cursor
     ) -> tuple[list[AnyEvent], tuple[list[Any], ...], int]:
         """The batch's events chained after ``position``, their rows' columns, their bytes."""
-        count = len(drafts)
-        seq, prev = position.seq, position.hash
-        limit = self._max_event_bytes - HASH_SUFFIX_LEN
-        now = ""
-        events: list[AnyEvent] = []
-        seqs: list[int] = []
-        run_ids: list[str] = []
-        kinds: list[str] = []
-        ids: list[str] = []
-        mores: list[int] = []
-        hashes: list[str] = []
-        lines: list[bytes] = []
-        size = 0
-        for index, draft in enumerate(drafts):
-            seq += 1
-            ts = draft.ts
-            if not ts:
-                ts = now = now or now_text()
-            event, line, body_len = chain_draft(
-                draft, seq=seq, more=count - 1 - index, ts=ts, prev_hash=prev
-            )
-            if body_len > limit:
-                field = getattr(draft, "field", None)
-                note = f", field {field!r}" if field else ""
-                raise EventTooLargeError(
-                    f"{self._location}: event {index + 1} of the batch ({draft.kind} "
-                    f"{draft.id}{note}) encodes to {body_len + HASH_SUFFIX_LEN} bytes, over "
-                    f"the log's limit of {self._max_event_bytes} bytes; nothing was written"
-                )
-            prev = event.hash
-            events.append(event)
-            seqs.append(seq)
-            run_ids.append(event.run_id)
-            kinds.append(event.kind)
-            ids.append(event.id)
-            mores.append(event.more)
-            hashes.append(prev)
-            lines.append(line[:-1])
-            size += len(line)
+        events, sealed = seal_batch(
+            self._location,
+            drafts,
+            seq=position.seq,
+            prev_hash=position.hash,
+            max_event_bytes=self._max_event_bytes,
+        )
+        seqs = [event.seq for event in events]
+        run_ids = [event.run_id for event in events]
+        kinds = [event.kind for event in events]
+        ids = [event.id for event in events]
+        mores = [event.more for event in events]
+        hashes = [event.hash for event in events]
+        lines = [line[:-1] for line in sealed]
+        size = sum(len(line) for line in sealed)
         return events, (seqs, run_ids, kinds, ids, mores, hashes, lines), size
 
     def _catch_up(
