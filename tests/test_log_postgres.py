@@ -227,6 +227,7 @@ def test_bad_cursors_are_refused(pg: PgTarget) -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(LogOpenError, match="durability must be one of 'fsync', 'none'"):
+        # a mode the type does not allow: the bad input under test
         PostgresEventLog("postgresql://h/db", durability="sometimes")  # type: ignore[arg-type]
     with pytest.raises(LogOpenError, match="max_event_bytes must be an int"):
         PostgresEventLog("postgresql://h/db", max_event_bytes=10)

@@ -45,7 +45,9 @@ def test_the_page_of_a_log_given_by_url(storage: EventLogPipelineResultsStorage)
         verified = client.get("/api/verify")
         assert verified.status_code == 200, verified.text
         assert verified.json()["ok"] is True and verified.json()["head_seq"] == 4
-        storage.get_pipeline_execution("run-1").set_message("later")  # type: ignore[union-attr]
+        execution = storage.get_pipeline_execution("run-1")
+        assert execution is not None
+        execution.set_message("later")
         assert client.get("/api/verify").json()["head_seq"] == 5  # not a stale report
         history = client.get("/api/history", params={"id": "run-1"})
         assert history.status_code == 200, history.text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from pipelines_events.errors import LogError, LogOpenError
 from pipelines_events.events import (
@@ -166,9 +166,9 @@ class MemoryEventLog(EventLog):
         self._closed = False
         self._snapshots = MemorySnapshotStore(store)
 
-    def reopen(self, **options: object) -> MemoryEventLog:
+    def reopen(self, **options: Any) -> MemoryEventLog:
         """Another handle on the same store (another writer), opened with ``options``."""
-        return MemoryEventLog(store=self._store, **options)  # type: ignore[arg-type]
+        return MemoryEventLog(store=self._store, **options)
 
     @property
     def store(self) -> MemoryStore:

@@ -372,7 +372,7 @@ class PostgresEventLog(EventLog):
                         ) from None
                 except psycopg.Error as exc:
                     raise LogError(f"{self._location}: {_describe(exc, self._password)}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover - attempt 2 returns or raises
 
     def _prepare(self, conn: Connection) -> None:
         """Create the tables (a new log) or check their version (an existing one)."""

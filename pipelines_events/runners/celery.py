@@ -154,7 +154,7 @@ def _broker_url_problem(url: str) -> str | None:
     if "://" not in url:
         return "it has no scheme (such as 'redis://')"
     try:
-        connection: Any = Connection(url)  # type: ignore[no-untyped-call]
+        connection: Any = Connection(url)  # type: ignore[no-untyped-call]  # kombu is untyped
         driver = connection.transport.driver_type  # looks the transport up, reads the port
     except KeyError as exc:
         return str(exc.args[0]) if exc.args else error_message(exc)
