@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
         "pipelines_events.audit",
     ),
     ("pipelines_events.cli", "pipelines_events.web", "pipelines_events.__main__"),
-    ("pipelines_events.testing", "pipelines_events.testing_log"),
+    ("pipelines_events.testing",),
 ]
 
 

@@ -18,8 +18,7 @@ from pipelines_events.log.jsonl import JsonlEventLog
 from pipelines_events.log.memory import MemoryEventLog, drop_memory_store
 from pipelines_events.log.open import LogTarget, open_log
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.testing import StorageConformanceTests
-from pipelines_events.testing_log import EventLogConformance, draft
+from pipelines_events.testing import EventLogConformance, StorageConformanceTests, draft
 
 _names = itertools.count()
 

@@ -43,7 +43,7 @@ from pipelines_events.log.postgres import (
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
-from pipelines_events.testing_log import EventLogConformance
+from pipelines_events.testing import EventLogConformance
 
 
 def _rows(pg: PgTarget, query: str) -> list[tuple[Any, ...]]:
