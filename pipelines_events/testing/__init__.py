@@ -20,7 +20,7 @@ that holds files or connections can ``yield`` the storage and close it afterward
 storage without a digest or a cleanup sets ``supports_digest = False`` or
 ``supports_cleanup = False``: those tests then check that the method raises
 :class:`NotImplementedError` naming it. The suite is made of one mixin per concern
-(:data:`STORAGE_MIXINS`); a class composing only some of them sets ``__test__ = True``.
+(``STORAGE_MIXINS``); a class composing only some of them sets ``__test__ = True``.
 
 :class:`EventLogConformance` does the same for a log engine (see
 :mod:`pipelines_events.testing.log`). The package needs the ``test`` extra (pytest and
@@ -70,33 +70,33 @@ from pipelines_events.testing.queries import QueryTests
 from pipelines_events.testing.statuses import StatusTests
 from pipelines_events.testing.storage import STORAGE_MIXINS, StorageConformanceTests
 
-__all__ = [
-    "LOG_MIXINS",
-    "STORAGE_MIXINS",
-    "T0",
-    "BuildTests",
-    "CleanupTests",
-    "DigestTests",
-    "EventLogConformance",
-    "ExamplePipeline",
-    "ExampleReporter",
-    "ExampleRunner",
-    "ExampleTask",
-    "FallbackTests",
-    "FieldTests",
-    "GetterTests",
-    "LogEngineTests",
-    "LogReadTests",
-    "LogRefusalTests",
-    "LogTestCase",
-    "LogWriterTests",
-    "PropagationTests",
-    "QueryTests",
-    "StatusTests",
+__all__ = [  # noqa: RUF022 (in the order the API reference shows them)
     "StorageConformanceTests",
     "StorageTestCase",
-    "chain_problems",
+    "STORAGE_MIXINS",
+    "BuildTests",
+    "GetterTests",
+    "QueryTests",
+    "StatusTests",
+    "PropagationTests",
+    "FallbackTests",
+    "FieldTests",
+    "DigestTests",
+    "CleanupTests",
+    "ExamplePipeline",
+    "ExampleTask",
+    "ExampleRunner",
+    "ExampleReporter",
     "describe_storage",
+    "T0",
+    "EventLogConformance",
+    "LogTestCase",
+    "LOG_MIXINS",
+    "LogReadTests",
+    "LogWriterTests",
+    "LogRefusalTests",
+    "LogEngineTests",
+    "chain_problems",
     "draft",
     "write_batches",
 ]

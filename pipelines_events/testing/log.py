@@ -1,23 +1,4 @@
-"""The log conformance suite: the behaviour every :class:`~pipelines_events.log.base.EventLog`
-engine must have, as a test class any engine subclasses.
-
-Subclass :class:`EventLogConformance` in a test module, set ``__test__ = True`` and give
-the class ``make_log(**options)`` (a new, empty log of the engine, opened with the
-engine's ``options``) and ``log_target(log)`` (what :func:`~pipelines_events.log.open.open_log`
-takes to open another handle on the same log, in this process or, when
-``separate_processes`` is True, in a child process)::
-
-    class TestMyLog(EventLogConformance):
-        __test__ = True
-
-        def make_log(self, **options):
-            return open_log(self.tmp_path / "log.jsonl", **options)
-
-        def log_target(self, log):
-            return str(self.tmp_path / "log.jsonl")
-
-``self.tmp_path`` is a fresh directory per test. Logs the suite opens are closed by it.
-"""
+"""The log conformance suite: every log engine test mixin, in one class to subclass."""
 
 from __future__ import annotations
 
@@ -35,6 +16,27 @@ LOG_MIXINS = (LogReadTests, LogWriterTests, LogRefusalTests, LogEngineTests)
 
 
 class EventLogConformance(LogReadTests, LogWriterTests, LogRefusalTests, LogEngineTests):
-    """Tests every event log engine passes; see the module's docstring."""
+    """Tests every event log engine passes: the behaviour of
+    :class:`~pipelines_events.log.base.EventLog`, as a test class any engine subclasses.
+
+    Subclass it in a test module, set ``__test__ = True`` and give the class
+    ``make_log(**options)`` (a new, empty log of the engine, opened with the engine's
+    ``options``) and ``log_target(log)`` (what :func:`~pipelines_events.log.open.open_log`
+    takes to open another handle on the same log, in this process or, when
+    ``separate_processes`` is True, in a child process)::
+
+        class TestMyLog(EventLogConformance):
+            __test__ = True
+
+            def make_log(self, **options):
+                return open_log(self.tmp_path / "log.jsonl", **options)
+
+            def log_target(self, log):
+                return str(self.tmp_path / "log.jsonl")
+
+    ``self.tmp_path`` is a fresh directory per test. Logs the suite opens are closed by it.
+    The suite is the mixins of ``LOG_MIXINS``; a class composing only some of them
+    sets ``__test__ = True`` too.
+    """
 
     __test__: ClassVar[bool] = False
