@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # Workers import the pipeline by its id: the one of this module, not of __main__.
     from benchmarks.celery_run import Thousand
     from pipelines_events.runners.celery import Runner as CeleryRunner
-    from tests.celery_support import cluster
+    from tests.integration.celery_support import cluster
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.celery_run")
     parser.add_argument(

@@ -7,7 +7,8 @@
     PIPELINES_EVENTS_TEST_POSTGRES_URL=postgresql://... python -m benchmarks.postgres
 
 Starts its own throwaway server (``initdb`` and ``pg_ctl`` on a free loopback port, as
-``tests/postgres_server.py`` does for the tests) unless the environment variable names one.
+``tests/integration/postgres_server.py`` does for the tests) unless the environment
+variable names one.
 Every append commits with ``synchronous_commit`` on; the baseline is one autocommitted
 ``INSERT`` per event into a two-column table. Rounds interleave the engine and the
 baseline; the figures are the best (min time) and median of the rounds. The pipeline
@@ -52,8 +53,8 @@ from pipelines_events.log.postgres import PostgresEventLog
 from pipelines_events.status import PipelineTaskStatus
 from projections.runs import RunsProjection
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from postgres_server import ENV_URL, start_server
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ``tests`` package
+from tests.integration.postgres_server import ENV_URL, start_server
 
 
 def _draft(writer: int, number: int, index: int = 0) -> FieldSet:

@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Fixtures shared by every test folder: sample batches of events and a log of them."""
 
 from __future__ import annotations
 
@@ -80,12 +80,3 @@ def sample_log(log_path: Path) -> tuple[Path, list[AnyEvent]]:
         for batch in _sample_batches():
             events.extend(log.append(batch))
     return log_path, events
-
-
-# The PostgreSQL server of the tests (a throwaway one, or $PIPELINES_EVENTS_TEST_POSTGRES_URL).
-from postgres_server import (  # noqa: E402
-    own_postgres_server,  # noqa: F401
-    pg,  # noqa: F401
-    pg_own,  # noqa: F401
-    postgres_server,  # noqa: F401
-)

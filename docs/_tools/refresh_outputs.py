@@ -2,7 +2,7 @@
 
     python docs/_tools/refresh_outputs.py docs/tutorial.rst [more pages...]
 
-Works on the blocks ``tests/test_docs.py`` runs (see its docstring for the markers), in a
+Works on the blocks ``tests/docs/test_docs.py`` runs (see its docstring for the markers), in a
 new temporary directory per page, laid out as on a terminal 80 columns wide:
 
 - in a ``console`` block marked ``.. test: run``, the lines after each ``$`` command are

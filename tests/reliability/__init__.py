@@ -1,1 +1,2 @@
-"""Helpers shared by the reliability tests (``tests/test_reliability_*.py``)."""
+"""Tests under stress: crashes, concurrent writers and threads, hostile inputs and files,
+failing writes; and their helpers (common.py, pipelines.py, workers.py, crash_harness.py)."""

@@ -1,4 +1,4 @@
-"""Pipelines the runner tests run, importable by worker processes (``reliability.pipelines``).
+"""Pipelines the runner tests run, importable by worker processes (``tests.reliability.pipelines``).
 
 Tasks write a marker file per task result (its process id) into the directory named by
 the run's input data, and fail or die for the (city, item) pairs the input data names.

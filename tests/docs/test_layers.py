@@ -1,0 +1,118 @@
+"""The architecture's one rule: imports point down the layers, never up (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Lowest first. A module may import modules of its own layer or of a lower one.
+LAYERS: list[tuple[str, ...]] = [
+    ("pipelines_events.status", "pipelines_events.events", "pipelines_events.errors"),
+    ("projections",),
+    ("pipelines_events.log",),
+    ("pipelines_events.conf", "pipelines_events.results"),
+    (
+        "pipelines_events.pipeline",
+        "pipelines_events.task",
+        "pipelines_events.registry",
+        "pipelines_events.reporters",
+        "pipelines_events.runners",
+        "pipelines_events.demo",
+        "pipelines_events.audit",
+    ),
+    ("pipelines_events.cli", "pipelines_events.web", "pipelines_events.__main__"),
+    ("pipelines_events.testing",),
+]
+
+
+def _layer(module: str) -> int | None:
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return index
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+SOURCES = sorted(
+    path
+    for package in ("pipelines_events", "projections")
+    for path in (ROOT / package).rglob("*.py")
+    if _module_name(path) != "pipelines_events"  # the package's lazy re-exports
+)
+
+
+def test_every_module_has_a_layer() -> None:
+    assert SOURCES
+    assert [str(p) for p in SOURCES if _layer(_module_name(p)) is None] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
+def test_imports_point_down(path: Path) -> None:
+    own = _layer(_module_name(path))
+    assert own is not None
+    upward = [
+        f"line {line}: {module}"
+        for line, module in _imports(path)
+        if (layer := _layer(module)) is not None and layer > own
+    ]
+    assert upward == [], f"{_module_name(path)} imports a higher layer"
+
+
+# The file engine's modules: only the log layer (and its factory) may import them, so that
+# nothing above the log knows which engine it has. Tests and benchmarks may.
+FILE_ENGINE = ("pipelines_events.log.jsonl", "pipelines_events.log.filesnapshots")
+FILE_ENGINE_NAMES = frozenset(
+    {"JsonlEventLog", "read_events", "scan", "TornWriteRepaired", "LogPermissionsWarning"}
+)
+
+
+def _file_engine_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = [
+        f"line {line}: {module}"
+        for line, module in _imports(path)
+        if any(module == name or module.startswith(name + ".") for name in FILE_ENGINE)
+    ]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "pipelines_events.log":
+            found.extend(
+                f"line {node.lineno}: pipelines_events.log.{alias.name}"
+                for alias in node.names
+                if alias.name in FILE_ENGINE_NAMES
+            )
+    return found
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
+def test_only_the_log_layer_imports_the_file_engine(path: Path) -> None:
+    name = _module_name(path)
+    if name == "pipelines_events.log" or name.startswith("pipelines_events.log."):
+        return  # the log layer itself, the factory (log/open.py) included
+    assert _file_engine_imports(path) == [], f"{name} imports the file engine"
+
+
+def test_the_file_engine_check_sees_an_import() -> None:
+    """The check above finds both ways of importing the engine."""
+    sample = ROOT / "tests" / "integration" / "test_log_conformance.py"
+    assert any("pipelines_events.log.jsonl" in found for found in _file_engine_imports(sample))

@@ -1,0 +1,1 @@
+"""The original django-pipelines' tests, ported: each runs on every shipped storage."""

@@ -1,0 +1,1 @@
+"""Helpers used by several test folders (no tests here)."""

@@ -1,0 +1,1 @@
+"""Tests of one module each, in this process: no other processes, servers or network."""
