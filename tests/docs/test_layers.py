@@ -1,4 +1,5 @@
-"""The architecture's one rule: imports point down the layers, never up (DESIGN.md)."""
+"""The architecture's one rule: imports point down the layers, never up, as "The layers"
+in ``docs/explanation/architecture.rst`` says (its ``layer-modules`` block is LAYERS)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ LAYERS: list[tuple[str, ...]] = [
         "pipelines_events.reporters",
         "pipelines_events.runners",
         "pipelines_events.demo",
-        "pipelines_events.audit",
     ),
-    ("pipelines_events.cli", "pipelines_events.web", "pipelines_events.__main__"),
+    (
+        "pipelines_events.audit",
+        "pipelines_events.cli",
+        "pipelines_events.web",
+        "pipelines_events.__main__",
+    ),
     ("pipelines_events.testing",),
 ]
 
@@ -65,6 +70,34 @@ SOURCES = sorted(
 def test_every_module_has_a_layer() -> None:
     assert SOURCES
     assert [str(p) for p in SOURCES if _layer(_module_name(p)) is None] == []
+
+
+def _page_layers(page: str) -> list[tuple[str, ...]]:
+    """The layers of the page's ``layer-modules`` block: numbered lines, continued by
+    indented unnumbered ones."""
+    lines = iter(page.splitlines())
+    for line in lines:
+        if line.strip() == ":name: layer-modules":
+            break
+    else:
+        raise AssertionError("the architecture page has no layer-modules block")
+    layers: list[list[str]] = []
+    for line in lines:
+        if line and not line.startswith(" "):
+            break  # the block ends at the first line that is not indented
+        first, *rest = line.split() or [""]
+        if first.isdigit():
+            assert int(first) == len(layers) + 1, f"layer {first} out of order: {line!r}"
+            layers.append(rest)
+        elif first:
+            assert layers, f"a continuation line before the first layer: {line!r}"
+            layers[-1].extend([first, *rest])
+    return [tuple(layer) for layer in layers]
+
+
+def test_the_architecture_page_lists_these_layers() -> None:
+    page = (ROOT / "docs" / "explanation" / "architecture.rst").read_text(encoding="utf-8")
+    assert _page_layers(page) == LAYERS
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: _module_name(p))
