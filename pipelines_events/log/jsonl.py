@@ -80,6 +80,8 @@ class JsonlEventLog(EventLog):
     event; ``readonly`` opens an existing file without ever writing to it.
     """
 
+    supports_append_unread = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -111,6 +113,7 @@ class JsonlEventLog(EventLog):
         self._max_event_bytes = max_event_bytes
         self._readonly = readonly
         self._position = START
+        self._tail = START  # after this object's last append_unread (ahead of the position)
         self._appended = 0  # appends so far
         self._synced = 0  # appends known to be on disk
         self._fd = -1
@@ -627,6 +630,108 @@ class JsonlEventLog(EventLog):
                 caught.extend(written)
                 return caught
             return written
+
+    def append_unread(
+        self,
+        drafts: Sequence[AnyEvent],
+        *,
+        on_written: Callable[[list[AnyEvent]], None] | None = None,
+    ) -> list[AnyEvent]:
+        """Append ``drafts`` as one atomic batch without reading the events other writers
+        appended (see :meth:`EventLog.append_unread`).
+
+        Under the ``flock`` only the end of the file is read: the last batch's seq and hash
+        (checked against the line before it and the count of lines since this writer's
+        last append) are what the batch chains to; anything unexpected there (damage, an
+        unfinished batch to cut) is settled by a full scan, as :meth:`append` does.
+        Verifying and folding the other writers' events is left to the next read.
+        """
+        with self._lock:
+            if self._fd < 0 or self._readonly:
+                self._check_writable()
+            if self._pid < 0:
+                self._reopen_after_fork()
+            if not drafts:
+                return []
+            fd = self._fd
+            position = self._position
+            tail = self._tail
+            base = tail if tail.offset > position.offset else position
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                end = _end(fd)
+                if end != base.offset:
+                    base = self._tip(base, end)
+                written, lines = seal_batch(
+                    str(self._path),
+                    drafts,
+                    seq=base.seq,
+                    prev_hash=base.hash,
+                    max_event_bytes=self._max_event_bytes,
+                )
+                data = lines[0] if len(lines) == 1 else b"".join(lines)
+                self._write(data, base.offset)
+                last = written[-1]
+                after = LogPosition(base.offset + len(data), last.seq, last.hash)
+                self._appended += 1
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if base is position:
+                # Nothing unread before the batch: hand it over as append does.
+                self._position = after
+                if on_written is not None:
+                    on_written(written)
+            else:
+                self._tail = after
+            return written
+
+    def _tip(self, base: LogPosition, end: int) -> LogPosition:
+        """The cursor after the last complete batch of the file, which is ``end`` bytes
+        long and holds complete batches up to ``base``; called holding the lock.
+
+        Reads the bytes after ``base`` without decoding them but the last line: it must
+        end a batch, chain to the line before it, and carry the seq the lines count.
+        Anything else (damage, a torn tail, a file that shrank) goes through
+        :meth:`_scan_tip`.
+        """
+        fd = self._fd
+        if base.offset < end <= base.offset + _CHUNK:
+            data = os.pread(fd, end - base.offset, base.offset)
+            if len(data) == end - base.offset and data.endswith(b"\n"):
+                cut = data.rfind(b"\n", 0, len(data) - 1) + 1
+                line = data[cut:-1]
+                if cut == 0:
+                    prev = base.hash
+                elif cut > HASH_SUFFIX_LEN and data[cut - 1 - HASH_SUFFIX_LEN : cut - 67] == HASH_HEAD:
+                    prev = data[cut - 67 : cut - 3].decode("ascii", "replace")
+                else:
+                    prev = ""
+                if prev and link_ok(line, prev):
+                    try:
+                        event = decode_event(line)
+                    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                        event = None
+                    if (
+                        event is not None
+                        and event.more == 0
+                        and event.v == SCHEMA_VERSION
+                        and event.seq == base.seq + data.count(b"\n")
+                    ):
+                        return LogPosition(end, event.seq, event.hash)
+        return self._scan_tip(base)
+
+    def _scan_tip(self, base: LogPosition) -> LogPosition:
+        """As :meth:`_tip`, verifying every line after ``base`` (the errors of a read) and
+        cutting a torn tail."""
+        last = base
+        for _batch, cursor in scan(self._fd, base, str(self._path)):
+            last = cursor
+        size = os.fstat(self._fd).st_size
+        if size < last.offset:
+            raise LogError(_shrunk(str(self._path), size, last.offset))
+        if size != last.offset:
+            self._truncate_torn(last.offset, size)
+        return last
 
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""

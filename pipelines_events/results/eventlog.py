@@ -136,6 +136,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         )
         self._snapshot_every = snapshot_every
         self._unsnapshotted = 0
+        self._append_unread = self._log.supports_append_unread
         if self._log.supports_run_index:
             # Nothing is folded at open: runs load from the engine's run index on demand.
             self._snapshots = False
@@ -216,6 +217,11 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         pending = self._local.pending
         if pending is not None:
             pending.extend(drafts)
+            return
+        if self._append_unread and not self._local.frozen:
+            # What other writers appended is left to the next read, which folds it, and
+            # then this batch, in log order; with nothing before it, it is folded now.
+            self._log.append_unread(drafts, on_written=self._fold)
             return
         self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
 
