@@ -694,31 +694,12 @@ class JsonlEventLog(EventLog):
         Anything else (damage, a torn tail, a file that shrank) goes through
         :meth:`_scan_tip`.
         """
-        fd = self._fd
+        tip = None
         if base.offset < end <= base.offset + _CHUNK:
-            data = os.pread(fd, end - base.offset, base.offset)
-            if len(data) == end - base.offset and data.endswith(b"\n"):
-                cut = data.rfind(b"\n", 0, len(data) - 1) + 1
-                line = data[cut:-1]
-                if cut == 0:
-                    prev = base.hash
-                elif cut > HASH_SUFFIX_LEN and data[cut - 1 - HASH_SUFFIX_LEN : cut - 67] == HASH_HEAD:
-                    prev = data[cut - 67 : cut - 3].decode("ascii", "replace")
-                else:
-                    prev = ""
-                if prev and link_ok(line, prev):
-                    try:
-                        event = decode_event(line)
-                    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                        event = None
-                    if (
-                        event is not None
-                        and event.more == 0
-                        and event.v == SCHEMA_VERSION
-                        and event.seq == base.seq + data.count(b"\n")
-                    ):
-                        return LogPosition(end, event.seq, event.hash)
-        return self._scan_tip(base)
+            data = os.pread(self._fd, end - base.offset, base.offset)
+            if len(data) == end - base.offset:
+                tip = _last_batch(data, base)
+        return self._scan_tip(base) if tip is None else tip
 
     def _scan_tip(self, base: LogPosition) -> LogPosition:
         """As :meth:`_tip`, verifying every line after ``base`` (the errors of a read) and
@@ -858,6 +839,31 @@ class JsonlEventLog(EventLog):
             TornWriteRepaired,
             stacklevel=4,
         )
+
+
+def _last_batch(data: bytes, base: LogPosition) -> LogPosition | None:
+    """The cursor after ``data``, the bytes after ``base``, when they end with a whole batch
+    whose last line chains to the line before it and has the seq the lines count; else
+    None (damage, a torn tail: a full scan settles it)."""
+    if not data.endswith(b"\n"):
+        return None
+    cut = data.rfind(b"\n", 0, len(data) - 1) + 1
+    if cut == 0:
+        prev = base.hash
+    elif cut > HASH_SUFFIX_LEN and data[cut - 1 - HASH_SUFFIX_LEN : cut - 67] == HASH_HEAD:
+        prev = data[cut - 67 : cut - 3].decode("ascii", "replace")
+    else:
+        return None
+    line = data[cut:-1]
+    if not link_ok(line, prev):
+        return None
+    try:
+        event = decode_event(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+    if event.more or event.v != SCHEMA_VERSION or event.seq != base.seq + data.count(b"\n"):
+        return None
+    return LogPosition(base.offset + len(data), event.seq, event.hash)
 
 
 def _remove_directories(directories: list[Path]) -> None:
