@@ -112,6 +112,7 @@ class JsonlEventLog(EventLog):
         self._mode = mode
         self._max_event_bytes = max_event_bytes
         self._readonly = readonly
+        self._name = str(self._path)
         self._position = START
         self._tail = START  # after this object's last append_unread (ahead of the position)
         self._appended = 0  # appends so far
@@ -659,11 +660,11 @@ class JsonlEventLog(EventLog):
             base = tail if tail.offset > position.offset else position
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                end = _end(fd)
+                end = os.lseek(fd, 0, os.SEEK_END)  # a writer's log is a regular file
                 if end != base.offset:
                     base = self._tip(base, end)
                 written, lines = seal_batch(
-                    str(self._path),
+                    self._name,
                     drafts,
                     seq=base.seq,
                     prev_hash=base.hash,

@@ -213,12 +213,14 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         )
 
     def _emit(self, drafts: list[AnyEvent]) -> None:
-        self._refuse_write("write events")
-        pending = self._local.pending
+        if self._readonly:
+            self._refuse_write("write events")
+        local = self._local
+        pending = local.pending
         if pending is not None:
             pending.extend(drafts)
             return
-        if self._append_unread and not self._local.frozen:
+        if self._append_unread and not local.frozen:
             # What other writers appended is left to the next read, which folds it, and
             # then this batch, in log order; with nothing before it, it is folded now.
             self._log.append_unread(drafts, on_written=self._fold)
@@ -340,7 +342,8 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         self._use_model(model)
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
-        self._refuse_write(f"set {name!r} on {kind} {object_id}")
+        if self._readonly:
+            self._refuse_write(f"set {name!r} on {kind} {object_id}")
         stored, vtype = encode_field_value(name, value)
         stored = _detached(stored)
         record = self._results.get(object_id)
