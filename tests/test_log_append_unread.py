@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from reliability.common import TinyPipeline, TinyTask, all_events, build
 
-from pipelines_events.errors import LogCorruptError
+from pipelines_events.errors import LogCorruptError, ProjectionError
 from pipelines_events.events import START, AnyEvent, FieldSet
 from pipelines_events.log import EventLog, JsonlEventLog, TornWriteRepaired, read_events
 from pipelines_events.log.memory import MemoryEventLog
@@ -200,5 +200,30 @@ def test_writer_processes_commit_every_event_once_on_one_chain(log_path: Path) -
         for index in range(writers):
             (result,) = storage.get_task_results(run_id=f"run-{index}")
             assert result.get_n() == calls - 1
+    finally:
+        storage.close()
+
+
+def test_an_unfoldable_event_of_another_writer_stops_the_next_read(log_path: Path) -> None:
+    """A set_ does not read what others appended, so it is written after an event that
+    cannot be folded; the next read stops at that event, and once a read has met it,
+    writes catch up first and are refused, as reads are."""
+    storage = EventLogPipelineResultsStorage(log_path, durability="none", snapshots=False)
+    try:
+        mine = _task_result(storage, "run-a")
+        with JsonlEventLog(log_path, durability="none") as other:
+            ghost = other.append(
+                [FieldSet(run_id="run-a", kind="task_result", id="ghost", field="x", value=1)]
+            )[-1]
+        mine.set_n(1)
+        assert [e.seq for e in read_events(log_path)][-2:] == [ghost.seq, ghost.seq + 1]
+        expected = f"seq {ghost.seq}: sets 'x' on task_result ghost, which was never"
+        with pytest.raises(ProjectionError, match=expected):
+            mine.get_n()
+        assert storage.log.position.seq == ghost.seq - 1
+        size = log_path.stat().st_size
+        with pytest.raises(ProjectionError, match=expected):
+            mine.set_n(2)
+        assert log_path.stat().st_size == size
     finally:
         storage.close()

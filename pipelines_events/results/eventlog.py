@@ -137,6 +137,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         self._snapshot_every = snapshot_every
         self._unsnapshotted = 0
         self._append_unread = self._log.supports_append_unread
+        self._fold_failed = False  # the last fold stopped at an event: writes catch up
         if self._log.supports_run_index:
             # Nothing is folded at open: runs load from the engine's run index on demand.
             self._snapshots = False
@@ -192,6 +193,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
                 apply_results(event)
                 apply_digest(event)
         except BaseException as exc:
+            self._fold_failed = True
             self._unsnapshotted += events.index(event)
             try:
                 self._log.seek(self._log.cursor_at(event.seq - 1))
@@ -200,6 +202,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
             if isinstance(exc, ProjectionError):
                 raise ProjectionError(self._fold_error(exc, event)) from exc
             raise
+        self._fold_failed = False
         self._unsnapshotted += len(events)
 
     def _fold_error(self, exc: ProjectionError, event: AnyEvent) -> str:
@@ -220,9 +223,10 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         if pending is not None:
             pending.extend(drafts)
             return
-        if self._append_unread and not local.frozen:
+        if self._append_unread and not local.frozen and not self._fold_failed:
             # What other writers appended is left to the next read, which folds it, and
             # then this batch, in log order; with nothing before it, it is folded now.
+            # (After a fold error, a write catches up as reads do and is refused.)
             self._log.append_unread(drafts, on_written=self._fold)
             return
         self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
