@@ -641,11 +641,13 @@ class JsonlEventLog(EventLog):
         """Append ``drafts`` as one atomic batch without reading the events other writers
         appended (see :meth:`EventLog.append_unread`).
 
-        Under the ``flock`` only the end of the file is read: the last batch's seq and hash
-        (checked against the line before it and the count of lines since this writer's
-        last append) are what the batch chains to; anything unexpected there (damage, an
-        unfinished batch to cut) is settled by a full scan, as :meth:`append` does.
-        Verifying and folding the other writers' events is left to the next read.
+        The batch is sealed after what this writer last saw, before the ``flock``; under
+        it, only the file's size is checked. When other writers appended meanwhile, the
+        end of the file is read: the last batch's seq and hash (checked against the line
+        before it and the count of lines since) are what the batch is sealed again after;
+        anything unexpected there (damage, an unfinished batch to cut) is settled by a
+        full scan, as :meth:`append` does. Verifying and folding the other writers'
+        events is left to the next read.
         """
         with self._lock:
             if self._fd < 0 or self._readonly:
@@ -658,18 +660,27 @@ class JsonlEventLog(EventLog):
             position = self._position
             tail = self._tail
             base = tail if tail.offset > position.offset else position
+            # Sealed before the flock, after what this writer last saw: the flock is held
+            # only to check that nothing came since (else sealed again) and to write.
+            written, lines = seal_batch(
+                self._name,
+                drafts,
+                seq=base.seq,
+                prev_hash=base.hash,
+                max_event_bytes=self._max_event_bytes,
+            )
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 end = os.lseek(fd, 0, os.SEEK_END)  # a writer's log is a regular file
                 if end != base.offset:
                     base = self._tip(base, end)
-                written, lines = seal_batch(
-                    self._name,
-                    drafts,
-                    seq=base.seq,
-                    prev_hash=base.hash,
-                    max_event_bytes=self._max_event_bytes,
-                )
+                    written, lines = seal_batch(
+                        self._name,
+                        drafts,
+                        seq=base.seq,
+                        prev_hash=base.hash,
+                        max_event_bytes=self._max_event_bytes,
+                    )
                 data = lines[0] if len(lines) == 1 else b"".join(lines)
                 self._write(data, base.offset)
                 last = written[-1]
