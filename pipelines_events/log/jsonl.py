@@ -1,7 +1,9 @@
 """The embedded default log: one JSON event per line in a local file.
 
 Writers take an exclusive ``flock``, catch up on what other processes appended, then
-write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor. Readers take
+write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor
+(:meth:`JsonlEventLog.append_unread` reads only the file's last line instead, and
+leaves the rest to the next read). Readers take
 no lock and only ever hand over complete batches. A log object may be shared by threads:
 an in-process lock covers its position, catch-up and append (``flock`` does not exclude
 threads that share a descriptor). See ``docs/explanation/guarantees.rst``.
