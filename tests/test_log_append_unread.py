@@ -227,3 +227,32 @@ def test_an_unfoldable_event_of_another_writer_stops_the_next_read(log_path: Pat
         assert log_path.stat().st_size == size
     finally:
         storage.close()
+
+
+def _forked_sets(storage: EventLogPipelineResultsStorage, run_id: str) -> None:
+    (result,) = storage.get_task_results(run_id=run_id)
+    for value in range(10, 15):
+        result.set_n(value)
+    storage.close()
+
+
+def test_a_forked_child_goes_on_from_the_parents_unread_appends(log_path: Path) -> None:
+    one = EventLogPipelineResultsStorage(log_path, durability="none", snapshots=False)
+    two = EventLogPipelineResultsStorage(log_path, durability="none", snapshots=False)
+    try:
+        mine = _task_result(one, "run-a")
+        _task_result(two, "run-b")
+        mine.set_n(1)  # after run-b, unread: the position stays before both
+        assert one.log.position.seq < one.log.head().seq
+        child = multiprocessing.get_context("fork").Process(
+            target=_forked_sets, args=(one, "run-a")
+        )
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert mine.get_n() == 14
+        values = [e.value for e in read_events(log_path) if type(e) is FieldSet]
+        assert values[-6:] == [1, 10, 11, 12, 13, 14]
+    finally:
+        one.close()
+        two.close()
