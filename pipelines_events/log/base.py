@@ -92,6 +92,9 @@ class EventLog(abc.ABC):
     """Whether :meth:`run_summaries`, :meth:`run_events` and :meth:`run_of` answer from an
     index kept by the engine, so that readers need not fold the whole history."""
 
+    supports_append_unread: bool = False
+    """Whether :meth:`append_unread` appends without reading what other writers appended."""
+
     # -- identity ------------------------------------------------------------------------
 
     @property
@@ -195,6 +198,19 @@ class EventLog(abc.ABC):
         whether the batch committed, a :class:`~pipelines_events.errors.LogError` that
         says so).
         """
+
+    def append_unread(
+        self, drafts: Sequence[AnyEvent], *, on_written: Written | None = None
+    ) -> list[AnyEvent]:
+        """Append ``drafts`` as one atomic batch without reading what other writers
+        appended (engines with :attr:`supports_append_unread`).
+
+        When the position is at the end of the log, this is :meth:`append`: the position
+        moves past the batch and ``on_written`` gets it. Otherwise the position stays
+        where it is, before the other writers' events and the batch, which the next read
+        hands over in log order; ``on_written`` is not called. Returns the new events.
+        """
+        raise NotImplementedError(f"{type(self).__name__} always catches up before appending")
 
     @abc.abstractmethod
     def commit(self) -> None:

@@ -1,7 +1,9 @@
 """The embedded default log: one JSON event per line in a local file.
 
 Writers take an exclusive ``flock``, catch up on what other processes appended, then
-write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor. Readers take
+write a whole batch with one ``os.write`` on an ``O_APPEND`` descriptor
+(:meth:`JsonlEventLog.append_unread` reads only the file's last line instead, and
+leaves the rest to the next read). Readers take
 no lock and only ever hand over complete batches. A log object may be shared by threads:
 an in-process lock covers its position, catch-up and append (``flock`` does not exclude
 threads that share a descriptor). See ``docs/explanation/guarantees.rst``.
@@ -80,6 +82,8 @@ class JsonlEventLog(EventLog):
     event; ``readonly`` opens an existing file without ever writing to it.
     """
 
+    supports_append_unread = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -110,7 +114,9 @@ class JsonlEventLog(EventLog):
         self._mode = mode
         self._max_event_bytes = max_event_bytes
         self._readonly = readonly
+        self._name = str(self._path)
         self._position = START
+        self._tail = START  # after this object's last append_unread (ahead of the position)
         self._appended = 0  # appends so far
         self._synced = 0  # appends known to be on disk
         self._fd = -1
@@ -628,6 +634,100 @@ class JsonlEventLog(EventLog):
                 return caught
             return written
 
+    def append_unread(
+        self,
+        drafts: Sequence[AnyEvent],
+        *,
+        on_written: Callable[[list[AnyEvent]], None] | None = None,
+    ) -> list[AnyEvent]:
+        """Append ``drafts`` as one atomic batch without reading the events other writers
+        appended (see :meth:`EventLog.append_unread`).
+
+        The batch is sealed after what this writer last saw, before the ``flock``; under
+        it, only the file's size is checked. When other writers appended meanwhile, the
+        end of the file is read: the last batch's seq and hash (checked against the line
+        before it and the count of lines since) are what the batch is sealed again after;
+        anything unexpected there (damage, an unfinished batch to cut) is settled by a
+        full scan, as :meth:`append` does. Verifying and folding the other writers'
+        events is left to the next read.
+        """
+        with self._lock:
+            if self._fd < 0 or self._readonly:
+                self._check_writable()
+            if self._pid < 0:
+                self._reopen_after_fork()
+            if not drafts:
+                return []
+            fd = self._fd
+            position = self._position
+            tail = self._tail
+            base = tail if tail.offset > position.offset else position
+            # Sealed before the flock, after what this writer last saw: the flock is held
+            # only to check that nothing came since (else sealed again) and to write.
+            written, lines = seal_batch(
+                self._name,
+                drafts,
+                seq=base.seq,
+                prev_hash=base.hash,
+                max_event_bytes=self._max_event_bytes,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                end = os.lseek(fd, 0, os.SEEK_END)  # a writer's log is a regular file
+                if end != base.offset:
+                    base = self._tip(base, end)
+                    written, lines = seal_batch(
+                        self._name,
+                        drafts,
+                        seq=base.seq,
+                        prev_hash=base.hash,
+                        max_event_bytes=self._max_event_bytes,
+                    )
+                data = lines[0] if len(lines) == 1 else b"".join(lines)
+                self._write(data, base.offset)
+                last = written[-1]
+                after = LogPosition(base.offset + len(data), last.seq, last.hash)
+                self._appended += 1
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if base is position:
+                # Nothing unread before the batch: hand it over as append does.
+                self._position = after
+                if on_written is not None:
+                    on_written(written)
+            else:
+                self._tail = after
+            return written
+
+    def _tip(self, base: LogPosition, end: int) -> LogPosition:
+        """The cursor after the last complete batch of the file, which is ``end`` bytes
+        long and holds complete batches up to ``base``; called holding the lock.
+
+        Reads the bytes after ``base`` without decoding them but the last line: it must
+        end a batch, chain to the line before it, and carry the seq the lines count.
+        Anything else (damage, a torn tail, a file that shrank) goes through
+        :meth:`_scan_tip`.
+        """
+        tip = None
+        if base.offset < end <= base.offset + _CHUNK:
+            data = os.pread(self._fd, end - base.offset, base.offset)
+            if len(data) == end - base.offset:
+                tip = _last_batch(data, base)
+        return self._scan_tip(base) if tip is None else tip
+
+    def _scan_tip(self, base: LogPosition) -> LogPosition:
+        """As :meth:`_tip`, verifying every line after ``base`` (the errors of a read) and
+        cutting a torn tail."""
+        last = base
+        for _batch, cursor in scan(self._fd, base, str(self._path)):
+            last = cursor
+        size = os.fstat(self._fd).st_size
+        if size < last.offset:
+            raise LogError(_shrunk(str(self._path), size, last.offset))
+        if size != last.offset:
+            self._truncate_torn(last.offset, size)
+        return last
+
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""
         caught = [event for batch in self.read_batches() for event in batch]
@@ -753,6 +853,31 @@ class JsonlEventLog(EventLog):
             TornWriteRepaired,
             stacklevel=4,
         )
+
+
+def _last_batch(data: bytes, base: LogPosition) -> LogPosition | None:
+    """The cursor after ``data``, the bytes after ``base``, when they end with a whole batch
+    whose last line chains to the line before it and has the seq the lines count; else
+    None (damage, a torn tail: a full scan settles it)."""
+    if not data.endswith(b"\n"):
+        return None
+    cut = data.rfind(b"\n", 0, len(data) - 1) + 1
+    if cut == 0:
+        prev = base.hash
+    elif cut > HASH_SUFFIX_LEN and data[cut - 1 - HASH_SUFFIX_LEN : cut - 67] == HASH_HEAD:
+        prev = data[cut - 67 : cut - 3].decode("ascii", "replace")
+    else:
+        return None
+    line = data[cut:-1]
+    if not link_ok(line, prev):
+        return None
+    try:
+        event = decode_event(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+    if event.more or event.v != SCHEMA_VERSION or event.seq != base.seq + data.count(b"\n"):
+        return None
+    return LogPosition(base.offset + len(data), event.seq, event.hash)
 
 
 def _remove_directories(directories: list[Path]) -> None:

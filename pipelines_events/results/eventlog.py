@@ -136,6 +136,8 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         )
         self._snapshot_every = snapshot_every
         self._unsnapshotted = 0
+        self._append_unread = self._log.supports_append_unread
+        self._fold_failed = False  # the last fold stopped at an event: writes catch up
         if self._log.supports_run_index:
             # Nothing is folded at open: runs load from the engine's run index on demand.
             self._snapshots = False
@@ -191,6 +193,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
                 apply_results(event)
                 apply_digest(event)
         except BaseException as exc:
+            self._fold_failed = True
             self._unsnapshotted += events.index(event)
             try:
                 self._log.seek(self._log.cursor_at(event.seq - 1))
@@ -199,6 +202,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
             if isinstance(exc, ProjectionError):
                 raise ProjectionError(self._fold_error(exc, event)) from exc
             raise
+        self._fold_failed = False
         self._unsnapshotted += len(events)
 
     def _fold_error(self, exc: ProjectionError, event: AnyEvent) -> str:
@@ -212,10 +216,18 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         )
 
     def _emit(self, drafts: list[AnyEvent]) -> None:
-        self._refuse_write("write events")
-        pending = self._local.pending
+        if self._readonly:
+            self._refuse_write("write events")
+        local = self._local
+        pending = local.pending
         if pending is not None:
             pending.extend(drafts)
+            return
+        if self._append_unread and not local.frozen and not self._fold_failed:
+            # What other writers appended is left to the next read, which folds it, and
+            # then this batch, in log order; with nothing before it, it is folded now.
+            # (After a fold error, a write catches up as reads do and is refused.)
+            self._log.append_unread(drafts, on_written=self._fold)
             return
         self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
 
@@ -334,7 +346,8 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         self._use_model(model)
 
     def _set_field(self, object_id: str, kind: str, name: str, value: Any) -> None:
-        self._refuse_write(f"set {name!r} on {kind} {object_id}")
+        if self._readonly:
+            self._refuse_write(f"set {name!r} on {kind} {object_id}")
         stored, vtype = encode_field_value(name, value)
         stored = _detached(stored)
         record = self._results.get(object_id)

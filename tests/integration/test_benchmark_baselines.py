@@ -325,3 +325,11 @@ def test_postgres_pipeline_figures(pg: Any, capsys: pytest.CaptureFixture[str]) 
     assert set(figures[4]) == {"postgresql", "file log", "sqlite3"}
     assert all(len(times) == 1 and times[0] > 0 for times in figures[4].values())
     assert "sqlite3 WAL synchronous=FULL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["alone", "leader", "leader50"])
+def test_group_commit_modes_run_and_clean_up(tmp_path: pathlib.Path, mode: str) -> None:
+    from benchmarks.group_commit import commits_per_second
+
+    assert commits_per_second(tmp_path, 3, mode, 5) > 0
+    assert list(tmp_path.iterdir()) == []  # the file and its sync word are removed
