@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability.common import TinyPipeline, TinyTask, all_events, build
 
 from pipelines_events.errors import LogCorruptError, ProjectionError
 from pipelines_events.events import START, AnyEvent, FieldSet
 from pipelines_events.log import EventLog, JsonlEventLog, TornWriteRepaired, read_events
 from pipelines_events.log.memory import MemoryEventLog
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from tests.reliability.common import TinyPipeline, TinyTask, all_events, build
 
 
 def _set(object_id: str, value: object) -> FieldSet:
