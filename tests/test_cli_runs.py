@@ -228,17 +228,17 @@ def test_run_with_a_storage_that_is_not_an_event_log(capsys: pytest.CaptureFixtu
         ),
         (
             ["run", "tests.cli_pipelines.Missing"],
-            "pipeline 'tests.cli_pipelines.Missing': cannot import it: AttributeError: "
-            "'tests.cli_pipelines' has no attribute 'Missing'",
+            "pipeline 'tests.cli_pipelines.Missing': cannot import it: "
+            "module 'tests.cli_pipelines' has no attribute 'Missing'",
         ),
         (
             ["run", "tests.cli_pipelines.NotAPipeline"],
-            "pipeline 'tests.cli_pipelines.NotAPipeline': not a subclass of "
+            "pipeline 'tests.cli_pipelines.NotAPipeline': is not a subclass of "
             "pipelines_events.pipeline.Pipeline (it is the class NotAPipeline)",
         ),
         (
             ["run", "tests.cli_pipelines.not_a_class"],
-            "pipeline 'tests.cli_pipelines.not_a_class': not a subclass of "
+            "pipeline 'tests.cli_pipelines.not_a_class': is not a subclass of "
             "pipelines_events.pipeline.Pipeline (it is function)",
         ),
         (
@@ -298,7 +298,7 @@ def test_refusals_name_the_problem_exit_2_and_write_nothing(
         (["show", "r1"], "the log path is a directory, not a file"),
         (["demo"], "the log path is a directory, not a file"),
         # Arguments are checked before the log is opened.
-        (["run", "tests.cli_pipelines.NotAPipeline"], "'tests.cli_pipelines.NotAPipeline': not a"),
+        (["run", "tests.cli_pipelines.NotAPipeline"], "cli_pipelines.NotAPipeline': is not a"),
         (["run", LETTERS, "--input", "nope"], "--input: 'nope' is not valid JSON"),
     ],
 )

@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("pipelines_events.status", "pipelines_events.events", "pipelines_events.errors"),
+    (
+        "pipelines_events.status",
+        "pipelines_events.events",
+        "pipelines_events.errors",
+        "pipelines_events.dotted",
+    ),
     ("projections",),
     ("pipelines_events.log",),
     ("pipelines_events.conf", "pipelines_events.results"),

@@ -40,6 +40,7 @@ from pipelines_events.cli.common import (
 from pipelines_events.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from pipelines_events.conf import STORAGE_SETTING, settings
 from pipelines_events.demo import DemoPipeline
+from pipelines_events.dotted import DottedPathError, import_dotted
 from pipelines_events.errors import (
     ImproperlyConfigured,
     InvalidValueError,
@@ -50,7 +51,6 @@ from pipelines_events.errors import (
 )
 from pipelines_events.log.open import LogTarget
 from pipelines_events.pipeline import Pipeline
-from pipelines_events.registry import import_dotted
 from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
@@ -123,25 +123,18 @@ def parse_input(text: str | None) -> dict[str, Any] | None:
 def load_pipeline_class(path: str) -> type[Pipeline]:
     """The :class:`Pipeline` subclass at dotted ``path``; :class:`InvalidValueError` naming
     the path if it does not import or is not one."""
-    if path.count(".") < 1 or not all(part.isidentifier() for part in path.split(".")):
-        raise InvalidValueError(
-            f"pipeline {path!r}: not a dotted path; give module.ClassName, such as {DEMO_PIPELINE}"
-        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside you import
     try:
-        found = import_dotted(path)
-    except Exception as exc:
-        raise InvalidValueError(
-            f"pipeline {path!r}: cannot import it: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(found, type) or not issubclass(found, Pipeline):
-        what = (
-            f"the class {found.__qualname__}" if isinstance(found, type) else type(found).__name__
-        )
-        raise InvalidValueError(
-            f"pipeline {path!r}: not a subclass of {class_path(Pipeline)} (it is {what})"
-        )
+        found = import_dotted(path, Pipeline)
+    except DottedPathError as exc:
+        if exc.reason == "shape":
+            raise InvalidValueError(
+                f"pipeline {path!r}: not a dotted path; give module.ClassName, "
+                f"such as {DEMO_PIPELINE}"
+            ) from None
+        verb = "cannot import it: " if exc.reason == "import" else ""
+        raise InvalidValueError(f"pipeline {path!r}: {verb}{exc.problem}") from exc
     if found is Pipeline:
         raise InvalidValueError(
             f"pipeline {path!r}: the base class has no tasks; give a subclass of it"

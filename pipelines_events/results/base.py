@@ -131,14 +131,14 @@ class ObjectLoader(Protocol):
 class _UnsetLoader:
     def load_pipeline(self, pipeline_id: str) -> Any:
         raise LookupError(
-            f"cannot load pipeline {pipeline_id!r}: no pipeline registry is loaded "
-            "(import pipelines_events.registry)"
+            f"cannot load pipeline {pipeline_id!r}: no loader is installed "
+            "(import pipelines_events.task, or call pipelines_events.registry.install_loader())"
         )
 
     def load_task(self, task_id: str, pipeline_task: str, config: dict[str, Any]) -> Any:
         raise LookupError(
-            f"cannot load task {task_id!r}: no task registry is loaded "
-            "(import pipelines_events.registry)"
+            f"cannot load task {task_id!r}: no loader is installed "
+            "(import pipelines_events.task, or call pipelines_events.registry.install_loader())"
         )
 
 
@@ -210,7 +210,8 @@ class PipelineStorageObject:
 
     kind: ClassVar[str] = ""
     loader: ClassVar[ObjectLoader] = _UnsetLoader()
-    """How ``get_pipeline()`` and ``get_task()`` find classes; set by the runtime."""
+    """How ``get_pipeline()`` and ``get_task()`` find classes; set by the runtime
+    (:func:`pipelines_events.registry.install_loader`)."""
 
     # -- the get_/set_ fallback -------------------------------------------------------
 
