@@ -166,7 +166,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     def refresh(self) -> None:
         """Fold the events other processes appended since the last look."""
-        if self._local.frozen or not self._log.has_new():
+        if self.reads_are_held or not self._log.has_new():
             return
         with self._lock:
             self._read_log()
@@ -253,12 +253,8 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     def _check(self, require: Callable[[], bool]) -> bool:
         """Evaluate ``require`` against the caught-up state without reading the log again."""
-        local = self._local
-        frozen, local.frozen = local.frozen, True
-        try:
+        with self.reads_held():
             return require()
-        finally:
-            local.frozen = frozen
 
     def commit(self) -> None:
         """Make every appended event durable as the log's durability promises."""
