@@ -458,9 +458,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     # -- cleanup ----------------------------------------------------------------------
 
-    def cleanup(self, before: datetime | None = None) -> list[str]:
-        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
-            raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+    def _cleanup(self, before: datetime | None) -> list[str]:
         self._refuse_write("clean up runs")
         self.refresh()
         removed: list[str] = []
