@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import fresh_storage, run_cli  # noqa: F401  (a fixture)
 
-from pipelines_events.cli import commands_runs, main
+from pipelines_events.cli import commands_runs
 from pipelines_events.conf import STORAGE_SETTING, settings
-from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus as S
@@ -27,25 +27,12 @@ MEMORY = "pipelines_events.results.memory.MemoryPipelineResultsStorage"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    """No storage cached across tests."""
-    helpers.reset_storage_object()
-    yield
-    helpers.reset_storage_object()
+pytestmark = pytest.mark.usefixtures("fresh_storage")
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     return tmp_path / "x.jsonl"
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``main(argv)``: exit status, stdout, stderr."""
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def record(capsys: pytest.CaptureFixture[str], log: Path, *argv: str) -> int:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
-from pipelines_events.cli import main
 from pipelines_events.results import helpers
 from tests.cli_pipelines import HOSTILE
 
@@ -27,13 +27,6 @@ def wide(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     helpers.reset_storage_object()
     yield
     helpers.reset_storage_object()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 STYLES = re.compile(r"\x1b\[[0-9;]*m")
