@@ -1,7 +1,8 @@
 """Finds pipelines and tasks by id: the ones registered, else by importing the id.
 
-Importing this module installs :data:`registry` as the loader of the result objects
-(``PipelineExecution.get_pipeline()``, ``TaskExecution.get_task()``). Pipelines are
+:func:`install_loader` makes :data:`registry` the loader of the result objects
+(``PipelineExecution.get_pipeline()``, ``TaskExecution.get_task()``); the runtime calls it
+once, in :mod:`pipelines_events.task`. Pipelines are
 registered explicitly (:func:`register_pipeline`, usable as a class decorator) or by
 ``Pipeline.start()`` (the class); a pipeline's tasks are registered with it. An id that is not
 registered is imported as a dotted path (``module.QualName``).
@@ -10,14 +11,14 @@ registered is imported as a dotted path (``module.QualName``).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pipelines_events.dotted import DottedPathError, import_dotted
 from pipelines_events.errors import PipelinesEventsError
-from pipelines_events.results.base import PipelineStorageObject, class_path
+from pipelines_events.results.base import ObjectLoader, PipelineStorageObject, class_path
 
 if TYPE_CHECKING:
     from pipelines_events.pipeline import Pipeline
@@ -28,6 +29,7 @@ __all__ = [
     "Registry",
     "get_pipeline_class",
     "get_task_class",
+    "install_loader",
     "load_pipeline",
     "load_task",
     "register_pipeline",
@@ -42,34 +44,6 @@ _T = TypeVar("_T", bound="type[Task]")
 class NotRegisteredError(PipelinesEventsError, IndexError):
     """No pipeline or task has the id, registered or importable (a :class:`LookupError`;
     an :class:`IndexError` as the original's registries raised)."""
-
-
-def import_dotted(path: str) -> Any:
-    """The object at dotted ``path`` (``package.module.Outer.Inner``).
-
-    Raises :class:`ImportError` or :class:`AttributeError` saying what is missing.
-    """
-    if not path or "<locals>" in path:
-        raise ImportError(f"{path!r} is not an importable dotted path")
-    parts = path.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:cut])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            missing = exc.name or ""
-            if module_name == missing or module_name.startswith(missing + "."):
-                continue  # the module (or a package above it) does not exist
-            raise
-        for attribute in parts[cut:]:
-            try:
-                obj = getattr(obj, attribute)
-            except AttributeError:
-                raise AttributeError(
-                    f"{getattr(obj, '__name__', module_name)!r} has no attribute {attribute!r}"
-                ) from None
-        return obj
-    raise ImportError(f"no module of {path!r} can be imported")
 
 
 class Registry:
@@ -249,10 +223,10 @@ class Registry:
     def _import(dotted: str, what: str) -> Any:
         try:
             return import_dotted(dotted)
-        except (ImportError, AttributeError) as exc:
+        except DottedPathError as exc:
             raise NotRegisteredError(
                 f"no {what} with id {dotted!r}: it is not registered, and importing it as a "
-                f"dotted path failed ({type(exc).__name__}: {exc})"
+                f"dotted path failed ({exc.problem})"
             ) from exc
 
     # -- the ObjectLoader protocol ----------------------------------------------------------
@@ -280,4 +254,13 @@ get_task_class = registry.get_task_class
 load_pipeline = registry.load_pipeline
 load_task = registry.load_task
 
-PipelineStorageObject.loader = registry
+
+def install_loader(loader: ObjectLoader | None = None) -> None:
+    """Make ``loader`` (by default :data:`registry`) what every result object loads its
+    pipeline and tasks through (``PipelineStorageObject.loader``).
+
+    The results layer cannot import the runtime, so the runtime wires itself in: this is
+    the one place it does, called when :mod:`pipelines_events.task` (which every pipeline,
+    task and runner imports) is loaded.
+    """
+    PipelineStorageObject.loader = registry if loader is None else loader

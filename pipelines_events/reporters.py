@@ -15,8 +15,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pipelines_events.dotted import DottedPathError, import_dotted
 from pipelines_events.errors import ImproperlyConfigured
-from pipelines_events.registry import import_dotted
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResult,
@@ -202,11 +202,10 @@ def reporter_from_config(entry: Any) -> Any:
             "(dotted path, {kwargs}) pair"
         )
     try:
-        cls = import_dotted(path)
-    except (ImportError, AttributeError) as exc:
-        raise ImproperlyConfigured(f"reporter {path!r}: cannot import it: {exc}") from exc
-    if not isinstance(cls, type):
-        raise ImproperlyConfigured(f"reporter {path!r}: is not a class ({cls!r})")
+        cls = import_dotted(path, object)
+    except DottedPathError as exc:
+        verb = "cannot import it: " if exc.reason == "import" else ""
+        raise ImproperlyConfigured(f"reporter {path!r}: {verb}{exc.problem}") from exc
     try:
         reporter = cls(**kwargs)
     except Exception as exc:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from pipelines_events.errors import InvalidValueError, PipelineDefinitionError, PipelinesEventsError
-from pipelines_events.registry import registry
+from pipelines_events.registry import install_loader, registry
 from pipelines_events.results.base import class_path
 from pipelines_events.status import PipelineTaskStatus
 
@@ -25,6 +25,10 @@ __all__ = [
     "TaskError",
     "get_object",
 ]
+
+# The runtime's one wiring step: result objects load pipelines and tasks by id through the
+# registry (results/ sits below the runtime and cannot import it, so it is told here).
+install_loader(registry)
 
 _MODEL_KEYS = frozenset({"pk", "app_label", "model_name"})
 

@@ -12,9 +12,15 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from pipelines_events import __version__
-from pipelines_events.cli import commands_audit, commands_cleanup, commands_runs, commands_serve
+from pipelines_events.cli import (
+    commands_audit,
+    commands_cleanup,
+    commands_runs,
+    commands_serve,
+    commands_show,
+)
 from pipelines_events.cli.common import printable, setting_source
-from pipelines_events.cli.exits import EXIT_ERROR
+from pipelines_events.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED
 from pipelines_events.conf import STORAGE_SETTING
 from pipelines_events.errors import ImproperlyConfigured, LogOpenError, PipelinesEventsError
 from pipelines_events.log.open import redact_url
@@ -28,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands_runs.register(commands)
+    commands_runs.register_run(commands)
+    commands_show.register(commands)  # runs, show
+    commands_runs.register(commands)  # demo, cancel
     commands_cleanup.register(commands)
     commands_audit.register(commands)
     commands_serve.register(commands)
@@ -91,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(printable(f"pipelines-events: error: {text}"), file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
-            return 130
+            return EXIT_INTERRUPTED
     return status
 
 

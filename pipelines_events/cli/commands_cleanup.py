@@ -10,16 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines_events.cli import output
-from pipelines_events.cli.commands_audit import parse_time_option
 from pipelines_events.cli.common import (
-    add_format_option,
-    add_log_option,
+    add_command,
     console,
     missing_log_file,
     open_storage,
     printable,
 )
 from pipelines_events.cli.exits import EXIT_OK
+from pipelines_events.cli.options import parse_time_option
 from pipelines_events.errors import InvalidValueError, LogOpenError
 from pipelines_events.log.open import LogTarget
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
@@ -34,12 +33,7 @@ def register(commands: Any) -> None:
         "Remove the runs that finished (a final status) before a time, or every finished "
         "run with --all; runs still PENDING or RUNNING are kept. --dry-run lists them only."
     )
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "cleanup", help=summary, description=summary
-    )
-    parser.set_defaults(handler=_cleanup_command)
-    add_log_option(parser)
-    add_format_option(parser)
+    parser = add_command(commands, "cleanup", summary, _cleanup_command, formats=True)
     when = parser.add_mutually_exclusive_group(required=True)
     when.add_argument(
         "--before",

@@ -10,63 +10,41 @@ import shlex
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any, Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from pipelines_events.audit import SET, AuditChange, ChangeFold, StorageView
-from pipelines_events.cli import output, render
-from pipelines_events.cli.commands_audit import (
-    add_point_in_time_options,
-    open_view,
-    parse_count_option,
-    parse_time_option,
-    view_title,
-)
+from pipelines_events.cli import live, output, render
 from pipelines_events.cli.common import (
+    add_command,
     add_format_option,
-    add_log_option,
-    console,
-    match_run_id,
     missing_log_file,
-    open_storage,
     printable,
-    storage_run_ids,
 )
 from pipelines_events.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from pipelines_events.conf import STORAGE_SETTING, settings
+from pipelines_events.cli.storages import find_run, stdout, storage_name, writing
 from pipelines_events.demo import DemoPipeline
+from pipelines_events.dotted import DottedPathError, import_dotted
 from pipelines_events.errors import (
-    ImproperlyConfigured,
     InvalidValueError,
-    LogError,
     LogOpenError,
-    ObjectNotFoundError,
     PipelinesEventsError,
 )
 from pipelines_events.log.open import LogTarget
 from pipelines_events.pipeline import Pipeline
-from pipelines_events.registry import import_dotted
-from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (
     PipelineExecution,
     PipelineResultsStorage,
-    PipelineStorageObject,
     class_path,
-    status_change_message,
 )
-from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
-from pipelines_events.results.helpers import get_pipeline_results_storage, reset_storage_object
 from pipelines_events.runners import PipelineRunner, cancel_run
 from pipelines_events.runners.eager import Runner
 from pipelines_events.runners.process import Runner as ProcessRunner
 from pipelines_events.status import PipelineTaskStatus
 
-__all__ = ["ConsoleReporter", "RunChanges", "load_pipeline_class", "parse_input", "register"]
+__all__ = ["ConsoleReporter", "load_pipeline_class", "parse_input", "register", "register_run"]
 
 
 DEMO_PIPELINE: Final = class_path(DemoPipeline)
@@ -74,22 +52,15 @@ DEMO_PIPELINE: Final = class_path(DemoPipeline)
 _PIPED_WIDTH: Final = 1000
 
 
-def register(commands: Any) -> None:
-    """Add this module's commands to the parser's subcommands."""
+def register_run(commands: Any) -> None:
+    """Add ``run`` to the parser's subcommands (first, as the help lists it)."""
     _register_run(commands)
-    _register_runs(commands)
-    _register_show(commands)
+
+
+def register(commands: Any) -> None:
+    """Add ``demo`` and ``cancel`` to the parser's subcommands."""
     _register_demo(commands)
     _register_cancel(commands)
-
-
-def _command(
-    commands: Any, name: str, summary: str, handler: Callable[[argparse.Namespace], int]
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
-    parser.set_defaults(handler=handler)
-    add_log_option(parser)
-    return parser
 
 
 def _add_quiet_option(parser: argparse.ArgumentParser) -> None:
@@ -123,25 +94,18 @@ def parse_input(text: str | None) -> dict[str, Any] | None:
 def load_pipeline_class(path: str) -> type[Pipeline]:
     """The :class:`Pipeline` subclass at dotted ``path``; :class:`InvalidValueError` naming
     the path if it does not import or is not one."""
-    if path.count(".") < 1 or not all(part.isidentifier() for part in path.split(".")):
-        raise InvalidValueError(
-            f"pipeline {path!r}: not a dotted path; give module.ClassName, such as {DEMO_PIPELINE}"
-        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: modules beside you import
     try:
-        found = import_dotted(path)
-    except Exception as exc:
-        raise InvalidValueError(
-            f"pipeline {path!r}: cannot import it: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(found, type) or not issubclass(found, Pipeline):
-        what = (
-            f"the class {found.__qualname__}" if isinstance(found, type) else type(found).__name__
-        )
-        raise InvalidValueError(
-            f"pipeline {path!r}: not a subclass of {class_path(Pipeline)} (it is {what})"
-        )
+        found = import_dotted(path, Pipeline)
+    except DottedPathError as exc:
+        if exc.reason == "shape":
+            raise InvalidValueError(
+                f"pipeline {path!r}: not a dotted path; give module.ClassName, "
+                f"such as {DEMO_PIPELINE}"
+            ) from None
+        verb = "cannot import it: " if exc.reason == "import" else ""
+        raise InvalidValueError(f"pipeline {path!r}: {verb}{exc.problem}") from exc
     if found is Pipeline:
         raise InvalidValueError(
             f"pipeline {path!r}: the base class has no tasks; give a subclass of it"
@@ -152,196 +116,8 @@ def load_pipeline_class(path: str) -> type[Pipeline]:
 # -- storages ---------------------------------------------------------------------------------
 
 
-def _stdout() -> Console:
-    """The console of results: as wide as a line needs when it is not a terminal (and
-    ``COLUMNS`` does not say), so piped output is neither wrapped nor cut."""
-    out = console()
-    if not out.is_terminal and "COLUMNS" not in os.environ:
-        out.width = _PIPED_WIDTH
-    return out
-
-
-def _progress_shown() -> bool:
-    """Whether to show progress: only when stdout is a terminal."""
-    return sys.stdout.isatty()
-
-
-@contextlib.contextmanager
-def _working(text: str) -> Iterator[None]:
-    """A spinner on stderr while the block runs, when stdout is a terminal."""
-    if not _progress_shown():
-        yield
-        return
-    with Console(stderr=True).status(text):
-        yield
-
-
-@contextlib.contextmanager
-def _reading(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
-    """The storage of ``--log`` or the configured one, opened read-only when it is an event
-    log (which must exist: reading never creates, repairs or snapshots it), and closed
-    afterwards; a configured storage of another class is the shared one, left open."""
-    log: LogTarget | None = args.log
-    if missing_log_file(log):
-        raise LogOpenError(f"{log}: no such log file")
-    with _working("reading the log"):
-        storage = open_storage(args, readonly=True)
-    try:
-        yield storage
-    finally:
-        if isinstance(storage, EventLogPipelineResultsStorage) and storage.readonly:
-            storage.close()
-
-
-@contextlib.contextmanager
-def _writing(args: argparse.Namespace) -> Iterator[PipelineResultsStorage]:
-    """Within the block the helpers (so ``Pipeline.start``) use the storage of ``--log``,
-    else the configured one; yields it, opened."""
-    log: LogTarget | None = args.log
-    override: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if log is not None:
-        override = settings.override_settings(
-            **{STORAGE_SETTING: (class_path(EventLogPipelineResultsStorage), {"path": str(log)})}
-        )
-    with override:
-        try:
-            try:
-                storage = get_pipeline_results_storage()
-            except ImproperlyConfigured as exc:
-                if log is not None and isinstance(exc.__cause__, LogError):
-                    raise exc.__cause__ from None  # --log names the problem, not the setting
-                raise
-            yield storage
-        finally:
-            if log is not None:
-                reset_storage_object()
-
-
-def _where(args: argparse.Namespace, storage: PipelineResultsStorage) -> str:
-    if args.log is not None:
-        return str(args.log)
-    if isinstance(storage, EventLogPipelineResultsStorage):
-        return storage.log.location
-    return "the configured storage"
-
-
-def _open_show_storage(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
-    """The storage ``show`` reads: the point-in-time view ``--as-of``/``--at-seq`` ask for
-    (from the audit commands), else the storage of :func:`_reading`."""
-    view = open_view(args)
-    if view is not None:
-        return contextlib.nullcontext(view)
-    return _reading(args)
-
-
-def _find_run(storage: PipelineResultsStorage, run_id: str, where: str) -> PipelineExecution:
-    """The execution of ``run_id``, or of the one run whose id starts with it."""
-    execution = storage.get_pipeline_execution(run_id)
-    if execution is not None:
-        return execution
-    found = match_run_id(storage_run_ids(storage), run_id, where)
-    execution = None if found is None else storage.get_pipeline_execution(found)
-    if execution is not None:
-        return execution
-    raise ObjectNotFoundError(
-        f"no run has the id {run_id!r} in {where}; `pipelines-events runs` lists them"
-    )
-
-
-# -- reporting while running ------------------------------------------------------------------
-
-
-class RunChanges:
-    """The status changes of one run, read back from an event log as they are appended
-    (with where each object sits in its run, which a reporter is not told)."""
-
-    def __init__(self, storage: EventLogPipelineResultsStorage, run_id: str) -> None:
-        self.run_id = run_id
-        self._fold = ChangeFold()
-        self._log = storage.log
-        self._position = storage.log.position
-
-    def read(self) -> list[AuditChange]:
-        """The status changes of the run appended since the last call."""
-        changes: list[AuditChange] = []
-        batches = []
-        for read in self._log.read(self._position):
-            batches.append(read.events)
-            self._position = read.cursor
-        for batch in batches:
-            mine = [event for event in batch if event.run_id == self.run_id]
-            if mine:
-                changes.extend(
-                    change
-                    for change in self._fold.batch(mine)
-                    if change.action == SET and change.field == "status"
-                )
-        return changes
-
-    def close(self) -> None:
-        """Stop reading the log (the storage keeps it open)."""
-
-
-class ConsoleReporter(PipelineReporter):
-    """Prints each status change on one line to ``console`` (nothing when it is None) and
-    tells ``on_change`` of it.
-
-    With ``changes`` the lines are the changes read back from the log, which say which
-    object changed; without, they say what the reporter is told.
-    """
-
-    def __init__(
-        self,
-        console: Console | None,
-        changes: RunChanges | None = None,
-        on_change: Callable[[str | None, PipelineTaskStatus], None] | None = None,
-    ) -> None:
-        self.console = console
-        self.changes = changes
-        self.on_change = on_change
-
-    def report_context_object(
-        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
-    ) -> None:
-        if status is PipelineTaskStatus.PENDING:
-            return  # the objects of a new run: the lines show changes
-        prefix = status_change_message(status, "")
-        if message.startswith(prefix):
-            message = message[len(prefix) :].removeprefix(" - ")
-        self.report(context_object, status, message)
-
-    def report(
-        self, context_object: PipelineStorageObject, status: PipelineTaskStatus, message: str
-    ) -> None:
-        pipeline_id, task_id = context_object.get_pipeline_id(), context_object.get_task_id()
-        if self.console is not None:
-            if self.changes is None:
-                line = render.status_change_line(pipeline_id, task_id, status, message)
-                self.console.print(line, soft_wrap=True)
-            else:
-                for change in self.changes.read():
-                    self.console.print(render.change_line(change, pipeline_id), soft_wrap=True)
-        if self.on_change is not None:
-            self.on_change(task_id, status)
-
-
-class _TaskProgress:
-    """Counts the task executions and task results of a run that reached a final status."""
-
-    def __init__(self, progress: Progress, storage: PipelineResultsStorage, run_id: str) -> None:
-        self._progress = progress
-        self._storage = storage
-        self._run_id = run_id
-        self._task: Any = None
-
-    def __call__(self, task_id: str | None, status: PipelineTaskStatus) -> None:
-        if self._task is None:  # the first change comes once every object is built
-            total = len(self._storage.get_task_results(run_id=self._run_id)) + len(
-                self._storage.get_task_executions(run_id=self._run_id)
-            )
-            self._task = self._progress.add_task("running", total=total)
-        if task_id is not None and status.is_final:
-            self._progress.advance(self._task)
+_progress_shown = live.progress_shown
+"""Whether ``run`` and ``demo`` show a progress bar (a name of this module's, for tests)."""
 
 
 def _start(
@@ -354,28 +130,22 @@ def _start(
 ) -> PipelineExecution:
     """Start ``pipeline`` with the eager runner, printing status changes to stderr unless
     ``--quiet``; a progress bar on stderr when stdout is a terminal."""
-    with contextlib.ExitStack() as stack:
-        err = Console(stderr=True, highlight=False)
-        changes = None
-        if not args.quiet and isinstance(storage, EventLogPipelineResultsStorage):
-            changes = stack.enter_context(contextlib.closing(RunChanges(storage, run_id)))
-        on_change = None
-        if _progress_shown():
-            progress = Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            )
-            stack.enter_context(progress)
-            on_change = _TaskProgress(progress, storage, run_id)
-        reporter = ConsoleReporter(None if args.quiet else err, changes, on_change)
+    with live.display(
+        storage,
+        run_id,
+        quiet=args.quiet,
+        progress=_progress_shown(),
+        reporter_class=ConsoleReporter,
+    ) as reporter:
         if runner is None:
             runner = _runner(getattr(args, "runner", None), getattr(args, "workers", 0))
-        execution = _run(pipeline, run_id, input_data, reporter, runner)
-    return execution
+        return _run(pipeline, run_id, input_data, reporter, runner)
+
+
+class ConsoleReporter(live.ConsoleReporter):
+    """The reporter of the runs the command line starts. Every such run records the path
+    of this class (``pipelines_events.cli.commands_runs.ConsoleReporter``), so it is
+    defined here, where the runs of earlier versions name it."""
 
 
 RUNNERS: Final = ("eager", "process", "celery")
@@ -409,7 +179,7 @@ def _run(
     pipeline: Pipeline,
     run_id: str,
     input_data: Any,
-    reporter: ConsoleReporter,
+    reporter: live.ConsoleReporter,
     runner: PipelineRunner,
 ) -> PipelineExecution:
     try:
@@ -424,7 +194,7 @@ def _run(
 
 def _print_run(out: Console, execution: PipelineExecution, fmt: str) -> None:
     """The run's tree in ``fmt``."""
-    with _working("reading the run"):
+    with live.working("reading the run"):
         tree = render.result_tree(execution)
     if fmt == "json":
         output.write_json(tree)
@@ -438,7 +208,7 @@ def _print_run(out: Console, execution: PipelineExecution, fmt: str) -> None:
 
 
 def _register_run(commands: Any) -> None:
-    parser = _command(
+    parser = add_command(
         commands,
         "run",
         "Run a pipeline (with the eager runner unless told), then show its tree; exit "
@@ -506,7 +276,7 @@ def _run_command(args: argparse.Namespace) -> int:
         ) from exc
     # the runner first: its settings are refused (a bad broker URL) before the log opens
     runner = _runner(args.runner, args.workers)
-    with _writing(args) as storage:
+    with writing(args) as storage:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             execution = _start(args, storage, pipeline, run_id, input_data, runner)
@@ -515,7 +285,7 @@ def _run_command(args: argparse.Namespace) -> int:
                 return _interrupted(storage, run_id)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        _print_run(_stdout(), execution, args.format)
+        _print_run(stdout(), execution, args.format)
         status = execution.get_status()
         if args.runner == "celery" and not status.is_final:
             print(
@@ -551,161 +321,11 @@ def _interrupted(storage: PipelineResultsStorage, run_id: str) -> int:
     return EXIT_INTERRUPTED
 
 
-# -- runs -------------------------------------------------------------------------------------
-
-
-def _register_runs(commands: Any) -> None:
-    parser = _command(
-        commands,
-        "runs",
-        "List the runs: run id, pipeline, status, start, duration, task results by status.",
-        _runs_command,
-    )
-    parser.add_argument("--pipeline", metavar="ID", help="only the runs of pipeline ID")
-    parser.add_argument(
-        "--status", metavar="S", help="only the runs whose execution has status S (DONE...)"
-    )
-    parser.add_argument("--since", metavar="TIME", help="only the runs started at or after TIME")
-    parser.add_argument("--until", metavar="TIME", help="only the runs started at or before TIME")
-    parser.add_argument(
-        "--limit",
-        metavar="N",
-        help=f"the newest N runs (default: {DEFAULT_LIMIT} on a terminal, all otherwise)",
-    )
-    add_format_option(parser)
-
-
-DEFAULT_LIMIT: Final = 20
-"""How many runs ``runs`` shows on a terminal without ``--limit``."""
-
-
-def _runs_command(args: argparse.Namespace) -> int:
-    wanted = None if args.status is None else _status_option(args.status)
-    since = parse_time_option("--since", args.since)
-    until = parse_time_option("--until", args.until)
-    limit = parse_count_option("--limit", args.limit, "a number of runs")
-    out = _stdout()
-    if limit is None and args.format == "table" and out.is_terminal:
-        limit = DEFAULT_LIMIT
-    with _reading(args) as storage, _working("counting task results"):
-        index = storage.run_index() if isinstance(storage, EventLogPipelineResultsStorage) else None
-        chosen: list[Any] = []
-        if index is not None:
-            # Filter the engine's run index; load only the runs shown.
-            for summary in reversed(index):  # newest first
-                if args.pipeline is not None and summary.pipeline_id != args.pipeline:
-                    continue
-                if wanted is not None and summary.status != wanted.name:
-                    continue
-                started = _summary_time(summary.started)
-                if since is not None and (started is None or started < since):
-                    continue
-                if until is not None and (started is None or started > until):
-                    continue
-                chosen.append(summary.run_id)
-            picked = chosen if limit is None else chosen[:limit]
-            found = [storage.get_pipeline_execution(run_id) for run_id in picked]
-            shown = [execution for execution in found if execution is not None]
-        else:
-            executions = list(storage.get_pipeline_executions(pipeline_id=args.pipeline))
-            for execution in reversed(executions):  # newest first
-                if wanted is not None and execution.get_status() is not wanted:
-                    continue
-                started = execution.get_started()
-                if since is not None and (started is None or started < since):
-                    continue
-                if until is not None and (started is None or started > until):
-                    continue
-                chosen.append(execution)
-            shown = chosen if limit is None else chosen[:limit]
-        runs = [render.run_summary(storage, execution) for execution in shown]
-        where = _where(args, storage)
-    filters = [
-        f"{name} {value!r}"
-        for name, value in (
-            ("of pipeline", args.pipeline),
-            ("with status", args.status),
-            ("started since", args.since),
-            ("started until", args.until),
-        )
-        if value is not None
-    ]
-    if filters:
-        where = f"{where} {' and '.join(filters)}"
-    render.print_records(out, runs, args.format, where)
-    if len(shown) < len(chosen):
-        print(
-            printable(
-                f"pipelines-events: showing the newest {len(shown)} of {len(chosen)} runs; "
-                "--limit N shows more"
-            ),
-            file=sys.stderr,
-        )
-    return EXIT_OK
-
-
-def _summary_time(text: str | None) -> datetime | None:
-    """A run index's start time (the stored text) as an aware datetime, or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _status_option(text: str) -> PipelineTaskStatus:
-    try:
-        return PipelineTaskStatus[text.strip().upper()]
-    except KeyError:
-        names = ", ".join(status.name for status in PipelineTaskStatus)
-        raise InvalidValueError(
-            f"--status: {text!r} is not a status; give one of {names}"
-        ) from None
-
-
-# -- show -------------------------------------------------------------------------------------
-
-
-def _register_show(commands: Any) -> None:
-    parser = _command(
-        commands,
-        "show",
-        "Show a run as a tree: execution, pipeline results, task executions, task results.",
-        _show_command,
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id, or a unique start of it")
-    parser.add_argument(
-        "--traceback",
-        action="store_true",
-        help="print the traceback recorded with each failure below its object",
-    )
-    add_format_option(parser)
-    add_point_in_time_options(parser)
-
-
-def _show_command(args: argparse.Namespace) -> int:
-    with _open_show_storage(args) as storage:
-        view = storage if isinstance(storage, StorageView) else None
-        where = view.describe() if view is not None else _where(args, storage)
-        execution = _find_run(storage, args.run_id, where)
-        with _working("reading the run"):
-            tree = render.result_tree(execution)
-    if args.format == "json":
-        output.write_json(tree)
-    elif args.format == "jsonl":
-        output.write_jsonl(render.result_lines(tree))
-    else:
-        title = None if view is None else view_title(tree.run_id, view)
-        _stdout().print(render.run_tree(tree, title, args.traceback))
-    return EXIT_OK
-
-
 # -- demo -------------------------------------------------------------------------------------
 
 
 def _register_demo(commands: Any) -> None:
-    parser = _command(
+    parser = add_command(
         commands,
         "demo",
         "Run the bundled demo pipeline (three cities, one failing reading) and show its tree.",
@@ -716,11 +336,11 @@ def _register_demo(commands: Any) -> None:
 
 def _demo_command(args: argparse.Namespace) -> int:
     run_id = str(uuid.uuid4())
-    out = _stdout()
-    with _writing(args) as storage:
+    out = stdout()
+    with writing(args) as storage:
         execution = _start(args, storage, DemoPipeline(), run_id, None)
         _print_run(out, execution, "table")
-        where = _where(args, storage)
+        where = storage_name(args, storage)
     log = "" if args.log is None else f" --log {shlex.quote(str(args.log))}"
     hints = [
         f"recorded in {where}; try next:",
@@ -738,7 +358,7 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 
 def _register_cancel(commands: Any) -> None:
-    parser = _command(
+    parser = add_command(
         commands,
         "cancel",
         "End every object of a run that is not final as CANCELLED (a run whose runner died).",
@@ -758,8 +378,8 @@ def _cancel_command(args: argparse.Namespace) -> int:
     log: LogTarget | None = args.log
     if missing_log_file(log):
         raise LogOpenError(f"{log}: no such log file")
-    with _writing(args) as storage:
-        execution = _find_run(storage, args.run_id, _where(args, storage))
+    with writing(args) as storage:
+        execution = find_run(storage, args.run_id, storage_name(args, storage))
         status = execution.get_status()
         if status.is_final:
             raise InvalidValueError(

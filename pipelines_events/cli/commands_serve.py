@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines_events.cli.common import add_log_option, log_path
+from pipelines_events.cli.common import add_command, log_path
 from pipelines_events.cli.exits import EXIT_OK
 from pipelines_events.errors import InvalidValueError, LogOpenError, PipelinesEventsError
 from pipelines_events.log.open import is_url
@@ -22,11 +22,7 @@ def register(commands: Any) -> None:
         "Serve a read-only web page of the runs, live as they change (needs the web extra: "
         "pip install 'pipelines-events[web]')."
     )
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "serve", help=summary, description=summary
-    )
-    parser.set_defaults(handler=_serve)
-    add_log_option(parser)
+    parser = add_command(commands, "serve", summary, _serve)
     parser.add_argument(
         "--host",
         default=DEFAULT_HOST,

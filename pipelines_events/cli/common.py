@@ -1,10 +1,12 @@
-"""What every command shares: the ``--log`` and ``--format`` options and the storage."""
+"""What every command shares: how a command is added, the ``--log`` and ``--format``
+options and the storage."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from rich.console import Console
 
@@ -50,6 +52,24 @@ def missing_log_file(log: LogTarget | None) -> bool:
     """Whether ``--log`` names a file that does not exist (a URL is the engine's to
     check: it is never looked up as a path)."""
     return log is not None and not is_url(log) and not Path(log).exists()
+
+
+def add_command(
+    commands: Any,
+    name: str,
+    summary: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    formats: bool = False,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` to ``commands`` (``summary`` is its help and description),
+    run by ``handler``, with ``--log`` and, with ``formats``, ``--format``."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=summary)
+    parser.set_defaults(handler=handler)
+    add_log_option(parser)
+    if formats:
+        add_format_option(parser)
+    return parser
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Final, NoReturn
 import msgspec
 
 from pipelines_events.cli.common import printable
+from pipelines_events.cli.exits import EXIT_OK
 
 NONE: Final = "—"
 """What a table shows for a missing value."""
@@ -23,7 +24,7 @@ def stop_on_closed_output() -> NoReturn:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    raise SystemExit(0)
+    raise SystemExit(EXIT_OK)
 
 
 def write_json(value: Any) -> None:

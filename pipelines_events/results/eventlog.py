@@ -168,7 +168,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     def refresh(self) -> None:
         """Fold the events other processes appended since the last look."""
-        if self._local.frozen or not self._log.has_new():
+        if self.reads_are_held or not self._log.has_new():
             return
         with self._lock:
             self._read_log()
@@ -265,12 +265,8 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     def _check(self, require: Callable[[], bool]) -> bool:
         """Evaluate ``require`` against the caught-up state without reading the log again."""
-        local = self._local
-        frozen, local.frozen = local.frozen, True
-        try:
+        with self.reads_held():
             return require()
-        finally:
-            local.frozen = frozen
 
     def commit(self) -> None:
         """Make every appended event durable as the log's durability promises."""
@@ -475,9 +471,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     # -- cleanup ----------------------------------------------------------------------
 
-    def cleanup(self, before: datetime | None = None) -> list[str]:
-        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
-            raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+    def _cleanup(self, before: datetime | None) -> list[str]:
         self._refuse_write("clean up runs")
         self.refresh()
         removed: list[str] = []

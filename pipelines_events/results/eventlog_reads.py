@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -180,15 +180,8 @@ class _EventLogObject(PipelineStorageObject):
         """As :meth:`PipelineStorageObject.report_status_change`, catching up with the log
         once: the reads inside see the state as of that catch-up and of each append
         (which catches up again), and the status itself is checked again under the lock."""
-        local = self._storage._local
-        if local.frozen:
+        with self._storage.reads_held(catch_up_first=True):
             return super().report_status_change(reporter, status, message, propagate, traceback)
-        self._storage.refresh()
-        local.frozen = True
-        try:
-            return super().report_status_change(reporter, status, message, propagate, traceback)
-        finally:
-            local.frozen = False
 
     def save(self) -> None:
         """Commit with the log's durability (fsync by default)."""
@@ -307,6 +300,28 @@ class ReadModelStorage(PipelineResultsStorage, abc.ABC):
     def snapshot_path(self) -> Path:
         """The snapshot file of a file log (elsewhere: :attr:`snapshot_location` as a path)."""
         return Path(self._log.snapshots.location)
+
+    @property
+    def reads_are_held(self) -> bool:
+        """Whether this thread is inside :meth:`reads_held` (reads do not catch up)."""
+        return self._local.holding_reads
+
+    @contextlib.contextmanager
+    def reads_held(self, *, catch_up_first: bool = False) -> Iterator[None]:
+        """Within the block, this thread's reads answer from the state as it is and do not
+        catch up with the log (appends still do). With ``catch_up_first``, catch up once on
+        entering; a block inside another changes nothing."""
+        local = self._local
+        if local.holding_reads:
+            yield
+            return
+        if catch_up_first:
+            self.refresh()
+        local.holding_reads = True
+        try:
+            yield
+        finally:
+            local.holding_reads = False
 
     # -- what the subclasses decide -----------------------------------------------------
 
@@ -463,10 +478,10 @@ class ReadModelStorage(PipelineResultsStorage, abc.ABC):
 
 class _ThreadState(threading.local):
     """What belongs to one thread of a storage: its open atomic block, and whether its
-    reads are frozen (inside a status change)."""
+    reads are held (:meth:`ReadModelStorage.reads_held`, inside a status change)."""
 
     pending: list[AnyEvent] | None = None
-    frozen: bool = False
+    holding_reads: bool = False
 
 
 _STORAGES: weakref.WeakSet[ReadModelStorage] = weakref.WeakSet()

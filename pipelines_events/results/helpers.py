@@ -7,7 +7,6 @@ The storage is the class named by the setting ``PIPELINES_PIPELINES_RESULTS_STOR
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import threading
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pipelines_events.conf import STORAGE_SETTING, settings, storage_setting
+from pipelines_events.dotted import DottedPathError, import_dotted
 from pipelines_events.errors import ImproperlyConfigured, PipelinesEventsError
 from pipelines_events.results.base import (
     BuildablePipeline,
@@ -47,8 +47,6 @@ __all__ = [
     "reset_storage_object",
 ]
 
-_BASE = f"{PipelineResultsStorage.__module__}.{PipelineResultsStorage.__qualname__}"
-
 _PIPELINE_WAITING = "Pipeline is waiting to start"
 _TASK_WAITING = "Task is waiting to start"
 
@@ -63,20 +61,10 @@ def _bad(path: str, problem: str) -> ImproperlyConfigured:
 
 def load_storage_class(path: str) -> type[PipelineResultsStorage]:
     """The storage class at dotted ``path``; :class:`ImproperlyConfigured` if unusable."""
-    module_name, _, attribute = path.rpartition(".")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise _bad(
-            path, f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    try:
-        cls = getattr(module, attribute)
-    except AttributeError:
-        raise _bad(path, f"module {module_name!r} has no attribute {attribute!r}") from None
-    if not isinstance(cls, type) or not issubclass(cls, PipelineResultsStorage):
-        what = f"the class {cls.__qualname__}" if isinstance(cls, type) else type(cls).__name__
-        raise _bad(path, f"is not a subclass of {_BASE} (it is {what})")
+        cls = import_dotted(path, PipelineResultsStorage)
+    except DottedPathError as exc:
+        raise _bad(path, exc.problem) from exc.__cause__ or exc
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         raise _bad(path, f"is abstract: it does not implement {missing}")

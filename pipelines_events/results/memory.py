@@ -17,8 +17,6 @@ from pipelines_events.errors import InvalidValueError
 from pipelines_events.events import copy_value
 from pipelines_events.results.base import (
     BuildablePipeline,
-    PipelineDigest,
-    PipelineDigestItem,
     PipelineExecution,
     PipelineResult,
     PipelineResultsStorage,
@@ -149,28 +147,6 @@ class MemoryPipelineResultsStorage(PipelineResultsStorage):
         self.executions.append(execution)
         return execution
 
-    def get_pipeline_digest(self) -> PipelineDigest:
-        grouped: dict[str, list[PipelineResult]] = {}
-        for result in self.get_pipeline_results():
-            grouped.setdefault(result.get_pipeline_id(), []).append(result)
-        digest: PipelineDigest = {}
-        for pipeline_id, results in grouped.items():
-            statuses = [r.get_status() for r in results]
-            starts = [s for s in (r.get_started() for r in results) if s is not None]
-            runtimes = [
-                (completed - started).total_seconds()
-                for started, completed in ((r.get_started(), r.get_completed()) for r in results)
-                if started is not None and completed is not None
-            ]
-            digest[pipeline_id] = PipelineDigestItem(
-                total_runs=len(results),
-                total_success=sum(s in PipelineTaskStatus.success_statuses() for s in statuses),
-                total_failure=sum(s in PipelineTaskStatus.failed_statuses() for s in statuses),
-                last_ran=max(starts, default=None),
-                average_runtime=sum(runtimes) / len(runtimes) if runtimes else None,
-            )
-        return digest
-
     def get_pipeline_executions(self, pipeline_id: str | None = None) -> list[PipelineExecution]:
         return [
             e for e in self.executions if pipeline_id is None or e.get_pipeline_id() == pipeline_id
@@ -221,9 +197,7 @@ class MemoryPipelineResultsStorage(PipelineResultsStorage):
     def get_task_result(self, _id: str) -> TaskResult | None:
         return next((t for t in self.get_task_results() if t.get_id() == _id), None)
 
-    def cleanup(self, before: datetime | None = None) -> list[str]:
-        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
-            raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
+    def _cleanup(self, before: datetime | None) -> list[str]:
         removed: list[str] = []
         for execution in list(self.executions):
             completed = execution.get_completed()

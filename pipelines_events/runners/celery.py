@@ -23,7 +23,6 @@ from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
-import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.conf import CELERY_BROKER_SETTING, CELERY_CONFIG_SETTING, settings
 from pipelines_events.errors import ImproperlyConfigured
 from pipelines_events.events import utc_now

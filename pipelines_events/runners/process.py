@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.conf import storage_setting
 from pipelines_events.reporters import PipelineReporter
 from pipelines_events.results.base import (

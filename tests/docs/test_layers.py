@@ -12,7 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("pipelines_events.status", "pipelines_events.events", "pipelines_events.errors"),
+    (
+        "pipelines_events.status",
+        "pipelines_events.events",
+        "pipelines_events.errors",
+        "pipelines_events.dotted",
+    ),
     ("projections",),
     ("pipelines_events.log",),
     ("pipelines_events.conf", "pipelines_events.results"),
@@ -149,3 +154,62 @@ def test_the_file_engine_check_sees_an_import() -> None:
     """The check above finds both ways of importing the engine."""
     sample = ROOT / "tests" / "integration" / "test_log_conformance.py"
     assert any("pipelines_events.log.jsonl" in found for found in _file_engine_imports(sample))
+
+
+# The storage (results/) sees the log only through its interface, the shared chain and the
+# factory: never an engine's module, not even the memory engine or the file snapshots.
+STORAGE_MAY_IMPORT_FROM_THE_LOG = (
+    "pipelines_events.log.base",
+    "pipelines_events.log.chain",
+    "pipelines_events.log.open",
+)
+STORAGE_SOURCES = [p for p in SOURCES if _module_name(p).startswith("pipelines_events.results")]
+
+
+def _engine_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = [
+        f"line {line}: {module}"
+        for line, module in _imports(path)
+        if module.startswith("pipelines_events.log.")
+        and not any(
+            module == allowed or module.startswith(allowed + ".")
+            for allowed in STORAGE_MAY_IMPORT_FROM_THE_LOG
+        )
+    ]
+    log_modules = {p.stem for p in (ROOT / "pipelines_events" / "log").iterdir() if p.suffix}
+    for node in ast.walk(tree):  # `from pipelines_events.log import jsonl` names a module too
+        if isinstance(node, ast.ImportFrom) and node.module == "pipelines_events.log":
+            found.extend(
+                f"line {node.lineno}: pipelines_events.log.{alias.name}"
+                for alias in node.names
+                if alias.name in log_modules
+                and f"pipelines_events.log.{alias.name}" not in STORAGE_MAY_IMPORT_FROM_THE_LOG
+            )
+    return found
+
+
+@pytest.mark.parametrize("path", STORAGE_SOURCES, ids=lambda p: _module_name(p))
+def test_the_storage_imports_no_engine_module(path: Path) -> None:
+    assert _engine_imports(path) == [], f"{_module_name(path)} imports a log engine's module"
+
+
+def test_the_engine_check_sees_an_import(tmp_path: Path) -> None:
+    """The check above finds every way of naming an engine's module, and allows the rest."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import pipelines_events.log.memory\n"
+        "from pipelines_events.log.postgres import PostgresEventLog\n"
+        "from pipelines_events.log import filesnapshots, base\n"
+        "from pipelines_events.log.jsonl import JsonlEventLog\n"
+        "from pipelines_events.log.open import open_log\n"
+        "from pipelines_events.log.chain import seal\n",
+        encoding="utf-8",
+    )
+    assert _engine_imports(sample) == [
+        "line 1: pipelines_events.log.memory",
+        "line 2: pipelines_events.log.postgres",
+        "line 4: pipelines_events.log.jsonl",
+        "line 3: pipelines_events.log.filesnapshots",
+    ]
+    assert STORAGE_SOURCES

@@ -165,13 +165,10 @@ class ExternalServer:
         self.url = url
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer | ExternalServer]:
-    """The server the PostgreSQL tests use: :data:`ENV_URL`, or a throwaway one."""
-    url = os.environ.get(ENV_URL)
-    if url:
-        yield ExternalServer(url)
-        return
+@contextlib.contextmanager
+def _throwaway_server() -> Iterator[PostgresServer]:
+    """A server started here and destroyed at the end; a failure saying what to install
+    when the binaries are missing."""
     try:
         server = start_server()
     except ServerMissing as exc:
@@ -180,6 +177,17 @@ def postgres_server() -> Iterator[PostgresServer | ExternalServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | ExternalServer]:
+    """The server the PostgreSQL tests use: :data:`ENV_URL`, or a throwaway one."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        yield ExternalServer(url)
+        return
+    with _throwaway_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -190,14 +198,8 @@ def own_postgres_server(
     if isinstance(postgres_server, PostgresServer):
         yield postgres_server
         return
-    try:
-        server = start_server()
-    except ServerMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with _throwaway_server() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 class PgTarget:

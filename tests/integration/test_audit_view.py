@@ -14,7 +14,7 @@ from freezegun import freeze_time
 
 from pipelines_events import audit
 from pipelines_events.cli import main
-from pipelines_events.cli.commands_audit import add_point_in_time_options, open_view, view_title
+from pipelines_events.cli.options import add_point_in_time_options, open_view, view_title
 from pipelines_events.errors import InvalidValueError, LogOpenError, ObjectNotFoundError
 from pipelines_events.events import parse_time
 from pipelines_events.results.base import PipelineResultsStorage
@@ -187,6 +187,8 @@ READ_ONLY_METHODS = {
     "log",
     "read_model",
     "readonly",
+    "reads_are_held",
+    "reads_held",
     "refresh",
     "results",
     "run_index",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,22 +14,12 @@ from pipelines_events.results import helpers
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus as S
 from pipelines_events.testing import ExamplePipeline, ExampleTask
+from tests.support.cli_support import fresh_storage, run_cli  # noqa: F401  (a fixture)
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    helpers.reset_storage_object()
-    yield
-    helpers.reset_storage_object()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
+pytestmark = pytest.mark.usefixtures("fresh_storage")
 
 
 def _run(storage: EventLogPipelineResultsStorage, run_id: str, final: S | None) -> None:

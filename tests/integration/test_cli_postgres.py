@@ -4,39 +4,24 @@ a file log into the database and back with identical chains."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from pipelines_events.cli import main
 from pipelines_events.events import START
 from pipelines_events.log.open import open_log
-from pipelines_events.results import helpers
 from tests.integration.postgres_server import PgTarget
+from tests.support.cli_support import fresh_storage, run_cli, run_cli_process  # noqa: F401  (a fixture)
 
 LETTERS = "tests.support.cli_pipelines.Letters"
 SINGLE = "tests.support.cli_pipelines.Single"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    helpers.reset_storage_object()
-    yield
-    helpers.reset_storage_object()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
+pytestmark = pytest.mark.usefixtures("fresh_storage")
 
 
 @pytest.fixture
@@ -118,11 +103,7 @@ def test_follow_prints_what_another_process_appends(
 
     def write() -> None:
         time.sleep(0.5)
-        subprocess.run(
-            [sys.executable, "-m", "pipelines_events", "run", SINGLE, "--run-id", "f1",
-             "--quiet", "--log", log],
-            cwd=ROOT, check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+        run_cli_process("run", SINGLE, "--run-id", "f1", "--quiet", "--log", log, check=True)
 
     writer = threading.Thread(target=write)
     writer.start()

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from pipelines_events.cli import commands_runs, main
+from pipelines_events.cli import commands_runs
 from pipelines_events.conf import STORAGE_SETTING, settings
-from pipelines_events.results import helpers
 from pipelines_events.results.base import PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus as S
+from tests.support.cli_support import fresh_storage, run_cli  # noqa: F401  (a fixture)
 
 LETTERS = "tests.support.cli_pipelines.Letters"
 SINGLE = "tests.support.cli_pipelines.Single"
@@ -27,25 +27,12 @@ MEMORY = "pipelines_events.results.memory.MemoryPipelineResultsStorage"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    """No storage cached across tests."""
-    helpers.reset_storage_object()
-    yield
-    helpers.reset_storage_object()
+pytestmark = pytest.mark.usefixtures("fresh_storage")
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     return tmp_path / "x.jsonl"
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``main(argv)``: exit status, stdout, stderr."""
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def record(capsys: pytest.CaptureFixture[str], log: Path, *argv: str) -> int:
@@ -228,17 +215,17 @@ def test_run_with_a_storage_that_is_not_an_event_log(capsys: pytest.CaptureFixtu
         ),
         (
             ["run", "tests.support.cli_pipelines.Missing"],
-            "pipeline 'tests.support.cli_pipelines.Missing': cannot import it: AttributeError: "
-            "'tests.support.cli_pipelines' has no attribute 'Missing'",
+            "pipeline 'tests.support.cli_pipelines.Missing': cannot import it: "
+            "module 'tests.support.cli_pipelines' has no attribute 'Missing'",
         ),
         (
             ["run", "tests.support.cli_pipelines.NotAPipeline"],
-            "pipeline 'tests.support.cli_pipelines.NotAPipeline': not a subclass of "
+            "pipeline 'tests.support.cli_pipelines.NotAPipeline': is not a subclass of "
             "pipelines_events.pipeline.Pipeline (it is the class NotAPipeline)",
         ),
         (
             ["run", "tests.support.cli_pipelines.not_a_class"],
-            "pipeline 'tests.support.cli_pipelines.not_a_class': not a subclass of "
+            "pipeline 'tests.support.cli_pipelines.not_a_class': is not a subclass of "
             "pipelines_events.pipeline.Pipeline (it is function)",
         ),
         (
@@ -300,7 +287,7 @@ def test_refusals_name_the_problem_exit_2_and_write_nothing(
         # Arguments are checked before the log is opened.
         (
             ["run", "tests.support.cli_pipelines.NotAPipeline"],
-            "'tests.support.cli_pipelines.NotAPipeline': not a",
+            "cli_pipelines.NotAPipeline': is not a",
         ),
         (["run", LETTERS, "--input", "nope"], "--input: 'nope' is not valid JSON"),
     ],

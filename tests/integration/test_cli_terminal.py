@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines_events.cli import main
 from pipelines_events.results import helpers
 from tests.support.cli_pipelines import HOSTILE
+from tests.support.cli_support import run_cli
 
 CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 """Every character a terminal may act on, but the newline that ends each line."""
@@ -27,13 +27,6 @@ def wide(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     helpers.reset_storage_object()
     yield
     helpers.reset_storage_object()
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 STYLES = re.compile(r"\x1b\[[0-9;]*m")

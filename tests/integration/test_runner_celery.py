@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,8 +34,9 @@ from pipelines_events.runners.celery import (
 from pipelines_events.runners.eager import Runner as EagerRunner
 from pipelines_events.status import PipelineTaskStatus
 from tests.integration.celery_pipelines import Cities, Killed, Once, Routed
-from tests.integration.celery_support import ROOT, Cluster, cluster, free_port, redis_binary
+from tests.integration.celery_support import Cluster, cluster, free_port, redis_binary
 from tests.integration.postgres_server import drop_schema, unique_schema
+from tests.support.cli_support import run_cli_process
 
 StorageSpec = tuple[str, dict[str, Any]]
 
@@ -277,31 +276,24 @@ def test_a_celery_queue_that_is_not_a_name_is_a_config_error(running: Cluster) -
 def test_the_command_line_starts_a_run_on_celery_and_follow_watches_it_end(
     running: Cluster,
 ) -> None:
-    env = dict(os.environ)
-    env["PIPELINES_SETTINGS_MODULE"] = running.write_settings_module()
-    env["PYTHONPATH"] = os.pathsep.join([str(running.directory), str(ROOT)])
-    command = [sys.executable, "-m", "pipelines_events"]
+    settings_module = running.write_settings_module()
+    where = running.directory
 
-    started = subprocess.run(
-        [
-            *command,
-            "run",
-            "tests.integration.celery_pipelines.Cities",
-            "--runner",
-            "celery",
-            "--quiet",
-            "--run-id",
-            "cli-run",
-            "--input",
-            '{"pause": 0.05}',
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=running.directory,
-        timeout=60,
+    started = run_cli_process(
+        "run",
+        "tests.integration.celery_pipelines.Cities",
+        "--runner",
+        "celery",
+        "--quiet",
+        "--run-id",
+        "cli-run",
+        "--input",
+        '{"pause": 0.05}',
+        "--format",
+        "json",
+        cwd=where,
+        settings_dir=where,
+        settings_module=settings_module,
     )
     assert started.returncode == 0, started.stderr
     assert (
@@ -310,44 +302,39 @@ def test_the_command_line_starts_a_run_on_celery_and_follow_watches_it_end(
     )
     assert json.loads(started.stdout)["status"] in ("RUNNING", "DONE")
 
-    followed = subprocess.run(
-        [*command, "follow", "cli-run", "--until-done", "--timeout", "30", "--format", "jsonl"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=running.directory,
-        timeout=60,
-    )
+    followed = run_cli_process(
+        "follow",
+        "cli-run",
+        "--until-done",
+        "--timeout",
+        "30",
+        "--format",
+        "jsonl",
+        cwd=where,
+        settings_dir=where,
+        settings_module=settings_module,
+    )  # type: ignore[arg-type]
     assert followed.returncode == 0, followed.stderr
     execution = storage().get_pipeline_execution("cli-run")
     assert execution is not None and execution.get_status() is DONE
 
 
 def test_workers_with_another_runner_are_refused(running: Cluster) -> None:
-    env = dict(os.environ)
-    env["PIPELINES_SETTINGS_MODULE"] = running.write_settings_module()
-    env["PYTHONPATH"] = os.pathsep.join([str(running.directory), str(ROOT)])
+    settings_module = running.write_settings_module()
     head = head_of(running)
 
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines_events",
-            "run",
-            "tests.integration.celery_pipelines.Once",
-            "--runner",
-            "celery",
-            "--workers",
-            "2",
-            "--run-id",
-            "refused",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    refused = run_cli_process(
+        "run",
+        "tests.integration.celery_pipelines.Once",
+        "--runner",
+        "celery",
+        "--workers",
+        "2",
+        "--run-id",
+        "refused",
         cwd=running.directory,
-        timeout=60,
+        settings_dir=running.directory,
+        settings_module=settings_module,
     )
 
     assert refused.returncode == 2
@@ -365,31 +352,20 @@ def test_a_broker_that_cannot_be_reached_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "no_broker_settings.py").write_text(
         f"PIPELINES_PIPELINES_RESULTS_STORAGE = {spec!r}\n", encoding="utf-8"
     )
-    env = dict(os.environ)
-    env["PIPELINES_SETTINGS_MODULE"] = "no_broker_settings"
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
-    env["PIPELINES_CELERY_BROKER_URL"] = f"redis://:secret@127.0.0.1:{port}/0"
-
-    failed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines_events",
-            "run",
-            "tests.integration.celery_pipelines.Once",
-            "--runner",
-            "celery",
-            "--quiet",
-            "--run-id",
-            "no-broker",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    failed = run_cli_process(
+        "run",
+        "tests.integration.celery_pipelines.Once",
+        "--runner",
+        "celery",
+        "--quiet",
+        "--run-id",
+        "no-broker",
+        "--format",
+        "json",
         cwd=tmp_path,
-        timeout=60,
+        settings_dir=tmp_path,
+        settings_module="no_broker_settings",
+        env={"PIPELINES_CELERY_BROKER_URL": f"redis://:secret@127.0.0.1:{port}/0"},
     )
 
     assert failed.returncode == 1, failed.stderr
@@ -606,28 +582,17 @@ def test_the_command_line_refuses_a_broker_url_celery_cannot_use(tmp_path: Path)
     (tmp_path / "bad_url_settings.py").write_text(
         f"PIPELINES_PIPELINES_RESULTS_STORAGE = {spec!r}\n", encoding="utf-8"
     )
-    env = dict(os.environ)
-    env["PIPELINES_SETTINGS_MODULE"] = "bad_url_settings"
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
-    env["PIPELINES_CELERY_BROKER_URL"] = "amqq://127.0.0.1:5672//"
-
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines_events",
-            "run",
-            "tests.integration.celery_pipelines.Once",
-            "--runner",
-            "celery",
-            "--run-id",
-            "bad-url",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    refused = run_cli_process(
+        "run",
+        "tests.integration.celery_pipelines.Once",
+        "--runner",
+        "celery",
+        "--run-id",
+        "bad-url",
         cwd=tmp_path,
-        timeout=60,
+        settings_dir=tmp_path,
+        settings_module="bad_url_settings",
+        env={"PIPELINES_CELERY_BROKER_URL": "amqq://127.0.0.1:5672//"},
     )
 
     assert refused.returncode == 2, refused.stderr

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-import pipelines_events.results.base as base
+import pipelines_events.results.storageobject as clocked  # where status changes read the time
 from pipelines_events.errors import PipelinesEventsError
 from pipelines_events.results.base import PipelineResultsStorage, PipelineStorageObject
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
@@ -79,8 +79,8 @@ class SameAnswers(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="stateful-"))
         self.path = self.directory / "log.jsonl"
         self.clock = Clock()
-        self.real_now = base.utc_now
-        base.utc_now = self.clock
+        self.real_now = clocked.utc_now
+        clocked.utc_now = self.clock
         self.log: EventLogPipelineResultsStorage = EventLogPipelineResultsStorage(
             self.path, durability="none"
         )
@@ -95,7 +95,7 @@ class SameAnswers(RuleBasedStateMachine):
         self.reopens = 0
 
     def teardown(self) -> None:
-        base.utc_now = self.real_now
+        clocked.utc_now = self.real_now
         self.log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,12 +177,13 @@ def test_nested_classes_are_imported_by_their_qualified_name() -> None:
         (
             "no.such.module.Pipeline",
             r"no pipeline with id 'no.such.module.Pipeline': it is not registered, and "
-            r"importing it as a dotted path failed \(ImportError: no module of",
+            r"importing it as a dotted path failed \(cannot import module 'no': "
+            r"ModuleNotFoundError",
         ),
         (
             "pipelines_events.demo.NoSuchPipeline",
-            r"importing it as a dotted path failed \(AttributeError: "
-            r"'pipelines_events.demo' has no attribute 'NoSuchPipeline'\)",
+            r"importing it as a dotted path failed \("
+            r"module 'pipelines_events.demo' has no attribute 'NoSuchPipeline'\)",
         ),
         (
             "pipelines_events.demo.CITIES",
@@ -246,3 +249,33 @@ def test_the_demo_tasks_load_from_a_stored_run() -> None:
     ]
     assert isinstance(loaded[1], CleanTask)
     assert [task.pipeline_task for task in loaded[:3]] == ["fetch", "clean", "summarise"]
+
+
+def test_the_registry_is_wired_in_by_one_explicit_call_not_by_its_import() -> None:
+    code = (
+        "from pipelines_events.results.base import PipelineStorageObject\n"
+        "import pipelines_events.registry as r\n"
+        "assert PipelineStorageObject.loader is not r.registry, 'wired by the import'\n"
+        "import pipelines_events.task\n"
+        "assert PipelineStorageObject.loader is r.registry, 'task.py did not wire it'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_install_loader_makes_any_loader_the_one_result_objects_use() -> None:
+    class Loader:
+        def load_pipeline(self, pipeline_id: str) -> Any:
+            return ("pipeline", pipeline_id)
+
+        def load_task(self, task_id: str, pipeline_task: str, config: dict[str, Any]) -> Any:
+            return ("task", task_id)
+
+    execution = Greeting().start(run_id="wired")
+    try:
+        registry_module.install_loader(Loader())
+        assert execution.get_pipeline() == ("pipeline", "greeting")
+    finally:
+        registry_module.install_loader()
+    assert PipelineStorageObject.loader is registry_module.registry
+    assert type(execution.get_pipeline()) is Greeting
