@@ -223,7 +223,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         if pending is not None:
             pending.extend(drafts)
             return
-        if self._append_unread and not local.frozen and not self._fold_failed:
+        if self._append_unread and not local.holding_reads and not self._fold_failed:
             # What other writers appended is left to the next read, which folds it, and
             # then this batch, in log order; with nothing before it, it is folded now.
             # (After a fold error, a write catches up as reads do and is refused.)
