@@ -88,7 +88,7 @@ class Runner(PipelineRunner):
 
     ``wait`` blocks until the execution is final, polling the storage every ``poll``
     seconds; ``timeout`` bounds that wait (:class:`TimeoutError`; the run goes on).
-    Creating one configures :data:`app`: a broker URL Celery cannot use (its scheme,
+    Creating one configures the app: a broker URL Celery cannot use (its scheme,
     port or Redis database) raises :class:`~pipelines_events.errors.ImproperlyConfigured`
     then, before any run is built.
     """
