@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Final
+from typing import Any
 
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
@@ -44,6 +44,7 @@ from pipelines_events.runners.celery_app import (
 )
 from pipelines_events.runners.celery_worker import attempts, run_delivered
 from pipelines_events.runners.steps import (
+    FAILED,
     Failure,
     Prepared,
     load_run,
@@ -67,10 +68,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_PENDING: Final = PipelineTaskStatus.PENDING
-_RUNNING: Final = PipelineTaskStatus.RUNNING
-_FAILED: Final = PipelineTaskStatus.error_statuses()
 
 
 class Runner(PipelineRunner):
@@ -119,7 +116,7 @@ class Runner(PipelineRunner):
         except ImproperlyConfigured as exc:  # the settings changed since __init__
             fail_run(execution, reporter, str(exc))
             return
-        execution.report_status_change(reporter, _RUNNING)
+        execution.report_status_change(reporter, PipelineTaskStatus.RUNNING)
         run = load_run(execution, reporter)
         if run is None:
             return
@@ -127,7 +124,7 @@ class Runner(PipelineRunner):
         try:
             for index, result in enumerate(results):
                 if not result.get_status().is_final:
-                    result.report_status_change(reporter, _RUNNING)
+                    result.report_status_change(reporter, PipelineTaskStatus.RUNNING)
                     advance(execution, result, index, reporter)
         except OperationalError as exc:
             logger.debug("sending to the broker failed", exc_info=True)
@@ -184,18 +181,18 @@ def advance(
         status = task_execution.get_status()
         if failed is not None:
             cancel_below(task_execution, reporter, cancelled_message(failed))
-        elif status in _FAILED:
+        elif status in FAILED:
             failed = name
-        elif status is _RUNNING:
+        elif status is PipelineTaskStatus.RUNNING:
             return  # its task results are running; the last to end calls advance again
-        elif status is _PENDING:
-            if not task_execution.report_status_change(reporter, _RUNNING):
+        elif status is PipelineTaskStatus.PENDING:
+            if not task_execution.report_status_change(reporter, PipelineTaskStatus.RUNNING):
                 return  # another caller started it
             if not _start_task_execution(execution, task_execution, index, reporter):
                 failed = name
             elif not task_execution.get_status().is_final:
                 return
-            elif task_execution.get_status() in _FAILED:
+            elif task_execution.get_status() in FAILED:
                 failed = name
     settle(result, reporter)
     settle(execution, reporter)
@@ -212,8 +209,8 @@ def _cancel_not_started(
     failed"``); with none failed, after the task that ended (``"cancelled: the pipeline
     cannot be loaded: ERROR"``). A task still RUNNING is left to end."""
     task_executions = result.get_task_executions()
-    failed = [te.get_pipeline_task() for te in task_executions if te.get_status() in _FAILED]
-    if not failed and any(te.get_status() is _RUNNING for te in task_executions):
+    failed = [te.get_pipeline_task() for te in task_executions if te.get_status() in FAILED]
+    if not failed and any(te.get_status() is PipelineTaskStatus.RUNNING for te in task_executions):
         return
     message = (
         cancelled_message(failed[0])
@@ -221,7 +218,7 @@ def _cancel_not_started(
         else f"cancelled: the pipeline cannot be loaded: {error}"
     )
     for task_execution in task_executions:
-        if task_execution.get_status() is _PENDING:
+        if task_execution.get_status() is PipelineTaskStatus.PENDING:
             cancel_below(task_execution, reporter, message)
     settle(result, reporter)
     settle(execution, reporter)

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from celery.signals import worker_process_init
 
@@ -29,6 +29,7 @@ from pipelines_events.runners import (
     settle,
 )
 from pipelines_events.runners.steps import (
+    FAILED,
     Failure,
     Prepared,
     iterator_objects,
@@ -38,11 +39,6 @@ from pipelines_events.status import PipelineTaskStatus
 
 logger = logging.getLogger(__name__)
 
-_PENDING: Final = PipelineTaskStatus.PENDING
-_RUNNING: Final = PipelineTaskStatus.RUNNING
-_DONE: Final = PipelineTaskStatus.DONE
-_RUNTIME_ERROR: Final = PipelineTaskStatus.RUNTIME_ERROR
-_FAILED: Final = PipelineTaskStatus.error_statuses()
 
 Advance = Callable[[PipelineExecution, PipelineResult, int, StatusReporter | None], None]
 """The signature of :func:`pipelines_events.runners.celery.advance`."""
@@ -106,7 +102,7 @@ def run_delivered(
             pipeline_object = _pipeline_objects(execution)[pipeline_index]
     except Exception as exc:  # the worker cannot load the pipeline or the task
         logger.debug("task result %s cannot be run here", task_result_id, exc_info=True)
-        prepared = Failure(_RUNTIME_ERROR, error_message(exc))
+        prepared = Failure(PipelineTaskStatus.RUNTIME_ERROR, error_message(exc))
     if isinstance(prepared, Failure):
         recorded = result.report_status_change(
             reporter, prepared.status, prepared.message, propagate=False
@@ -122,7 +118,7 @@ def run_delivered(
 def attempts(result: TaskResult) -> int:
     """How many deliveries of ``result``'s message started it: 1, more when a worker was
     lost (or a message delivered twice) before it ended; 0 before it started."""
-    if result.get_status() is _PENDING:
+    if result.get_status() is PipelineTaskStatus.PENDING:
         return 0
     try:
         value = result.get_attempt()
@@ -136,14 +132,16 @@ def _claim(result: TaskResult, reporter: StatusReporter, worker: str) -> int | N
     (and, from the second attempt on, ``attempt`` N); None when another delivery claimed
     it first."""
     where = f"on {worker} (pid {os.getpid()})"
-    if result.get_status() is _PENDING:
-        if result.report_status_change(reporter, _RUNNING, f"attempt 1 {where}", False):
+    if result.get_status() is PipelineTaskStatus.PENDING:
+        if result.report_status_change(
+            reporter, PipelineTaskStatus.RUNNING, f"attempt 1 {where}", False
+        ):
             return 1
         return None
     seen = attempts(result)
 
     def unchanged() -> bool:
-        return result.get_status() is _RUNNING and attempts(result) == seen
+        return result.get_status() is PipelineTaskStatus.RUNNING and attempts(result) == seen
 
     attempt = seen + 1
     message = (
@@ -152,14 +150,18 @@ def _claim(result: TaskResult, reporter: StatusReporter, worker: str) -> int | N
     )
     now = utc_now()
     with result.atomic(require=unchanged) as batch:
-        result.set_status(_RUNNING)
+        result.set_status(PipelineTaskStatus.RUNNING)
         result.set_started(now)
         result.set_message(message)
         result.set_attempt(attempt)
     if not batch.stored:
         return None
     result.save()
-    reporter.report_context_object(result, _RUNNING, status_change_message(_RUNNING, message))
+    reporter.report_context_object(
+        result,
+        PipelineTaskStatus.RUNNING,
+        status_change_message(PipelineTaskStatus.RUNNING, message),
+    )
     return attempt
 
 
@@ -204,11 +206,15 @@ def _run(
     except Exception as exc:
         logger.debug("task result %s failed", result.get_id(), exc_info=True)
         return result.report_status_change(
-            reporter, _RUNTIME_ERROR, error_message(exc), False, traceback=error_traceback(exc)
+            reporter,
+            PipelineTaskStatus.RUNTIME_ERROR,
+            error_message(exc),
+            False,
+            traceback=error_traceback(exc),
         )
     finally:
         task.pipeline_object = task.task_object = None
-    return result.report_status_change(reporter, _DONE, "", False)
+    return result.report_status_change(reporter, PipelineTaskStatus.DONE, "", False)
 
 
 def _after_result(
@@ -221,7 +227,7 @@ def _after_result(
     """``result`` has ended: after a failure cancel its task's results not started;
     end the task execution once all its results have; then start the next task."""
     siblings = task_execution.get_task_results()
-    if result.get_status() in _FAILED:
+    if result.get_status() in FAILED:
         message = cancelled_message(task_execution.get_pipeline_task())
         for sibling in siblings:
             _cancel_pending(sibling, reporter, message)
@@ -242,7 +248,7 @@ def _cancel_pending(result: TaskResult, reporter: StatusReporter, message: str) 
     result another worker has started is left to end)."""
 
     def pending() -> bool:
-        return result.get_status() is _PENDING
+        return result.get_status() is PipelineTaskStatus.PENDING
 
     if not pending():
         return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Final
 
 import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.conf import storage_setting
@@ -23,9 +22,6 @@ from pipelines_events.runners.steps import load_run
 from pipelines_events.status import PipelineTaskStatus
 
 __all__ = ["Runner", "StorageSpec"]
-
-
-_RUNNING: Final = PipelineTaskStatus.RUNNING
 
 
 class Runner(PipelineRunner):
@@ -75,7 +71,7 @@ class Runner(PipelineRunner):
     def run(self, execution: PipelineExecution, reporter: StatusReporter) -> None:
         if execution.get_status().is_final:
             return
-        execution.report_status_change(reporter, _RUNNING)
+        execution.report_status_change(reporter, PipelineTaskStatus.RUNNING)
         run = load_run(execution, reporter)
         if run is None:
             return

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from pipelines_events.results.base import (
     PipelineExecution,
@@ -36,6 +36,7 @@ from pipelines_events.runners.process_worker import (
     sees_run,
 )
 from pipelines_events.runners.steps import (
+    FAILED,
     Failure,
     prepare,
     sorted_task_executions,
@@ -46,11 +47,6 @@ if TYPE_CHECKING:
     from pipelines_events.runners.process import Runner
 
 logger = logging.getLogger(__name__)
-
-_RUNNING: Final = PipelineTaskStatus.RUNNING
-_DONE: Final = PipelineTaskStatus.DONE
-_RUNTIME_ERROR: Final = PipelineTaskStatus.RUNTIME_ERROR
-_FAILED: Final = PipelineTaskStatus.error_statuses()
 
 
 @dataclass
@@ -119,7 +115,7 @@ class RunOnPool:
             if not self._workers_see_the_run():
                 return
             for lane in self.lanes:
-                lane.result.report_status_change(self.reporter, _RUNNING)
+                lane.result.report_status_change(self.reporter, PipelineTaskStatus.RUNNING)
                 self._advance(lane)
             self._submit()
             while self.running:
@@ -186,10 +182,10 @@ class RunOnPool:
                 cancel_below(task_execution, self.reporter, cancelled_message(lane.failed_task))
                 continue
             if task_execution.get_status().is_final:
-                if task_execution.get_status() in _FAILED:
+                if task_execution.get_status() in FAILED:
                     lane.failed_task = name
                 continue
-            task_execution.report_status_change(self.reporter, _RUNNING)
+            task_execution.report_status_change(self.reporter, PipelineTaskStatus.RUNNING)
             results = task_execution.get_task_results()
             prepared = prepare(self.execution, task_execution, results)
             if isinstance(prepared, Failure):
@@ -270,14 +266,14 @@ class RunOnPool:
 
     def _outcome(self, job: _Job, status: PipelineTaskStatus, message: str) -> None:
         lane = job.lane
-        if status in _FAILED:
+        if status in FAILED:
             # Workers record their task results without propagating: a failure goes up
             # from here, with its message, the way the eager runner's does.
             # It ends its parents once their other children have ended.
             parent = job.result.get_parent()
             if parent is not None:
                 settle(parent, self.reporter)
-        if status is not _DONE and lane.failure is None:
+        if status is not PipelineTaskStatus.DONE and lane.failure is None:
             lane.failure = (status, message)
             lane.queued.clear()  # not started: cancelled once the running ones finish
         if lane.running == 0 and not lane.queued:
@@ -295,7 +291,7 @@ class RunOnPool:
             lane.failed_task = name
         else:
             settle(task_execution, self.reporter)
-            if task_execution.get_status() in _FAILED:
+            if task_execution.get_status() in FAILED:
                 lane.failed_task = name
 
     def _worker_error(self, job: _Job, message: str) -> tuple[str, str, list[Report]]:
@@ -303,7 +299,9 @@ class RunOnPool:
         process died (the pool then stops all its workers): the task result fails with
         ``message`` (propagated by :meth:`_outcome`)."""
         if not job.result.get_status().is_final:
-            job.result.report_status_change(self.reporter, _RUNTIME_ERROR, message, False)
+            job.result.report_status_change(
+                self.reporter, PipelineTaskStatus.RUNTIME_ERROR, message, False
+            )
         return job.result.get_status().name, message, []
 
     def _time_out(self) -> None:
@@ -314,12 +312,14 @@ class RunOnPool:
         for job in self.running.values():
             job.lane.running -= 1
             if not job.result.get_status().is_final:
-                job.result.report_status_change(self.reporter, _RUNTIME_ERROR, message)
+                job.result.report_status_change(
+                    self.reporter, PipelineTaskStatus.RUNTIME_ERROR, message
+                )
         self.running.clear()
         for lane in self.lanes:
             lane.queued.clear()
             if lane.current is not None:
-                lane.failure = lane.failure or (_RUNTIME_ERROR, message)
+                lane.failure = lane.failure or (PipelineTaskStatus.RUNTIME_ERROR, message)
                 self._task_done(lane)
             self._advance(lane)
 

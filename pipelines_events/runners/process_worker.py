@@ -4,7 +4,7 @@ the task results it is sent, reporting their status changes back."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any
 
 import pipelines_events.registry  # noqa: F401  (installs the loader of tasks and pipelines)
 from pipelines_events.reporters import PipelineReporter
@@ -27,10 +27,6 @@ logger = logging.getLogger(__name__)
 StorageSpec = tuple[str, dict[str, Any]]
 """A storage class's dotted path and the kwargs to create it with."""
 
-_RUNNING: Final = PipelineTaskStatus.RUNNING
-_DONE: Final = PipelineTaskStatus.DONE
-_RUNTIME_ERROR: Final = PipelineTaskStatus.RUNTIME_ERROR
-_FAILED: Final = PipelineTaskStatus.error_statuses()
 
 Report = tuple[str, str]
 """A status change a worker recorded for its task result: status name, message."""
@@ -100,7 +96,7 @@ def run_task_result(
     # Without propagating: two workers finishing task results of one task at the same
     # time would both settle its task execution, with the message of whichever came
     # first. The runner's process propagates failures and settles parents instead.
-    result.report_status_change(collect, _RUNNING, "", False)
+    result.report_status_change(collect, PipelineTaskStatus.RUNNING, "", False)
     task.pipeline_object, task.task_object = pipeline_object, task_objects[index]
     try:
         task.run(execution.get_pipeline_id(), execution.get_run_id(), cleaned_data)
@@ -108,13 +104,17 @@ def run_task_result(
         logger.debug("task result %s failed", result_id, exc_info=True)
         message = error_message(exc)
         result.report_status_change(
-            collect, _RUNTIME_ERROR, message, False, traceback=error_traceback(exc)
+            collect,
+            PipelineTaskStatus.RUNTIME_ERROR,
+            message,
+            False,
+            traceback=error_traceback(exc),
         )
-        return _RUNTIME_ERROR.name, message, collect.reports
+        return PipelineTaskStatus.RUNTIME_ERROR.name, message, collect.reports
     finally:
         task.pipeline_object = task.task_object = None
-    result.report_status_change(collect, _DONE, "", False)
-    return _DONE.name, "", collect.reports
+    result.report_status_change(collect, PipelineTaskStatus.DONE, "", False)
+    return PipelineTaskStatus.DONE.name, "", collect.reports
 
 
 def _task(
