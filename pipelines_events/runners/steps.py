@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -21,6 +21,7 @@ from pipelines_events.status import PipelineTaskStatus
 from pipelines_events.task import Task
 
 __all__ = [
+    "FAILED",
     "Failure",
     "LoadedRun",
     "Prepared",
@@ -33,6 +34,9 @@ __all__ = [
 
 
 logger = logging.getLogger(__name__)
+
+FAILED: Final = PipelineTaskStatus.error_statuses()
+"""The statuses of a task result that failed (a later task does not run)."""
 
 
 @dataclass(frozen=True)
