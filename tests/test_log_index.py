@@ -5,7 +5,6 @@ missing, damaged, of another log, or left behind by a restored backup of the log
 from __future__ import annotations
 
 import json
-from contextlib import closing
 import multiprocessing
 import os
 import shutil
@@ -13,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -263,9 +263,7 @@ def test_an_index_behind_the_log_indexes_only_the_tail(log: Path, tmp_path: Path
     assert seen == expected and rebuilds == 0
 
 
-def test_a_symbolic_link_in_place_of_the_index_is_never_followed(
-    log: Path, tmp_path: Path
-) -> None:
+def test_a_symbolic_link_in_place_of_the_index_is_never_followed(log: Path, tmp_path: Path) -> None:
     expected = _expected(log)
     target = tmp_path / "elsewhere.db"
     shutil.copy(index_path(log), target)
@@ -312,11 +310,12 @@ def test_a_read_only_storage_writes_no_index(tmp_path: Path) -> None:
 
 def test_run_index_must_be_a_bool_and_nothing_is_created(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
-    with pytest.raises(LogOpenError, match="^run_index must be True or False, not 'yes'$"):
+    with pytest.raises(LogOpenError, match=r"^run_index must be True or False, not 'yes'$"):
         open_log(path, run_index="yes")
     assert list(tmp_path.iterdir()) == []
-    with JsonlEventLog(path, run_index=False) as log, pytest.raises(
-        NotImplementedError, match="it keeps no run index"
+    with (
+        JsonlEventLog(path, run_index=False) as log,
+        pytest.raises(NotImplementedError, match="it keeps no run index"),
     ):
         log.run_summaries()
     assert list(tmp_path.iterdir()) == [path]
@@ -334,9 +333,7 @@ def test_concurrent_writer_processes_and_a_reader_agree_with_the_log(tmp_path: P
     path = tmp_path / "x.jsonl"
     _record(path, "first")
     context = multiprocessing.get_context("spawn")
-    writers = [
-        context.Process(target=_writer, args=(str(path), f"w{n}", 6)) for n in range(3)
-    ]
+    writers = [context.Process(target=_writer, args=(str(path), f"w{n}", 6)) for n in range(3)]
     for process in writers:
         process.start()
     reader = Storage(path, readonly=True)
@@ -345,7 +342,7 @@ def test_concurrent_writer_processes_and_a_reader_agree_with_the_log(tmp_path: P
         while any(process.is_alive() for process in writers):
             runs = reader.run_index() or []
             seen_counts.append(len(runs))
-            assert [s.run_id for s in runs][0] == "first"
+            assert runs[0].run_id == "first"
             if runs:
                 last = reader.get_pipeline_execution(runs[-1].run_id)
                 assert last is not None

@@ -855,6 +855,7 @@ def test_a_bad_input_is_refused_and_writes_nothing(ctx: Ctx, name: str) -> None:
     case = CATALOGUE[name]
     if case.setup is not None:
         case.setup(ctx)
+    ctx.storage.run_index()  # the run index (a cache reads bring up to date) is current
     before = tree(ctx.tmp)
     seq = ctx.storage.log.position.seq
     if case.error is None:

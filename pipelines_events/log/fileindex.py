@@ -131,19 +131,24 @@ class FileRunIndex:
         """Every run, oldest first, after indexing what the log gained."""
         with self._lock:
             self._sync()
-            states: dict[str, RunState] = {}
+            summaries: dict[str, RunSummary] = {}
             if self._db is not None:
                 try:
-                    rows = self._db.execute(f"SELECT {_COLUMNS} FROM runs").fetchall()
-                except sqlite3.Error as exc:
+                    rows = self._db.execute(
+                        "SELECT run_id, pipeline_id, status, started, completed, counts, "
+                        "first_seq, last_seq, removed FROM runs ORDER BY first_seq"
+                    ).fetchall()
+                    summaries = {row[0]: _summary_of_row(row) for row in rows}
+                except (sqlite3.Error, IndexUnusable) as exc:
                     self._unusable(str(exc))
                     return self.run_summaries()
-                states = {row[0]: _state(row) for row in rows}
-            for state in self._tail.runs.runs():
-                states[state.run_id] = state
-            return [
-                _summary(state) for state in sorted(states.values(), key=lambda s: s.first_seq)
-            ]
+            tail = self._tail.runs.runs()
+            for state in tail:
+                summaries[state.run_id] = _summary(state)
+            found = list(summaries.values())
+            if tail:
+                found.sort(key=lambda summary: summary.first_seq)
+            return found
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         """Every event of ``run_id`` in log order, read at the places the index keeps."""
@@ -284,9 +289,11 @@ class FileRunIndex:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         offset, seq, digest = meta.get("head_offset"), meta.get("head_seq"), meta.get("head_hash")
         first = meta.get("first", "")
-        if meta.get("schema") != INDEX_SCHEMA or not (
-            type(offset) is int and type(seq) is int and type(digest) is str
-        ) or not isinstance(first, str):
+        if (
+            meta.get("schema") != INDEX_SCHEMA
+            or not (type(offset) is int and type(seq) is int and type(digest) is str)
+            or not isinstance(first, str)
+        ):
             raise IndexUnusable("not an index of this schema")
         self._first = first
         return LogPosition(offset, seq, digest)
@@ -332,8 +339,7 @@ class FileRunIndex:
                 [_row(state) for run_id in tail.dirty if (state := tail.runs.get(run_id))],
             )
             db.executemany(
-                "INSERT INTO extents (run_id, first_seq, count, byte, length) "
-                "VALUES (?,?,?,?,?)",
+                "INSERT INTO extents (run_id, first_seq, count, byte, length) VALUES (?,?,?,?,?)",
                 [(run_id, *extent) for run_id, items in tail.extents.items() for extent in items],
             )
             db.executemany(
@@ -588,6 +594,27 @@ def _row(state: RunState) -> tuple[object, ...]:
         state.first_seq,
         state.last_seq,
         int(state.removed),
+    )
+
+
+def _summary_of_row(row: tuple[object, ...]) -> RunSummary:
+    run_id, pipeline_id, status, started, completed, counts, first, last, gone = row
+    if not isinstance(counts, str) or type(first) is not int or type(last) is not int:
+        raise IndexUnusable("a run's row does not have the index's types")
+    try:
+        decoded = _counts_decoder.decode(counts)
+    except msgspec.DecodeError:
+        raise IndexUnusable("a run's counts are not a JSON object of numbers") from None
+    return RunSummary(
+        run_id=str(run_id),
+        pipeline_id=str(pipeline_id),
+        status=str(status),
+        started=None if started is None else str(started),
+        completed=None if completed is None else str(completed),
+        counts=decoded,
+        first_seq=first,
+        last_seq=last,
+        removed=bool(gone),
     )
 
 

@@ -727,7 +727,9 @@ class JsonlEventLog(EventLog):
     def _index(self) -> FileRunIndex:
         self._check_usable()
         if not self.supports_run_index:
-            raise NotImplementedError(f"{self._path}: opened with run_index=False, it keeps no run index")
+            raise NotImplementedError(
+                f"{self._path}: opened with run_index=False, it keeps no run index"
+            )
         with self._lock:
             if self._run_index is None:
                 name = str(self._path)
