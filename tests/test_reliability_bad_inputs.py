@@ -185,6 +185,7 @@ def _status_change_over_limit(ctx: Ctx) -> Any:
 def _small_log(ctx: Ctx) -> None:
     storage = EventLogPipelineResultsStorage(ctx.tmp / "small.jsonl", max_event_bytes=512)
     build(storage, "run")
+    storage.run_index()  # the run index (a cache reads bring up to date) is current
     storage.close()
 
 

@@ -421,6 +421,8 @@ class FileRunIndex:
             return
         except FileNotFoundError:
             self.last_problem = "there is no index file"
+            if self._size() == 0:
+                return  # an empty log: nothing to index, no file to write yet
         except (IndexUnusable, sqlite3.Error, OSError) as exc:
             self.last_problem = str(exc)
         self._unusable(self.last_problem)
