@@ -489,8 +489,8 @@ def bench_history(
         commands["sha256"] = lambda: sha256_seconds(path)
     times = interleaved(rounds, commands)
     for name, scenario, target in (
-        ("show", f"show RUN on {size} events (CLI process, run index)", "< 0.3 s"),
-        ("runs", f"runs --limit 20 on {size} events (CLI process, run index)", "< 0.3 s"),
+        ("show", f"show RUN on {size} events (CLI process)", "< 0.3 s"),
+        ("runs", f"runs --limit 20 on {size} events (CLI process)", "< 0.3 s"),
     ):
         report.add(
             Row(
