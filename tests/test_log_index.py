@@ -359,7 +359,7 @@ def test_concurrent_writer_processes_and_a_reader_agree_with_the_log(tmp_path: P
     assert len(seen["runs"]) == 19
 
 
-def test_the_conformance_of_the_index_survives_a_fork(tmp_path: Path) -> None:
+def test_the_index_answers_in_a_forked_child(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     _record(path, "a")
     storage = Storage(path)
@@ -434,3 +434,25 @@ def _no_leftovers(tmp_path: Path) -> Iterator[None]:
     yield
     leftovers = [p for p in tmp_path.rglob("*.tmp") if p.name.startswith("x.jsonl.index")]
     assert leftovers == []
+
+
+def test_an_index_another_process_holds_locked_is_not_rebuilt(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines_events.log import fileindex
+
+    monkeypatch.setattr(fileindex, "_BUSY_MS", 200)
+    _record(log, "d", index=False)  # a tail to index
+    expected = _full(log)
+    holder = sqlite3.connect(index_path(log), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # as a long catch-up of another process would
+    try:
+        with closing(Storage(log)) as storage:
+            seen = _seen(storage)
+            assert isinstance(storage.log, JsonlEventLog) and storage.log.run_index is not None
+            rebuilds = storage.log.run_index.rebuilds
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert seen["describe"] == expected["describe"] and rebuilds == 0
+    assert seen["runs"] == ["a", "b", "c", "d"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 import tempfile
@@ -265,11 +266,16 @@ class FileRunIndex:
             self._tail = _Tail(head)
         if head.offset == size or not self._writable:
             return
-        with _transaction(db):
-            head = self._read_head(db)  # another process may have indexed meanwhile
-            if head != self._head:
-                self._verify_head(head, self._size())
-            self._head = self._write(db, head)
+        try:
+            with _transaction(db):
+                head = self._read_head(db)  # another process may have indexed meanwhile
+                if head != self._head:
+                    self._verify_head(head, self._size())
+                self._head = self._write(db, head)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return  # another process is writing it for long: index the tail in memory
         self._tail = _Tail(self._head)
 
     def _verify_head(self, head: LogPosition, size: int) -> None:
@@ -529,7 +535,7 @@ class FileRunIndex:
         when that fails) index the log in memory from its start."""
         self.last_problem = why
         self._drop()
-        if self._writable:
+        if self._writable and not _BUSY.search(why):  # a busy file is sound: do not replace it
             try:
                 self._rebuild()
                 self._db, self._ino = self._connect()
@@ -632,6 +638,14 @@ def _summary(state: RunState) -> RunSummary:
         last_seq=state.last_seq,
         removed=state.removed,
     )
+
+
+_BUSY: Final = re.compile(r"database is locked|database table is locked|busy")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection held the file past the busy timeout."""
+    return bool(_BUSY.search(str(exc)))
 
 
 def _set_head(db: sqlite3.Connection, head: LogPosition) -> None:
