@@ -48,8 +48,12 @@ warnings.simplefilter("ignore")
 if sys.argv[1]:
     from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
     storage = EventLogPipelineResultsStorage(
-        sys.argv[1], durability="none", snapshots=sys.argv[2] == "1"
+        sys.argv[1],
+        durability="none",
+        snapshots=sys.argv[2] == "1",
+        log_options={"run_index": sys.argv[3] == "1"},
     )
+    storage.run_index()  # with the index: list the runs too (nothing else is read at open)
 else:
     import pipelines_events.results.eventlog  # the same imports, no log
 with open("/proc/self/status") as status:
@@ -58,11 +62,15 @@ print(int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 
 """
 
 
-def rss_after_open(path: Path | None, *, snapshots: bool = True) -> tuple[int, int]:
+def rss_after_open(
+    path: Path | None, *, snapshots: bool = True, index: bool = False
+) -> tuple[int, int]:
     """Bytes resident (VmRSS) and at the peak (VmHWM) in a fresh Python process after it
-    opened the storage on ``path`` (with ``None``: after the same imports only)."""
+    opened the storage on ``path`` (with ``index``: through the run index, and listed the
+    runs; with ``None``: after the same imports only)."""
+    where = "" if path is None else str(path)
     result = subprocess.run(
-        [sys.executable, "-c", _RSS_SCRIPT, "" if path is None else str(path), str(int(snapshots))],
+        [sys.executable, "-c", _RSS_SCRIPT, where, str(int(snapshots)), str(int(index))],
         capture_output=True,
         text=True,
         check=True,

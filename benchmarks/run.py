@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -45,6 +45,7 @@ from benchmarks.pipelines import QuietReporter, benchmark_pipeline
 from pipelines_events.conf import settings
 from pipelines_events.events import AnyEvent, FieldSet, now_text
 from pipelines_events.log import JsonlEventLog
+from pipelines_events.log.fileindex import index_path
 from pipelines_events.log.jsonl import Durability
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.results.helpers import reset_storage_object
@@ -420,51 +421,73 @@ def _decode_and_fold(path: Path) -> float:
     return elapsed
 
 
-def _open(path: Path, snapshots: bool) -> float:
+_NO_INDEX: Final = {"run_index": False}
+"""The log options of a storage that folds the whole log (no run index)."""
+
+
+def _open(path: Path, snapshots: bool, *, index: bool = False) -> float:
+    """Seconds to open the storage (with ``index``: and list the runs from the index)."""
     gc.collect()
     start = time.perf_counter()
-    storage = _storage(path, "none", snapshots=snapshots)
+    storage = _storage(path, "none", snapshots=snapshots, log_options={"run_index": index})
+    if index:
+        storage.run_index()
     elapsed = time.perf_counter() - start
     storage.close()
     return elapsed
 
 
-def bench_history(report: Report, path: Path, size: int, run_ids: list[str]) -> None:
+def bench_history(
+    report: Report, path: Path, size: int, run_ids: list[str], *, full_fold: bool = True
+) -> None:
     """What a user of a long history waits for, each in a fresh process: resident memory
     after opening the storage, ``show RUN``, ``runs --limit 20`` and ``verify`` (beside
-    one pass of SHA-256 over the same bytes), in interleaved rounds."""
+    one pass of SHA-256 over the same bytes), in interleaved rounds. Without
+    ``full_fold``, only the rows that read through the run index (no snapshot, no verify)."""
     rounds = 3
-    rss = interleaved(
-        rounds,
-        {
-            "open": lambda: float(rss_after_open(path)[0]),
-            "bare": lambda: float(rss_after_open(None)[0]),
-        },
-    )
+    sides: dict[str, Callable[[], float]] = {
+        "index": lambda: float(rss_after_open(path, index=True)[0]),
+        "bare": lambda: float(rss_after_open(None)[0]),
+    }
+    if full_fold:
+        sides["open"] = lambda: float(rss_after_open(path)[0])
+    rss = interleaved(rounds, sides)
+    if full_fold:
+        report.add(
+            Row(
+                f"RSS after opening {size} events (snapshot), fresh process",
+                median(rss["open"]) / 1e6,
+                "MB",
+                "the same imports, no log",
+                median(rss["bare"]) / 1e6,
+                "< 200 MB, flat in history",
+                best=min(rss["open"]) / 1e6,
+                baseline_best=min(rss["bare"]) / 1e6,
+            )
+        )
     report.add(
         Row(
-            f"RSS after opening {size} events (snapshot), fresh process",
-            median(rss["open"]) / 1e6,
+            f"RSS after opening {size} events (run index) and listing runs, fresh process",
+            median(rss["index"]) / 1e6,
             "MB",
             "the same imports, no log",
             median(rss["bare"]) / 1e6,
             "< 200 MB, flat in history",
-            best=min(rss["open"]) / 1e6,
+            best=min(rss["index"]) / 1e6,
             baseline_best=min(rss["bare"]) / 1e6,
         )
     )
     run_id = run_ids[len(run_ids) // 2]
     log = ["--log", str(path)]
-    times = interleaved(
-        rounds,
-        {
-            "show": lambda: cli_seconds(["show", run_id, *log]),
-            "runs": lambda: cli_seconds(["runs", "--limit", "20", *log]),
-            "verify": lambda: cli_seconds(["verify", *log]),
-            "version": lambda: cli_seconds(["--version"]),
-            "sha256": lambda: sha256_seconds(path),
-        },
-    )
+    commands: dict[str, Callable[[], float]] = {
+        "show": lambda: cli_seconds(["show", run_id, *log]),
+        "runs": lambda: cli_seconds(["runs", "--limit", "20", *log]),
+        "version": lambda: cli_seconds(["--version"]),
+    }
+    if full_fold:
+        commands["verify"] = lambda: cli_seconds(["verify", *log])
+        commands["sha256"] = lambda: sha256_seconds(path)
+    times = interleaved(rounds, commands)
     for name, scenario, target in (
         ("show", f"show RUN on {size} events (CLI process)", "< 0.3 s"),
         ("runs", f"runs --limit 20 on {size} events (CLI process)", "< 0.3 s"),
@@ -481,6 +504,8 @@ def bench_history(report: Report, path: Path, size: int, run_ids: list[str]) -> 
                 baseline_best=min(times["version"]),
             )
         )
+    if not full_fold:
+        return
     report.add(
         Row(
             f"verify {size} events (CLI process)",
@@ -493,6 +518,71 @@ def bench_history(report: Report, path: Path, size: int, run_ids: list[str]) -> 
             baseline_best=min(times["sha256"]),
         )
     )
+
+
+def bench_index(
+    report: Report, path: Path, size: int, raw_fold: float | None, *, snapshot: bool = True
+) -> None:
+    """The run index of the log at ``path``: its one-time build (beside decode + fold of
+    the same file), its size, and opening the storage through it and listing the runs,
+    in interleaved rounds beside opening from the snapshot."""
+    index = index_path(path)
+    index.unlink(missing_ok=True)
+    gc.collect()
+    start = time.perf_counter()
+    storage = _storage(path, "none")
+    storage.run_index()
+    build = time.perf_counter() - start
+    storage.close()
+    report.add(
+        Row(
+            f"build the run index of {size} events (one time)",
+            build,
+            "s",
+            "" if raw_fold is None else "decode + fold",
+            raw_fold,
+        )
+    )
+    report.add(
+        Row(
+            f"run index file of {size} events",
+            index.stat().st_size / 1e6,
+            "MB",
+            "the log file",
+            path.stat().st_size / 1e6,
+        )
+    )
+    sides: dict[str, Callable[[], float]] = {
+        "index": lambda: _open(path, snapshots=False, index=True)
+    }
+    if snapshot:
+        sides["snapshot"] = lambda: _open(path, snapshots=True)
+    times = interleaved(5, sides)
+    report.add(
+        Row(
+            f"open {size} events with the run index, and list the runs",
+            median(times["index"]),
+            "s",
+            "open from a snapshot" if snapshot else "",
+            median(times["snapshot"]) if snapshot else None,
+            "< 0.2 s plus the tail",
+            best=min(times["index"]),
+            baseline_best=min(times["snapshot"]) if snapshot else None,
+        )
+    )
+
+
+def bench_indexed_logs(report: Report, paths: list[Path]) -> None:
+    """The run index rows and the history rows on logs made beforehand by
+    ``benchmarks/make_log.py`` (their runs listed from the index)."""
+    for path in paths:
+        with JsonlEventLog(path, readonly=True, run_index=False) as log:
+            size = log.head().seq
+        bench_index(report, path, size, _decode_and_fold(path), snapshot=False)
+        storage = _storage(path, "none", readonly=True)
+        run_ids = [summary.run_id for summary in storage.run_index() or []]
+        storage.close()
+        bench_history(report, path, size, run_ids, full_fold=False)
 
 
 def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> None:
@@ -510,10 +600,11 @@ def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> N
         report.add(
             Row(f"open {size} events, no snapshot vs decode only", cold, "s", "decode", trivial)
         )
-        storage = _storage(path, "none", snapshot_every=1)  # writes the snapshot
-        storage.close()
+        storage = _storage(path, "none", snapshot_every=1, log_options=_NO_INDEX)
+        storage.close()  # it wrote the snapshot
         warm = _open(path, snapshots=True)
         report.add(Row(f"open {size} events from a snapshot", warm, "s", target="< 0.2 s"))
+        bench_index(report, path, size, raw_fold)
         bench_history(report, path, size, run_ids)
 
         storage = _storage(path, "none")
@@ -532,7 +623,7 @@ def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> N
         report.add(
             Row(f"get_ with nothing new, {size} events", idle_get * 1e6, "us", target="< 20 us")
         )
-        other = _storage(path, "none", snapshots=False)
+        other = _storage(path, "none", snapshots=False, log_options=_NO_INDEX)
         (other_result,) = [
             r for r in other.get_task_results() if r.get_id() == task_result.get_id()
         ]
@@ -547,7 +638,7 @@ def bench_sizes(report: Report, work: Path, sizes: list[int], appends: int) -> N
 
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        storage = _storage(path, "none", snapshots=False)
+        storage = _storage(path, "none", snapshots=False, log_options=_NO_INDEX)
         gc.collect()
         used = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
@@ -582,7 +673,7 @@ def bench_task_result_memory(report: Report, work: Path, task_results: int) -> N
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    storage = _storage(path, "none", snapshots=False)
+    storage = _storage(path, "none", snapshots=False, log_options=_NO_INDEX)
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -747,8 +838,16 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="run only these scenarios (repeatable)",
     )
+    parser.add_argument(
+        "--indexed-log",
+        type=Path,
+        action="append",
+        help="measure the run index and history rows on this log made by "
+        "benchmarks/make_log.py (repeatable; alone, only these rows run)",
+    )
     args = parser.parse_args(argv)
-    chosen = set(args.only or ("log", "writes", "pipeline", "sizes", "writers"))
+    everything = () if args.indexed_log else ("log", "writes", "pipeline", "sizes", "writers")
+    chosen = set(args.only or everything)
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="pipelines-events-bench-"))
     try:
@@ -765,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_sizes(report, work, sizes, 2_000)
         if "sizes" in chosen:
             bench_task_result_memory(report, work, 100_000 if args.full else 20_000)
+        if args.indexed_log:
+            bench_indexed_logs(report, args.indexed_log)
         if "writers" in chosen:
             bench_writers(
                 report,

@@ -47,6 +47,7 @@ from pipelines_events.log.base import (
     Batch,
     Durability,
     EventLog,
+    RunSummary,
     checked_cursor,
 )
 from pipelines_events.log.chain import (
@@ -56,6 +57,7 @@ from pipelines_events.log.chain import (
     link_ok,
     seal_batch,
 )
+from pipelines_events.log.fileindex import FileRunIndex
 from pipelines_events.log.filesnapshots import FileSnapshotStore
 
 # ``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
@@ -79,7 +81,8 @@ class JsonlEventLog(EventLog):
 
     ``durability`` is ``"fsync"`` (default) or ``"none"``; ``mode`` is the permission of
     a new file (owner read and write by default); ``max_event_bytes`` caps one encoded
-    event; ``readonly`` opens an existing file without ever writing to it.
+    event; ``readonly`` opens an existing file without ever writing to it; ``run_index``
+    keeps the run index beside it (``<log>.index``, see :mod:`pipelines_events.log.fileindex`).
     """
 
     supports_append_unread = True
@@ -92,7 +95,12 @@ class JsonlEventLog(EventLog):
         mode: int = 0o600,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         readonly: bool = False,
+        run_index: bool = True,
     ) -> None:
+        if not isinstance(run_index, bool):
+            raise LogOpenError(f"run_index must be True or False, not {run_index!r}")
+        self.supports_run_index = run_index
+        self._run_index: FileRunIndex | None = None
         if durability not in DURABILITY_MODES:
             raise LogOpenError(
                 f"durability must be one of {', '.join(map(repr, DURABILITY_MODES))}, "
@@ -789,6 +797,8 @@ class JsonlEventLog(EventLog):
 
     def close(self) -> None:
         with self._lock:
+            if self._run_index is not None:
+                self._run_index.close()
             if self._fd >= 0:
                 try:
                     self.commit()
@@ -796,6 +806,44 @@ class JsonlEventLog(EventLog):
                     os.close(self._fd)
                     self._fd = -1
             _OPEN_LOGS.discard(self)
+
+    # -- the run index (pipelines_events.log.fileindex) --------------------------------
+
+    def run_summaries(self) -> list[RunSummary]:
+        return self._index().run_summaries()
+
+    def run_events(self, run_id: str) -> list[AnyEvent]:
+        return self._index().run_events(run_id)
+
+    def run_of(self, object_id: str) -> str | None:
+        return self._index().run_of(object_id)
+
+    @property
+    def run_index(self) -> FileRunIndex | None:
+        """The run index file's handle, once a query opened it (None before, or without
+        ``run_index``)."""
+        return self._run_index
+
+    def _index(self) -> FileRunIndex:
+        self._check_usable()
+        if not self.supports_run_index:
+            raise NotImplementedError(
+                f"{self._path}: opened with run_index=False, it keeps no run index"
+            )
+        with self._lock:
+            if self._run_index is None:
+                name = str(self._path)
+                self._run_index = FileRunIndex(
+                    self._path,
+                    scan=lambda after: scan(self._fd, after, name, group=True),
+                    pread=lambda length, offset: os.pread(self._fd, length, offset),
+                    size=lambda: _end(self._fd),
+                    checked=self._checked,
+                    owner=os.fstat(self._fd).st_uid,
+                    mode=self._mode,
+                    writable=not self._readonly,
+                )
+            return self._run_index
 
     def __enter__(self) -> JsonlEventLog:
         return self

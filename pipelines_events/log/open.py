@@ -103,7 +103,7 @@ def _check_target(target: object) -> None:
             )
 
 
-_FILE_OPTIONS: Final = frozenset({"durability", "mode", "max_event_bytes", "readonly"})
+_FILE_OPTIONS: Final = frozenset({"durability", "mode", "max_event_bytes", "readonly", "run_index"})
 _MEMORY_OPTIONS: Final = frozenset({"durability", "max_event_bytes", "readonly"})
 
 

@@ -133,12 +133,20 @@ def test_export_refuses_an_existing_file_unless_forced(
     err = capsys.readouterr().err
     assert f"pipelines-events: error: {out}: the file exists" in err and "--force" in err
     assert out.read_text() == "keep me\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "run-1.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "log.jsonl",
+        "log.jsonl.index",  # the run index the writer of the log left
+        "run-1.jsonl",
+    ]
 
     assert main(["export", "run-1", "-o", str(out), "--log", str(two_runs), "--force"]) == 0
     assert capsys.readouterr().out.startswith("exported run run-1: ")
     assert audit.verify(out).ok
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "run-1.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "log.jsonl",
+        "log.jsonl.index",  # the run index the writer of the log left
+        "run-1.jsonl",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +171,8 @@ def test_export_refuses_bad_input_and_writes_nothing(
     argv = ["export", run_id, "-o", str(directory / output), "--log", str(directory / log)]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-    assert sorted(p.name for p in directory.iterdir()) == ["log.jsonl"]
+    # The run index its writer left; the refused export added nothing.
+    assert sorted(p.name for p in directory.iterdir()) == ["log.jsonl", "log.jsonl.index"]
     assert two_runs.read_bytes() == before
 
 

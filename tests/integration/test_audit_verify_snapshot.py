@@ -28,6 +28,9 @@ from tests.support.snapshot_support import read_snapshot, write_snapshot
 
 LETTERS = "tests.support.cli_pipelines.Letters"
 
+NO_INDEX = {"run_index": False}
+"""Storages that fold the whole log and keep a snapshot (no run index)."""
+
 
 @pytest.fixture(autouse=True)
 def fresh_storage() -> Any:
@@ -54,7 +57,9 @@ def log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     path = tmp_path / "x.jsonl"
     for run_id, data in (("ok", "{}"), ("bad", '{"fail_on": "b"}')):
         main(["run", LETTERS, "--run-id", run_id, "--input", data, "--log", str(path), "-q"])
-    EventLogPipelineResultsStorage(path, snapshot_every=1).close()  # writes the snapshot
+    EventLogPipelineResultsStorage(
+        path, log_options=NO_INDEX, snapshot_every=1
+    ).close()  # writes the snapshot
     capsys.readouterr()
     return path
 
@@ -105,7 +110,7 @@ def test_no_snapshot_is_said_and_passes(log: Path, capsys: pytest.CaptureFixture
     assert report.ok and report.snapshot is None and report.snapshot_state == audit.SNAPSHOT_NONE
     status, lines = verify_cli(capsys, log)
     assert status == 0
-    assert lines[-1] == "no snapshot beside the log: storages replay the whole log"
+    assert lines[-1] == "no snapshot: storages read runs from the engine's run index"
 
 
 def test_a_snapshot_with_other_state_fails_verify_and_names_it(
@@ -116,7 +121,7 @@ def test_a_snapshot_with_other_state_fails_verify_and_names_it(
 
     forge(log, cover_up)
     # What the forged snapshot does: storages and `runs` serve its state.
-    storage = EventLogPipelineResultsStorage(log, readonly=True)
+    storage = EventLogPipelineResultsStorage(log, log_options=NO_INDEX, readonly=True)
     bad = storage.get_pipeline_execution("bad")
     assert bad is not None and bad.get_message() == "all fine"
     execution_id = bad.get_id()
@@ -146,7 +151,7 @@ def test_a_snapshot_with_other_state_fails_verify_and_names_it(
 
     # Removing it, as the message says, makes the storage replay the log.
     snapshot_of(log).unlink()
-    storage = EventLogPipelineResultsStorage(log, readonly=True)
+    storage = EventLogPipelineResultsStorage(log, log_options=NO_INDEX, readonly=True)
     bad = storage.get_pipeline_execution("bad")
     assert bad is not None and bad.get_status() is S.RUNTIME_ERROR
     assert bad.get_message() == "RuntimeError: b 2 refused"
@@ -236,7 +241,7 @@ def test_an_unusable_snapshot_is_reported_as_ignored_and_passes(
 
 def _valid(log: Path) -> Any:
     snapshot_of(log).unlink()
-    EventLogPipelineResultsStorage(log, snapshot_every=1).close()
+    EventLogPipelineResultsStorage(log, log_options=NO_INDEX, snapshot_every=1).close()
     return read_snapshot(snapshot_of(log))
 
 
@@ -282,7 +287,7 @@ def test_text_appended_at_the_end_is_damage_at_its_line_for_verify_and_writers(
 
     # The writers refuse the same bytes at the same line (they said "line 0").
     with pytest.raises(LogCorruptError) as caught:
-        EventLogPipelineResultsStorage(log)
+        EventLogPipelineResultsStorage(log, log_options=NO_INDEX)
     assert caught.value.line == head.seq + 1
     assert str(caught.value).startswith(
         f"{log}: line {head.seq + 1}: the file ends (line {head.seq + 1} on, 16 bytes: "
@@ -295,7 +300,7 @@ def test_text_appended_at_the_end_is_damage_at_its_line_for_verify_and_writers(
     report = audit.verify(log)
     assert report.ok and report.unfinished_bytes == 28 and report.head == head
     with pytest.warns(UserWarning, match="removed 28 bytes"):
-        EventLogPipelineResultsStorage(log).close()
+        EventLogPipelineResultsStorage(log, log_options=NO_INDEX).close()
     assert log.stat().st_size == head.offset
 
 
@@ -303,7 +308,7 @@ def test_a_true_snapshot_of_a_log_without_byte_offsets_matches(tmp_path: Path) -
     """An engine whose cursors carry no byte offset (memory, PostgreSQL): the snapshot is
     compared at its seq, not at the first batch (it was reported false, verify failed)."""
     path = tmp_path / "log.jsonl"
-    storage = EventLogPipelineResultsStorage(path, durability="none")
+    storage = EventLogPipelineResultsStorage(path, log_options=NO_INDEX, durability="none")
     for run in ("a", "b", "c"):
         execution = storage.build_pipeline_execution(
             ExamplePipeline("p", [Task("t")]), run, ExampleRunner(), ExampleReporter(), None

@@ -305,6 +305,8 @@ def test_history_writers_and_pipeline_rows(
     assert rows["show RUN on 200 events (CLI process)"].target == "< 0.3 s"
     assert rows["verify 200 events (CLI process)"].baseline == "SHA-256 of the file, one pass"
     assert rows["RSS after opening 200 events (snapshot), fresh process"].value > 0
+    index_rss = rows["RSS after opening 200 events (run index) and listing runs, fresh process"]
+    assert index_rss.value > 0 and index_rss.target == "< 200 MB, flat in history"
     fsync_writers = rows["set_ calls/s, 2 writers on one log, durability fsync"]
     assert fsync_writers.ratio is not None and fsync_writers.target == ">= 4x"
     assert fsync_writers.durability.startswith("fsync")

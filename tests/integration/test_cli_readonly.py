@@ -23,6 +23,8 @@ from tests.support.cli_pipelines import Letters
 
 LETTERS = "tests.support.cli_pipelines.Letters"
 EVENTLOG = "pipelines_events.results.eventlog.EventLogPipelineResultsStorage"
+NO_INDEX = {"run_index": False}
+"""A storage that folds the whole log and keeps a snapshot."""
 TORN = b'{"type":"FieldSet","v":1,"seq":'
 """The start of an event a writer was killed while writing."""
 
@@ -156,12 +158,14 @@ def test_a_read_only_storage_never_creates_its_log(tmp_path: Path) -> None:
 
 def test_a_read_only_storage_reads_the_snapshot_and_follows_the_log(recorded: Path) -> None:
     with pytest.warns(UserWarning, match="removed 31 bytes"):  # a writer cuts the torn tail
-        EventLogPipelineResultsStorage(recorded, snapshot_every=1).close()
+        EventLogPipelineResultsStorage(recorded, snapshot_every=1, log_options=NO_INDEX).close()
     snapshot = recorded.with_name("x.jsonl.snapshot")
     assert snapshot.exists()
     record(recorded, ("later", "{}"))
     before = files(recorded.parent)
-    reader = EventLogPipelineResultsStorage(recorded, readonly=True, snapshot_every=1)
+    reader = EventLogPipelineResultsStorage(
+        recorded, readonly=True, snapshot_every=1, log_options=NO_INDEX
+    )
     assert [e.get_run_id() for e in reader.get_pipeline_executions()] == ["ok", "bad", "later"]
     assert reader.log.position.offset == recorded.stat().st_size
     record(recorded, ("last", "{}"))

@@ -46,8 +46,17 @@ def lazy(storage: EventLogPipelineResultsStorage) -> LazyReadModel:
     return model
 
 
-def test_the_file_log_gets_the_full_fold(tmp_path: Path) -> None:
+def test_the_file_log_reads_runs_through_its_index_or_folds_everything_without_it(
+    tmp_path: Path,
+) -> None:
     storage = EventLogPipelineResultsStorage(tmp_path / "log.jsonl", durability="none")
+    try:
+        assert isinstance(storage.read_model, LazyReadModel)
+    finally:
+        storage.close()
+    storage = EventLogPipelineResultsStorage(
+        tmp_path / "log.jsonl", durability="none", log_options={"run_index": False}
+    )
     try:
         assert isinstance(storage.read_model, FullReadModel)
     finally:

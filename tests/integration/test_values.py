@@ -91,6 +91,7 @@ def same(left: Any, right: Any) -> bool:
 
 def open_storage(path: Path, **kwargs: Any) -> EventLogPipelineResultsStorage:
     kwargs.setdefault("durability", "none")
+    kwargs.setdefault("log_options", {"run_index": False})  # the full fold and its snapshot
     kwargs.setdefault("snapshot_every", 1)
     return EventLogPipelineResultsStorage(path, **kwargs)
 

@@ -185,6 +185,7 @@ def _status_change_over_limit(ctx: Ctx) -> Any:
 def _small_log(ctx: Ctx) -> None:
     storage = EventLogPipelineResultsStorage(ctx.tmp / "small.jsonl", max_event_bytes=512)
     build(storage, "run")
+    storage.run_index()  # the run index (a cache reads bring up to date) is current
     storage.close()
 
 
@@ -855,6 +856,7 @@ def test_a_bad_input_is_refused_and_writes_nothing(ctx: Ctx, name: str) -> None:
     case = CATALOGUE[name]
     if case.setup is not None:
         case.setup(ctx)
+    ctx.storage.run_index()  # the run index (a cache reads bring up to date) is current
     before = tree(ctx.tmp)
     seq = ctx.storage.log.position.seq
     if case.error is None:

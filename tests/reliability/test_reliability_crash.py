@@ -29,6 +29,9 @@ pytestmark = pytest.mark.slow  # the quick subset (-m 'not slow') leaves these o
 RUNNING = PipelineTaskStatus.RUNNING
 DONE = PipelineTaskStatus.DONE
 
+FULL_FOLD = {"run_index": False}
+"""Storages that fold the whole log at open (what these tests compare)."""
+
 
 def test_writers_killed_at_random_moments_lose_nothing_acknowledged(
     tmp_path: Path, record_property: Callable[[str, Any], None]
@@ -119,7 +122,9 @@ def _open_cut(cut: _Cut, size: int, *, full: bool) -> tuple[Any, list[str]]:
     cut.set(size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        storage = EventLogPipelineResultsStorage(cut.path, durability="none")
+        storage = EventLogPipelineResultsStorage(
+            cut.path, durability="none", log_options={"run_index": False}
+        )
     position = storage.log.position
     try:
         state = _state(storage, full=full)
@@ -145,7 +150,9 @@ def test_the_last_batch_cut_at_every_byte_opens_as_before_or_after(
     tmp_path: Path, last: str
 ) -> None:
     full = tmp_path / "full.jsonl"
-    storage = EventLogPipelineResultsStorage(full, durability="none")
+    storage = EventLogPipelineResultsStorage(
+        full, durability="none", log_options={"run_index": False}
+    )
     _history(storage)
     before = snapshot(storage), _state(storage, full=False)
     start = full.stat().st_size
@@ -172,7 +179,9 @@ def test_a_whole_log_cut_at_every_byte_opens_as_a_whole_batch_prefix(tmp_path: P
     asked for), the storage opened on the cut file holds the state after the last whole
     batch before the cut: never part of a batch."""
     full = tmp_path / "full.jsonl"
-    storage = EventLogPipelineResultsStorage(full, durability="none")
+    storage = EventLogPipelineResultsStorage(
+        full, durability="none", log_options={"run_index": False}
+    )
     _history(storage)
     storage.close()
     data = full.read_bytes()

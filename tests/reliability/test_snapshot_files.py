@@ -38,6 +38,7 @@ NOBODY = 65534
 
 def open_storage(path: Path, **kwargs: Any) -> EventLogPipelineResultsStorage:
     kwargs.setdefault("durability", "none")
+    kwargs.setdefault("log_options", {"run_index": False})  # the full fold and its snapshot
     return EventLogPipelineResultsStorage(path, **kwargs)
 
 

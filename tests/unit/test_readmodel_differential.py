@@ -106,7 +106,7 @@ class Pair:
             _copy(source, self.memory)
 
     def full(self, **options: Any) -> Storage:
-        storage = Storage(self.path, snapshots=False, **options)
+        storage = Storage(self.path, snapshots=False, log_options={"run_index": False}, **options)
         assert isinstance(storage.read_model, FullReadModel)
         return storage
 

@@ -474,7 +474,9 @@ def test_opening_an_empty_log_gives_an_empty_storage(path: Path) -> None:
 def test_a_snapshot_write_removes_temporary_files_abandoned_by_dead_writers(
     tmp_path: Path,
 ) -> None:
-    storage = EventLogPipelineResultsStorage(tmp_path / "log.jsonl", snapshot_every=1)
+    storage = EventLogPipelineResultsStorage(
+        tmp_path / "log.jsonl", snapshot_every=1, log_options={"run_index": False}
+    )
     abandoned = tmp_path / "log.jsonl.snapshot.dead01"
     in_progress = tmp_path / "log.jsonl.snapshot.busy02"
     unrelated = tmp_path / "log.jsonl.notes"
