@@ -34,6 +34,7 @@ from pipelines_events.errors import (
 from pipelines_events.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
     START,
     AnyEvent,
     LogPosition,
@@ -51,6 +52,8 @@ from pipelines_events.log.chain import (
     HASH_HEAD,
     HASH_SUFFIX_LEN,
     decode_event,
+    event_hash,
+    line_hash,
     link_ok,
     seal_batch,
 )
@@ -861,7 +864,7 @@ def scan(
     read_at = offset
     sha256 = hashlib.sha256
     decode = decode_event
-    version = SCHEMA_VERSION
+    version = -1  # the schema version of the last line read (-1: none yet)
     cut = -HASH_SUFFIX_LEN
     head_end = cut + len(HASH_HEAD)
     while read_at < end:
@@ -875,7 +878,10 @@ def scan(
         try:
             for line in lines:
                 seq += 1
-                digest = sha256(prev.encode() + line[:cut]).hexdigest()
+                if version == 1:
+                    digest = sha256(prev.encode() + line[:cut]).hexdigest()
+                else:
+                    digest = sha256((prev + sha256(line[:cut]).hexdigest()).encode()).hexdigest()
                 try:
                     event = decode(line)
                 except (
@@ -884,7 +890,7 @@ def scan(
                     UnicodeDecodeError,
                     RecursionError,
                 ):
-                    event = _check_line(line, seq, prev, name, batch[done:])
+                    event = _check_line(line, seq, prev, name, batch[done:], version)
                 if (
                     event.hash != digest
                     or event.seq != seq
@@ -892,7 +898,10 @@ def scan(
                     or line[cut:head_end] != HASH_HEAD
                     or (batch and batch[-1].more and batch[-1].more != event.more + 1)
                 ):
-                    event = _check_line(line, seq, prev, name, batch[done:])
+                    # Another version, an erased line, or damage: the careful check.
+                    event = _check_line(line, seq, prev, name, batch[done:], version)
+                    version = event.v
+                    digest = event.hash
                 prev = digest
                 offset += len(line) + 1
                 batch.append(event)
@@ -936,7 +945,7 @@ def _changed(
         return True
     prev = mark.hash
     for part, event in zip(parts, pending, strict=False):
-        prev = hashlib.sha256(prev.encode() + part[:-HASH_SUFFIX_LEN]).hexdigest()
+        prev = line_hash(part, prev)
         if prev != event.hash:
             return True
     return False
@@ -956,7 +965,11 @@ _TOO_DEEP = (
 )
 
 
-def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:
+def _check_line(
+    line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent], version: int = 0
+) -> AnyEvent:
+    """The event of ``line`` once every check passes (``version``: the last line's schema
+    version, 0 when unknown), else :class:`LogCorruptError` with the most precise reason."""
     if not link_ok(line, prev):
         _raise_bad_line(line, seq, prev, name)
     try:
@@ -969,8 +982,15 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
         raise LogCorruptError(name, seq, f"not valid UTF-8: {exc.reason}") from None
     except RecursionError:
         raise LogCorruptError(name, seq, _TOO_DEEP) from None
-    if event.v != SCHEMA_VERSION:
+    if event.v not in SCHEMA_VERSIONS:
         _raise_version(event.v, seq, name)
+    if event.v < version:
+        raise LogCorruptError(
+            name,
+            seq,
+            f"a schema version {event.v} event after version {version} events: a log only "
+            "ever steps up from version 1 to 2 (a line was moved or spliced in)",
+        )
     if event.seq != seq:
         raise LogCorruptError(
             name,
@@ -985,7 +1005,7 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
             f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
             f"more events here, found {event.more} (a batch was cut or spliced)",
         )
-    if event.hash != hashlib.sha256(prev.encode() + line[:-HASH_SUFFIX_LEN]).hexdigest():
+    if event.hash != event_hash(event, line, prev):
         raise LogCorruptError(name, seq, 'the "hash" member does not match the line')
     return event
 
