@@ -95,8 +95,8 @@ class RunRemoved(Event, tag="removed", frozen=True):
 class Erased(Event, tag="erased", frozen=True):
     """An event of a removed run whose content was erased (``cleanup --erase``).
 
-    It keeps the erased event's ``seq``, ``more`` and ``hash`` and, when the line has room
-    for them, its ``ts``, ``run_id``, ``kind`` and ``id`` (else they are empty); ``digest``
+    It keeps the erased event's ``seq``, ``ts``, ``more`` and ``hash`` and, when the line
+    has room for them, its ``run_id``, ``kind`` and ``id`` (else they are empty); ``digest``
     is the SHA-256 (hex) of the erased line without its hash member, which the chain links
     (schema version 2 only). Projections ignore it; appends refuse it.
     """

@@ -21,6 +21,7 @@ from pipelines_events.events import (
     START,
     Erased,
     FieldSet,
+    RunRemoved,
 )
 from pipelines_events.log.chain import (
     HASH_SUFFIX_LEN,
@@ -57,7 +58,9 @@ ID = "3fc2789d-dd8e-4a50-b471-c8118a3fb962"
 
 
 def fs(value: object, field: str = "x") -> FieldSet:
-    return FieldSet(run_id="r", kind="task_result", id=ID, field=field, value=value)
+    """A ``set`` event with room for an erased line's digest."""
+    padded = {"n": value, "pad": "." * 64}
+    return FieldSet(run_id="r", kind="task_result", id=ID, field=field, value=padded)
 
 
 def test_new_events_are_version_2_and_link_the_digest_of_their_line(tmp_path: Path) -> None:
@@ -140,7 +143,13 @@ def test_an_erased_line_keeps_seq_batch_and_hash_and_the_chain_verifies(tmp_path
     assert (erased.seq, erased.more, erased.hash) == (2, 1, original.hash)
     assert erased.digest == digest and len(lines[1]) == len(lines_of(path)[1])
     assert b'"value"' not in lines[1]
-    assert audit.verify(path).ok
+    report = audit.verify(path)  # the chain holds; an erasure of a run never removed does not
+    assert not report.ok and "which no later event removes" in (report.reason or "")
+    with JsonlEventLog(path) as log:
+        log.append([RunRemoved(run_id="r", kind=PIPELINE_EXECUTION, id="e")])
+    report = audit.verify(path)
+    assert report.ok and report.erased == 1
+    lines = lines_of(path)[:4]
     # The digest is checked: change it and the link breaks.
     forged = lines[1].replace(erased.digest.encode(), b"0" * 64)
     path.write_bytes(b"".join(line + b"\n" for line in [lines[0], forged, *lines[2:]]))
@@ -167,11 +176,11 @@ def test_the_erased_digest_is_the_sha256_of_the_line_it_replaced(tmp_path: Path)
 def test_a_short_line_keeps_fewer_identifiers_or_cannot_be_erased(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     with JsonlEventLog(path) as log:
-        log.append([FieldSet(run_id="r", kind="task_result", id="t", field="x", value="y" * 30)])
+        log.append([FieldSet(run_id="r", kind="task_result", id=ID, field="x", value="y" * 30)])
         log.append([FieldSet(run_id="r", kind="task_result", id="t", field="x")])
     roomy, tight = lines_of(path)
     erased = decode_event(erased_line(roomy))
-    assert (erased.ts, erased.kind, erased.id, erased.run_id) == ("", "", "", "r")
+    assert (erased.kind, erased.id, erased.run_id) == ("", "", "r") and erased.ts
     assert len(erased_line(roomy)) == len(roomy)
     with pytest.raises(ValueError, match="seq 2 is too short a line to hold the digest"):
         erased_line(tight)

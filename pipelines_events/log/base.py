@@ -15,6 +15,7 @@ import msgspec
 
 from pipelines_events.errors import LogError
 from pipelines_events.events import AnyEvent, LogPosition
+from pipelines_events.log.segments import Erasure
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.
@@ -228,6 +229,20 @@ class EventLog(abc.ABC):
         is damage rather than an unfinished batch, or None. The file log checks the bytes
         at its end; engines that only ever store whole batches have nothing to check."""
         return None
+
+    # -- erasure (engines with ``supports_erasure``) ---------------------------------------
+
+    supports_erasure: bool = False
+    """Whether :meth:`erase_sealed` erases content (the file log's sealed segments)."""
+
+    def erase_sealed(self, removed: dict[str, int], unsealed: int = 0) -> Erasure:
+        """Erase the content of the events of the runs in ``removed`` (run id: the seq of
+        its removal) older than their removal, where the engine can; see
+        :func:`pipelines_events.log.segments.erase`."""
+        raise LogError(
+            f"{self.location}: this engine cannot erase events: erasure rewrites the file "
+            "log's sealed segments (see the segment_bytes and segment_events options)"
+        )
 
     # -- the run index (engines with ``supports_run_index``) -----------------------------
 

@@ -121,8 +121,8 @@ def erased_line(line: bytes) -> bytes:
     once its content is erased: the same seq, batch place and hash, and the same length
     (padded with spaces before its hash member), so byte offsets after it do not move.
 
-    It keeps the event's ``ts``, ``run_id``, ``kind`` and ``id`` when they fit in the
-    line's length, else leaves them empty. Raises :class:`ValueError` for a line that
+    It keeps the event's ``ts``, and its ``run_id``, ``kind`` and ``id`` when they fit in
+    the line's length, else leaves them empty. Raises :class:`ValueError` for a line that
     cannot be erased: not a version 2 event, already erased, or too short to hold a digest.
     """
     event = decode_event(line)
@@ -135,7 +135,7 @@ def erased_line(line: bytes) -> bytes:
         )
     digest = content_digest(line[:-HASH_SUFFIX_LEN])
     kept = {"ts": event.ts, "run_id": event.run_id, "kind": event.kind, "id": event.id}
-    for blank in ((), ("ts", "kind", "id"), ("ts", "kind", "id", "run_id")):
+    for blank in ((), ("kind", "id"), ("kind", "id", "run_id")):
         fields = {name: "" if name in blank else value for name, value in kept.items()}
         erased = Erased(v=2, seq=event.seq, more=event.more, digest=digest, **fields)
         head = _encoder.encode(erased)[:-1]

@@ -32,6 +32,7 @@ from pipelines_events.events import (
     TASK_EXECUTION,
     TASK_RESULT,
     AnyEvent,
+    Erased,
     FieldSet,
     ObjectCreated,
     RunRemoved,
@@ -39,6 +40,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
+from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import (
     Batch,
     BuildablePipeline,
@@ -462,7 +464,51 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
 
     # -- cleanup ----------------------------------------------------------------------
 
-    def cleanup(self, before: datetime | None = None) -> list[str]:
+    def cleanup(self, before: datetime | None = None, *, erase: bool = False) -> list[str]:
+        """Remove the finished runs (see the base class); with ``erase``, then erase the
+        content of every removed run from the log's sealed segments
+        (:meth:`erase_removed`)."""
+        if erase is not True and erase is not False:
+            raise InvalidValueError(f"erase must be True or False, not {erase!r}")
+        if erase and not self._log.supports_erasure:
+            self._log.erase_sealed({})  # raises, saying why, before anything is removed
+        removed = self._cleanup(before)
+        if erase:
+            self.erase_removed()
+        return removed
+
+    def erase_removed(self) -> Erasure:
+        """Erase, in the log's sealed segments, the content of the events of every run
+        removed so far (their seq, place and digest stay: the chain still verifies); writes
+        a new snapshot after. Returns what was erased and the bytes reclaimed."""
+        self._refuse_write("erase removed runs")
+        log = self._log
+        if not log.supports_erasure:
+            log.erase_sealed({})
+        self.refresh()
+        sealed = getattr(log, "sealed", None)
+        sealed_up_to = 0 if sealed is None else sealed.last_seq
+        removed: dict[str, int] = {}
+        later: dict[str, list[int]] = {}  # the events of each run in the log file
+        for batch in log.read(START):
+            for event in batch.events:
+                if type(event) is RunRemoved:
+                    removed[event.run_id] = event.seq
+                elif event.seq > sealed_up_to and type(event) is not Erased:
+                    later.setdefault(event.run_id, []).append(event.seq)
+        unsealed = sum(
+            1
+            for run_id, seqs in later.items()
+            if run_id in removed
+            for seq in seqs
+            if seq < removed[run_id]
+        )
+        done = log.erase_sealed(removed, unsealed)
+        if done.erased and self._snapshots:
+            self.write_snapshot()  # none from before a removal may hold erased content
+        return done
+
+    def _cleanup(self, before: datetime | None) -> list[str]:
         if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
             raise InvalidValueError(f"before: give an aware datetime or None, not {before!r}")
         self._refuse_write("clean up runs")
