@@ -15,6 +15,11 @@ class LogError(PipelinesEventsError):
     """The log file cannot be opened, read or written."""
 
 
+class AppendUnreadUnavailable(LogError):
+    """:meth:`~pipelines_events.log.base.EventLog.append_unread` wrote nothing: the log was
+    rolled into a segment by another writer; append with ``append`` instead."""
+
+
 class LogOpenError(LogError):
     """The log path cannot be used (a directory, not writable, not creatable)."""
 

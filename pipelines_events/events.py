@@ -17,8 +17,15 @@ import msgspec
 from pipelines_events.errors import InvalidValueError
 from pipelines_events.status import PipelineTaskStatus
 
-SCHEMA_VERSION: Final = 1
-"""Schema version written into every event; readers refuse events of a newer version."""
+SCHEMA_VERSION: Final = 2
+"""Schema version written into every event; readers refuse events of a newer version.
+
+Version 1 chained each line's bytes; version 2 chains the SHA-256 of each line, so that
+an event's content can be erased (:class:`Erased`) while the chain still verifies. Logs
+written in version 1 stay readable (see :mod:`pipelines_events.log.chain`)."""
+
+SCHEMA_VERSIONS: Final = (1, 2)
+"""Every schema version ever written; a log may step up from 1 to 2 once, never down."""
 
 GENESIS_HASH: Final = "0" * 64
 """The hash the first event of a log chains to."""
@@ -85,7 +92,19 @@ class RunRemoved(Event, tag="removed", frozen=True):
     """
 
 
-AnyEvent = ObjectCreated | FieldSet | RunRemoved
+class Erased(Event, tag="erased", frozen=True):
+    """An event of a removed run whose content was erased (``cleanup --erase``).
+
+    It keeps the erased event's ``seq``, ``ts``, ``more`` and ``hash`` and, when the line
+    has room for them, its ``run_id``, ``kind`` and ``id`` (else they are empty); ``digest``
+    is the SHA-256 (hex) of the erased line without its hash member, which the chain links
+    (schema version 2 only). Projections ignore it; appends refuse it.
+    """
+
+    digest: str
+
+
+AnyEvent = ObjectCreated | FieldSet | RunRemoved | Erased
 """Every event type that can appear in a log."""
 
 

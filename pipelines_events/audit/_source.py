@@ -20,6 +20,7 @@ from pipelines_events.events import (
     START,
     STATUS,
     AnyEvent,
+    Erased,
     FieldSet,
     ObjectCreated,
     RunRemoved,
@@ -203,6 +204,11 @@ def _check_event(
     objects: dict[str, _Object],
     executions: dict[str, str],
 ) -> None:
+    if type(event) is Erased:
+        raise _Refused(
+            f"seq {event.seq} is an erased event (cleanup --erase): its content is gone, so "
+            "it cannot be imported (export the runs to keep: exports leave erased events out)"
+        )
     kind, object_id, run_id = event.kind, event.id, event.run_id
     if kind not in _LEVEL:
         raise _Refused(f"{kind!r} is not a kind of result object; the kinds are {', '.join(KINDS)}")

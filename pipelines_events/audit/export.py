@@ -26,7 +26,7 @@ from pipelines_events.errors import (
     LogWriteError,
     ObjectNotFoundError,
 )
-from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION, Erased
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES
 from pipelines_events.log.chain import HASH_SUFFIX_LEN, encode_event, seal
 from pipelines_events.log.open import open_log
@@ -189,7 +189,8 @@ def _write_run(fd: int, name: str, log: LogPath, run_id: str) -> tuple[int, int,
     pending: list[bytes] = []
     size = 0
     for batch, _ in iter_batches(log):
-        mine = [event for event in batch if event.run_id == run_id]
+        # Erased events have no content to carry over (and their digest its old seq).
+        mine = [event for event in batch if event.run_id == run_id and type(event) is not Erased]
         if not mine:
             continue
         batches += 1

@@ -18,7 +18,14 @@ from pipelines_events.errors import (
     ProjectionError,
     SnapshotError,
 )
-from pipelines_events.events import GENESIS_HASH, START, AnyEvent, LogPosition
+from pipelines_events.events import (
+    GENESIS_HASH,
+    START,
+    AnyEvent,
+    Erased,
+    LogPosition,
+    RunRemoved,
+)
 from pipelines_events.log.base import EventLog
 from pipelines_events.log.open import open_log
 from pipelines_events.results.snapshots import decode_snapshot
@@ -95,6 +102,9 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the engine keeps a run index (storages read runs from it, not a snapshot)."""
     run_index_reason: str | None = None
     """Why the engine's run index does not match the events (``ok`` is False then)."""
+    erased: int = 0
+    """How many events are erased (``cleanup --erase``): their links verify from their
+    digest, their content is gone."""
 
     @property
     def head(self) -> Head:
@@ -135,8 +145,10 @@ def verify(
     wanted = parse_head(expect) if isinstance(expect, str) else expect
     wanted_seq = 0 if wanted is None else wanted.seq
     wanted_hash = GENESIS_HASH if wanted is None else wanted.hash
-    events = batches = 0
+    events = batches = erased = 0
     runs: set[str] = set()
+    erased_runs: dict[str, int] = {}  # run id: the seq of its last erased event
+    removals: dict[str, int] = {}  # run id: the seq of its last removal
     line: int | None = None
     reason: str | None = None
     mismatch = False
@@ -155,6 +167,11 @@ def verify(
                         snapshot.fold(event)
                     events += 1
                     runs.add(event.run_id)
+                    if type(event) is Erased:
+                        erased += 1
+                        erased_runs[event.run_id] = event.seq
+                    elif type(event) is RunRemoved:
+                        removals[event.run_id] = event.seq
                     if index is not None:
                         index.apply(event)
                     if not checked and event.seq == wanted_seq:
@@ -183,6 +200,16 @@ def verify(
             reason = reader.damage_after(head)
             if reason is not None:
                 line = head.seq + 1
+        if line is None:
+            for run_id, seq in erased_runs.items():
+                if run_id and removals.get(run_id, 0) < seq:
+                    line = seq
+                    reason = (
+                        f"seq {seq} is an erased event of run {run_id!r}, which no later "
+                        "event removes: only removed runs are ever erased (was it erased "
+                        "by hand?)"
+                    )
+                    break
         if line is None and not checked:
             line, mismatch = head.seq + 1, True
             reason = (
@@ -218,6 +245,7 @@ def verify(
         snapshot=snapshot.location,
         run_index=run_index,
         run_index_reason=index_reason,
+        erased=erased,
         snapshot_state=snapshot.state,
         snapshot_seq=snapshot.seq,
         snapshot_reason=snapshot.reason,

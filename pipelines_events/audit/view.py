@@ -22,6 +22,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.base import EventLog
 from pipelines_events.log.open import open_log
+from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import (
     Batch,
     BuildablePipeline,
@@ -138,8 +139,12 @@ class StorageView(ReadModelStorage):
     ) -> PipelineExecution:
         self._refuse(f"build run {run_id!r}")
 
-    def cleanup(self, before: datetime | None = None) -> list[str]:
+    def cleanup(self, before: datetime | None = None, *, erase: bool = False) -> list[str]:
         self._refuse("clean up runs")
+
+    def erase_removed(self) -> Erasure:
+        """A view erases nothing."""
+        self._refuse("erase removed runs")
 
     def write_snapshot(self) -> None:
         """A view writes no snapshot: its state is not the log's."""

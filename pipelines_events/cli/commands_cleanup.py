@@ -21,6 +21,7 @@ from pipelines_events.cli.exits import EXIT_OK
 from pipelines_events.cli.options import parse_time_option
 from pipelines_events.errors import InvalidValueError, LogOpenError
 from pipelines_events.log.open import LogTarget
+from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 
@@ -50,6 +51,12 @@ def register(commands: Any) -> None:
         "--dry-run",
         action="store_true",
         help="list the runs that would be removed, and remove nothing",
+    )
+    parser.add_argument(
+        "--erase",
+        action="store_true",
+        help="then erase the content of every removed run from the log's sealed segments "
+        "(the chain still verifies) and report the bytes reclaimed",
     )
 
 
@@ -90,6 +97,8 @@ def _before(args: argparse.Namespace) -> datetime | None:
 
 def _cleanup_command(args: argparse.Namespace) -> int:
     before = _before(args)
+    if args.erase and args.dry_run:
+        raise InvalidValueError("--erase and --dry-run: a dry run erases nothing; give one")
     log: LogTarget | None = args.log
     if missing_log_file(log):
         raise LogOpenError(f"{log}: no such log file")
@@ -98,7 +107,20 @@ def _cleanup_command(args: argparse.Namespace) -> int:
     opened_here = isinstance(storage, EventLogPipelineResultsStorage) and (
         log is not None or args.dry_run
     )
+    erasure: Erasure | None = None
     try:
+        if args.erase and not (
+            isinstance(storage, EventLogPipelineResultsStorage) and storage.log.supports_erasure
+        ):
+            where = (
+                storage.log.location
+                if isinstance(storage, EventLogPipelineResultsStorage)
+                else type(storage).__name__
+            )
+            raise InvalidValueError(
+                f"--erase: {where}: only the file log's sealed segments can be erased "
+                "(roll the log with segment_bytes or segment_events); nothing was removed"
+            )
         candidates = cleanup_candidates(storage, before)
         rows = [
             {
@@ -112,16 +134,56 @@ def _cleanup_command(args: argparse.Namespace) -> int:
         if not args.dry_run:
             removed = set(storage.cleanup(before=before))
             rows = [row for row in rows if row["run_id"] in removed]
+        if args.erase and isinstance(storage, EventLogPipelineResultsStorage):
+            erasure = storage.erase_removed()
     finally:
         if opened_here:
             storage.close()
-    _print(args, rows)
+    _print(args, rows, erasure)
     return EXIT_OK
 
 
-def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def _erasure_fields(erasure: Erasure) -> dict[str, int]:
+    return {
+        "erased_events": erasure.erased,
+        "segments_rewritten": erasure.segments,
+        "bytes_reclaimed": erasure.reclaimed,
+        "kept_in_log_file": erasure.unsealed,
+        "kept_schema_version_1": erasure.version_1,
+        "kept_too_short": erasure.too_short,
+    }
+
+
+def _erasure_text(erasure: Erasure) -> str:
+    kept = [
+        f"{count} in the log file (not sealed yet)"
+        if name == "unsealed"
+        else f"{count} of schema version 1"
+        if name == "v1"
+        else f"{count} too short to erase"
+        for name, count in (
+            ("unsealed", erasure.unsealed),
+            ("v1", erasure.version_1),
+            ("short", erasure.too_short),
+        )
+        if count
+    ]
+    text = (
+        f"erased {erasure.erased} event{'s' if erasure.erased != 1 else ''} in "
+        f"{erasure.segments} sealed segment{'s' if erasure.segments != 1 else ''}, "
+        f"reclaimed {erasure.reclaimed} bytes"
+    )
+    if kept:
+        text += f"; kept the content of {', '.join(kept)}"
+    return text
+
+
+def _print(args: argparse.Namespace, rows: list[dict[str, Any]], erasure: Erasure | None) -> None:
     if args.format == "json":
-        output.write_json({"dry_run": args.dry_run, "runs": rows})
+        document: dict[str, Any] = {"dry_run": args.dry_run, "runs": rows}
+        if erasure is not None:
+            document["erasure"] = _erasure_fields(erasure)
+        output.write_json(document)
         return
     if args.format == "jsonl":
         output.write_jsonl(rows)
@@ -130,7 +192,13 @@ def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     verb = "would remove" if args.dry_run else "removed"
     if not rows:
         out.print(f"{verb} no runs")
-        return
+    else:
+        _print_rows(out, verb, rows)
+    if erasure is not None:
+        out.print(_erasure_text(erasure))
+
+
+def _print_rows(out: Any, verb: str, rows: list[dict[str, Any]]) -> None:
     table = Table("run id", "pipeline", "status", "completed", box=None)
     for row in rows:
         completed = row["completed"]

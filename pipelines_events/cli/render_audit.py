@@ -282,6 +282,8 @@ def _verify_lines(report: VerifyReport) -> list[str]:
         f"{_count(report.batches, 'batch')}, {_count(report.runs, 'run')}, "
         f"{_count(report.bytes, 'byte')}"
     )
+    if report.erased:
+        summary += f" ({_count(report.erased, 'event')} erased: their links verify, not content)"
     if report.line is not None:
         lines = [f"FAILED: {report.path}: line {report.line}: {report.reason}"]
         if not report.head_mismatch:

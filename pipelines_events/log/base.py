@@ -15,6 +15,7 @@ import msgspec
 
 from pipelines_events.errors import LogError
 from pipelines_events.events import AnyEvent, LogPosition
+from pipelines_events.log.segments import Erasure
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.
@@ -92,8 +93,10 @@ class EventLog(abc.ABC):
     """Whether :meth:`run_summaries`, :meth:`run_events` and :meth:`run_of` answer from an
     index kept by the engine, so that readers need not fold the whole history."""
 
-    supports_append_unread: bool = False
-    """Whether :meth:`append_unread` appends without reading what other writers appended."""
+    @property
+    def supports_append_unread(self) -> bool:
+        """Whether :meth:`append_unread` appends without reading what other writers appended."""
+        return False
 
     # -- identity ------------------------------------------------------------------------
 
@@ -209,6 +212,9 @@ class EventLog(abc.ABC):
         moves past the batch and ``on_written`` gets it. Otherwise the position stays
         where it is, before the other writers' events and the batch, which the next read
         hands over in log order; ``on_written`` is not called. Returns the new events.
+        Raises :class:`AppendUnreadUnavailable`, having written nothing, when the log can
+        no longer append this way (another writer rolled it into a segment): append with
+        :meth:`append` then.
         """
         raise NotImplementedError(f"{type(self).__name__} always catches up before appending")
 
@@ -244,6 +250,20 @@ class EventLog(abc.ABC):
         is damage rather than an unfinished batch, or None. The file log checks the bytes
         at its end; engines that only ever store whole batches have nothing to check."""
         return None
+
+    # -- erasure (engines with ``supports_erasure``) ---------------------------------------
+
+    supports_erasure: bool = False
+    """Whether :meth:`erase_sealed` erases content (the file log's sealed segments)."""
+
+    def erase_sealed(self, removed: dict[str, int], unsealed: int = 0) -> Erasure:
+        """Erase the content of the events of the runs in ``removed`` (run id: the seq of
+        its removal) older than their removal, where the engine can; see
+        :func:`pipelines_events.log.segments.erase`."""
+        raise LogError(
+            f"{self.location}: this engine cannot erase events: erasure rewrites the file "
+            "log's sealed segments (see the segment_bytes and segment_events options)"
+        )
 
     # -- the run index (engines with ``supports_run_index``) -----------------------------
 

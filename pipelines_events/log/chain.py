@@ -1,9 +1,14 @@
 """The hash chain and the line encoding of events, shared by every engine.
 
-A line is the event's JSON (msgspec) with a last member ``"hash"``: the SHA-256 (hex) of
-the previous event's hash followed by the line's bytes before ``,"hash":``. Every engine
-stores, and verifies, exactly these bytes, so identical events give identical chains on
-every engine (a run copied from one engine to another keeps its hashes).
+A line is the event's JSON (msgspec) with a last member ``"hash"``. Its *head* is the
+line's bytes before ``,"hash":``. In schema version 2 (written now) the hash is the
+SHA-256 (hex) of the previous event's hash followed by the line's *digest*, the SHA-256
+(hex) of its head, so a link verifies from the digest alone and an erased event
+(:class:`~pipelines_events.events.Erased`, which keeps the digest) still verifies. In
+version 1 the hash is the SHA-256 of the previous hash followed by the head itself. A
+log may hold version 1 lines followed by version 2 lines, never the reverse. Every
+engine stores, and verifies, exactly these bytes, so identical events give identical
+chains on every engine (a run copied from one engine to another keeps its hashes).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pipelines_events.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
     AnyEvent,
+    Erased,
     FieldSet,
     ObjectCreated,
     RunRemoved,
@@ -40,27 +46,103 @@ HASH_SUFFIX_LEN: Final = len(HASH_HEAD) + 64 + 2
 """Bytes of ``,"hash":"<64 hex>"}`` at the end of every line (before the newline)."""
 
 
+class _Peek(msgspec.Struct):
+    type: str = ""
+    v: int = 0
+    digest: str = ""
+
+
+_peek = msgspec.json.Decoder(_Peek).decode
+_sha256 = hashlib.sha256
+
+
+def content_digest(head: bytes) -> str:
+    """The digest of a line's head (its bytes before ``,"hash":``): SHA-256, hex."""
+    return _sha256(head).hexdigest()
+
+
+def link_hash(prev_hash: str, digest: str) -> str:
+    """The version 2 hash of a line whose digest is ``digest``, after ``prev_hash``."""
+    return _sha256((prev_hash + digest).encode("ascii")).hexdigest()
+
+
+def head_hash(head: bytes, prev_hash: str, version: int = SCHEMA_VERSION) -> str:
+    """The hash of a line whose head is ``head`` in schema ``version``, after ``prev_hash``."""
+    if version == 1:
+        return _sha256(prev_hash.encode("ascii") + head).hexdigest()
+    return _sha256((prev_hash + _sha256(head).hexdigest()).encode("ascii")).hexdigest()
+
+
+def _peeked(line: bytes) -> _Peek | None:
+    try:
+        return _peek(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 def seal(body: bytes, prev_hash: str) -> tuple[bytes, str]:
     """Return the line (with its newline) and hash of an encoded event chained to ``prev_hash``.
 
-    ``body`` is the event encoded with an empty ``hash`` and ends with ``}``.
+    ``body`` is the event encoded with an empty ``hash`` and ends with ``}``; it is chained
+    by the rule of its ``v`` (version 1 for ``v`` 1, version 2 otherwise).
     """
     head = body[:-1]
-    digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
+    peek = _peeked(body)
+    digest = head_hash(head, prev_hash, 1 if peek is not None and peek.v == 1 else 2)
     return b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n')), digest
+
+
+def line_hash(line: bytes, prev_hash: str) -> str:
+    """The hash ``line`` (without its newline) must carry after ``prev_hash``, by the rule
+    of its version: an erased line links its ``digest``."""
+    peek = _peeked(line)
+    if peek is not None and peek.type == "erased":
+        return link_hash(prev_hash, peek.digest)
+    version = 1 if peek is not None and peek.v == 1 else 2
+    return head_hash(line[:-HASH_SUFFIX_LEN], prev_hash, version)
+
+
+def event_hash(event: AnyEvent, line: bytes, prev_hash: str) -> str:
+    """The hash ``line`` (without its newline), decoded as ``event``, must carry."""
+    if type(event) is Erased:
+        return link_hash(prev_hash, event.digest)
+    return head_hash(line[:-HASH_SUFFIX_LEN], prev_hash, 1 if event.v == 1 else 2)
 
 
 def link_ok(line: bytes, prev_hash: str) -> bool:
     """Whether ``line`` (without its newline) chains to ``prev_hash`` through its own hash."""
     if len(line) <= HASH_SUFFIX_LEN or line[-HASH_SUFFIX_LEN:-66] != HASH_HEAD:
         return False
-    digest = hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
-    return line[-66:-2] == digest.encode("ascii")
+    return line[-66:-2] == line_hash(line, prev_hash).encode("ascii")
 
 
-def line_hash(line: bytes, prev_hash: str) -> str:
-    """The hash ``line`` (without its newline) must carry after ``prev_hash``."""
-    return hashlib.sha256(prev_hash.encode("ascii") + line[:-HASH_SUFFIX_LEN]).hexdigest()
+def erased_line(line: bytes) -> bytes:
+    """The line (without newline) that replaces the version 2 ``line`` (without newline)
+    once its content is erased: the same seq, batch place and hash, and the same length
+    (padded with spaces before its hash member), so byte offsets after it do not move.
+
+    It keeps the event's ``ts``, and its ``run_id``, ``kind`` and ``id`` when they fit in
+    the line's length, else leaves them empty. Raises :class:`ValueError` for a line that
+    cannot be erased: not a version 2 event, already erased, or too short to hold a digest.
+    """
+    event = decode_event(line)
+    if type(event) is Erased:
+        raise ValueError(f"seq {event.seq} is erased already")
+    if event.v != 2:
+        raise ValueError(
+            f"seq {event.seq} is a schema version {event.v} event: its link hashes its "
+            "content, which cannot be erased without breaking the chain"
+        )
+    digest = content_digest(line[:-HASH_SUFFIX_LEN])
+    kept = {"ts": event.ts, "run_id": event.run_id, "kind": event.kind, "id": event.id}
+    for blank in ((), ("kind", "id"), ("kind", "id", "run_id")):
+        fields = {name: "" if name in blank else value for name, value in kept.items()}
+        erased = Erased(v=2, seq=event.seq, more=event.more, digest=digest, **fields)
+        head = _encoder.encode(erased)[:-1]
+        room = len(line) - HASH_SUFFIX_LEN - len(head)
+        if room >= 0:
+            return b"".join((head, b" " * room, line[-HASH_SUFFIX_LEN:]))
+    raise ValueError(f"seq {event.seq} is too short a line to hold the digest of its content")
 
 
 def chain_draft(
@@ -74,17 +156,24 @@ def chain_draft(
     """
     event = msgspec.structs.replace(draft, v=SCHEMA_VERSION, seq=seq, ts=ts, more=more, hash="")
     body = _encoder.encode(event)
-    line, digest = seal(body, prev_hash)
+    head = body[:-1]
+    digest = _sha256((prev_hash + _sha256(head).hexdigest()).encode("ascii")).hexdigest()
     msgspec.structs.force_setattr(event, "hash", digest)
-    return event, line, len(body)
+    return event, b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n')), len(body)
 
 
 _EVENT_TYPES: Final = (ObjectCreated, FieldSet, RunRemoved)
+_TAGS: Final = {ObjectCreated: "created", FieldSet: "set", RunRemoved: "removed"}
 
 
 def check_drafts(location: str, drafts: Sequence[object]) -> None:
     """Raise :class:`LogWriteError` naming ``location`` when a draft is not an event."""
     for index, draft in enumerate(drafts):
+        if isinstance(draft, Erased):
+            raise LogWriteError(
+                f"{location}: event {index + 1} of the batch is an erased event: only "
+                "cleanup's erasure writes those, in place; nothing was written"
+            )
         if not isinstance(draft, _EVENT_TYPES):
             raise LogWriteError(
                 f"{location}: event {index + 1} of the batch is not an event: {draft!r}; "
@@ -112,7 +201,7 @@ def seal_batch(
         body = _encoder.encode(event)
         if len(body) <= limit:
             head = body[:-1]
-            digest = hashlib.sha256(prev_hash.encode("ascii") + head).hexdigest()
+            digest = link_hash(prev_hash, content_digest(head))  # version 2
             msgspec.structs.force_setattr(event, "hash", digest)
             return [event], [b"".join((head, HASH_HEAD, digest.encode("ascii"), b'"}\n'))]
     now = ""
@@ -147,9 +236,14 @@ __all__ = [
     "HASH_SUFFIX_LEN",
     "chain_draft",
     "check_drafts",
+    "content_digest",
     "decode_event",
     "encode_event",
+    "erased_line",
+    "event_hash",
+    "head_hash",
     "line_hash",
+    "link_hash",
     "link_ok",
     "seal",
     "seal_batch",

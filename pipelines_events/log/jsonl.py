@@ -28,6 +28,7 @@ from typing import Final
 import msgspec
 
 from pipelines_events.errors import (
+    AppendUnreadUnavailable,
     LogCorruptError,
     LogError,
     LogOpenError,
@@ -36,10 +37,12 @@ from pipelines_events.errors import (
 from pipelines_events.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
     START,
     AnyEvent,
     LogPosition,
 )
+from pipelines_events.log import segments as _segments
 from pipelines_events.log.base import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_WAIT_POLL,
@@ -54,11 +57,14 @@ from pipelines_events.log.chain import (
     HASH_HEAD,
     HASH_SUFFIX_LEN,
     decode_event,
+    event_hash,
+    line_hash,
     link_ok,
     seal_batch,
 )
 from pipelines_events.log.fileindex import FileRunIndex
 from pipelines_events.log.filesnapshots import FileSnapshotStore
+from pipelines_events.log.segments import LogBytes, Sealed
 
 # ``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
 # ``none``: no fsync; events survive a crash of the process, not of the machine.
@@ -77,7 +83,7 @@ class LogPermissionsWarning(UserWarning):
 
 
 class JsonlEventLog(EventLog):
-    """An event log in a JSON-lines file.
+    """An event log in a JSON-lines file, rolled into sealed segments when asked.
 
     ``durability`` is ``"fsync"`` (default) or ``"none"``; ``mode`` is the permission of
     a new file (owner read and write by default); ``max_event_bytes`` caps one encoded
@@ -85,7 +91,11 @@ class JsonlEventLog(EventLog):
     keeps the run index beside it (``<log>.index``, see :mod:`pipelines_events.log.fileindex`).
     """
 
-    supports_append_unread = True
+    @property
+    def supports_append_unread(self) -> bool:
+        """True while the log has no segments and this handle never rolls it: reading only
+        the file's end then finds the chain's tip (a log with segments catches up)."""
+        return self._policy is None and self._sealed is None
 
     def __init__(
         self,
@@ -96,6 +106,9 @@ class JsonlEventLog(EventLog):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         readonly: bool = False,
         run_index: bool = True,
+        segment_bytes: int | None = None,
+        segment_events: int | None = None,
+        segment_compression: str | None = None,
     ) -> None:
         if not isinstance(run_index, bool):
             raise LogOpenError(f"run_index must be True or False, not {run_index!r}")
@@ -118,6 +131,11 @@ class JsonlEventLog(EventLog):
             raise LogOpenError(f"the log path must be a str or path, not {path!r}") from None
         if not str(self._path):
             raise LogOpenError("the log path is empty")
+        self._policy = _segments.roll_policy(
+            str(self._path), segment_bytes, segment_events, segment_compression
+        )
+        self._sealed: Sealed | None = None
+        self._skip = 0  # bytes at the file's start that the last sealed segment holds
         self._durability = durability
         self._mode = mode
         self._max_event_bytes = max_event_bytes
@@ -162,6 +180,7 @@ class JsonlEventLog(EventLog):
             except OSError as exc:
                 raise LogOpenError(f"{path}: cannot open the log: {exc.strerror}") from None
             self._check_regular()
+            self._attach_segments()
             return
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
         created = False
@@ -179,8 +198,12 @@ class JsonlEventLog(EventLog):
         elif not self._mode_checked:
             self._check_mode(st.st_mode)
         self._mode_checked = True
-        with self._locked():
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._attach_segments(finish=True)  # may lock and use a new file
             self._repair_tail()
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _create(self, flags: int) -> None:
         """Create the missing log (and its directories); never through a symbolic link."""
@@ -318,7 +341,7 @@ class JsonlEventLog(EventLog):
     def size(self) -> int:
         """The file's current size in bytes."""
         self._check_usable()
-        return _end(self._fd)
+        return _size(self._src())
 
     def stored_bytes(self) -> int:
         """The file's size."""
@@ -327,17 +350,18 @@ class JsonlEventLog(EventLog):
     def unfinished_bytes(self, cursor: LogPosition) -> int:
         """The bytes after ``cursor``."""
         self._check_usable()
-        return max(0, _end(self._fd) - cursor.offset)
+        return max(0, _size(self._src()) - cursor.offset)
 
     def damage_after(self, cursor: LogPosition) -> str | None:
         """Why the bytes after ``cursor`` are damage, or None when there are none or they can
         be a torn write (the writers' rule: they cut a torn write and nothing else)."""
         self._check_usable()
-        total = _end(self._fd)
+        src = self._src()
+        total = _size(src)
         offset = cursor.offset
         if total <= offset:
             return None
-        tail = os.pread(self._fd, 64, offset)
+        tail = _pread(src, 64, offset)
         if _looks_torn(tail):
             return None
         return (
@@ -358,13 +382,13 @@ class JsonlEventLog(EventLog):
     def _last_complete(self, after: LogPosition) -> LogPosition:
         """The cursor after the file's last complete batch, known to be at or after
         ``after``; ``after`` itself when nothing complete follows it."""
-        fd = self._fd
-        size = _end(fd)
+        fd = self._src()
+        size = _size(fd)
         if size == after.offset:
             return after
         if size < after.offset:
             raise LogError(_shrunk(str(self._path), size, after.offset))
-        keep = _complete_prefix(fd, size, str(self._path))
+        keep = _complete_prefix(fd, size, str(self._path), self._base())
         if keep <= after.offset:
             return after
         line = self._line_ending_at(keep)
@@ -374,7 +398,7 @@ class JsonlEventLog(EventLog):
                 if event.seq > after.seq and event.more == 0:
                     return LogPosition(keep, event.seq, event.hash)
         last = after  # damage at the end: a scan reports it precisely
-        for _batch, cursor in scan(fd, after, str(self._path)):
+        for _batch, cursor in self._scan(after):
             last = cursor
         return last
 
@@ -389,7 +413,7 @@ class JsonlEventLog(EventLog):
             position = self._position
         end = position
         if seq > position.seq:
-            for _batch, end in scan(self._fd, position, str(self._path)):
+            for _batch, end in self._scan(position):
                 if end.seq >= seq:
                     break
             if end.seq < seq:
@@ -443,7 +467,7 @@ class JsonlEventLog(EventLog):
         at = end - 1  # the newline of the last line
         while at > 0:
             start = max(0, at - _CHUNK)
-            data = os.pread(self._fd, at - start, start)
+            data = _pread(self._src(), at - start, start)
             cut = len(data)
             while (cut := data.rfind(b"\n", 0, cut)) >= 0:
                 found += 1
@@ -492,7 +516,7 @@ class JsonlEventLog(EventLog):
 
     def _read_after(self, start: LogPosition, limit: int | None) -> Iterator[Batch]:
         count = 0
-        for events, cursor in scan(self._fd, start, str(self._path)):
+        for events, cursor in self._scan(start):
             if limit is not None and count and count + len(events) > limit:
                 return
             count += len(events)
@@ -512,7 +536,8 @@ class JsonlEventLog(EventLog):
             after = self._checked(after)
         deadline = time.monotonic() + timeout
         while True:
-            if _end(self._fd) != after.offset and self._last_complete(after).seq > after.seq:
+            self._follow_roll()
+            if _size(self._src()) != after.offset and self._last_complete(after).seq > after.seq:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -522,7 +547,12 @@ class JsonlEventLog(EventLog):
     def has_new(self) -> bool:
         if self._fd < 0:
             self._check_usable()
-        return _end(self._fd) != self._position.offset
+        if self._sealed is None:
+            if _end(self._fd) != self._position.offset:
+                return True
+        elif _size(self._src()) != self._position.offset:
+            return True
+        return os.fstat(self._fd).st_nlink == 0  # another writer rolled the log
 
     def read_new(self) -> Iterator[AnyEvent]:
         for batch in self.read_batches():
@@ -542,12 +572,11 @@ class JsonlEventLog(EventLog):
         caller moved the position meanwhile, go on from where it left it."""
         self._check_usable()
         lock = self._lock
-        name = str(self._path)
         while True:
             with lock:
                 start = self._position
             moved = False
-            for batch, position in scan(self._fd, start, name, group=group):
+            for batch, position in self._scan(start, group=group):
                 with lock:
                     if self._position is not start:
                         moved = True
@@ -556,19 +585,22 @@ class JsonlEventLog(EventLog):
                 start = position
                 yield batch
             if not moved:
-                return
+                with lock:
+                    if not self._follow_roll():
+                        return
 
     def _line_ending_at(self, offset: int) -> bytes | None:
         """The line (without newline) whose newline is the byte before ``offset``."""
         if offset <= 0:
             return None
         end = offset - 1
-        if os.pread(self._fd, 1, end) != b"\n":
+        src = self._src()
+        if _pread(src, 1, end) != b"\n":
             return None
         size = 4096
         while True:
             start = max(0, end - size)
-            data = os.pread(self._fd, end - start, start)
+            data = _pread(src, end - start, start)
             cut = data.rfind(b"\n")
             if cut >= 0:
                 return data[cut + 1 :]
@@ -603,12 +635,15 @@ class JsonlEventLog(EventLog):
             count = len(drafts)
             fd = self._fd
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:  # another writer rolled the log meanwhile
+                fd = self._switch_locked(fd)
             start = self._position
             handed_over = False
+            retired = -1
             try:
                 position = start
                 caught: list[AnyEvent] = []
-                if _end(fd) != position.offset:
+                if _size(self._src()) != position.offset:
                     caught = self._catch_up()
                     position = self._position
                 if on_caught_up is not None:
@@ -628,6 +663,8 @@ class JsonlEventLog(EventLog):
                 self._write(data, position.offset)
                 self._position = LogPosition(position.offset + len(data), seq, prev)
                 self._appended += 1
+                if self._policy is not None:
+                    retired = self._roll_if_due()
             except BaseException:
                 if not handed_over:
                     # What was caught up never reached the caller: it is read again next time.
@@ -635,6 +672,8 @@ class JsonlEventLog(EventLog):
                 raise
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+                if retired >= 0:
+                    os.close(retired)
             if on_written is not None:
                 on_written(written)
             if caught:
@@ -679,8 +718,15 @@ class JsonlEventLog(EventLog):
                 prev_hash=base.hash,
                 max_event_bytes=self._max_event_bytes,
             )
+            if not self.supports_append_unread:
+                raise AppendUnreadUnavailable(f"{self._name}: the log has segments")
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
+                if os.fstat(fd).st_nlink == 0:
+                    # Another writer rolled the log: this file is a sealed segment now.
+                    raise AppendUnreadUnavailable(
+                        f"{self._name}: another writer rolled the log; nothing was written"
+                    )
                 end = os.lseek(fd, 0, os.SEEK_END)  # a writer's log is a regular file
                 if end != base.offset:
                     base = self._tip(base, end)
@@ -739,7 +785,7 @@ class JsonlEventLog(EventLog):
     def _catch_up(self) -> list[AnyEvent]:
         """Read what other writers appended and cut a torn tail; called holding the lock."""
         caught = [event for batch in self.read_batches() for event in batch]
-        size = os.fstat(self._fd).st_size
+        size = _size(self._src())
         if size < self._position.offset:
             raise LogError(_shrunk(str(self._path), size, self._position.offset))
         if size != self._position.offset:
@@ -769,8 +815,9 @@ class JsonlEventLog(EventLog):
 
     def _undo(self, offset: int) -> None:
         try:
-            if os.fstat(self._fd).st_size > offset:
-                os.ftruncate(self._fd, offset)
+            physical = offset - self._base() + self._skip
+            if os.fstat(self._fd).st_size > physical:
+                os.ftruncate(self._fd, physical)
         except OSError:
             # The next writer to open or append repairs the torn tail.
             pass
@@ -805,6 +852,8 @@ class JsonlEventLog(EventLog):
                 finally:
                     os.close(self._fd)
                     self._fd = -1
+                    if self._sealed is not None:
+                        self._sealed.close()
             _OPEN_LOGS.discard(self)
 
     # -- the run index (pipelines_events.log.fileindex) --------------------------------
@@ -832,12 +881,11 @@ class JsonlEventLog(EventLog):
             )
         with self._lock:
             if self._run_index is None:
-                name = str(self._path)
                 self._run_index = FileRunIndex(
                     self._path,
-                    scan=lambda after: scan(self._fd, after, name, group=True),
-                    pread=lambda length, offset: os.pread(self._fd, length, offset),
-                    size=lambda: _end(self._fd),
+                    scan=lambda after: self._scan(after, group=True),
+                    pread=self._pread_logical,
+                    size=lambda: _size(self._src()),
                     checked=self._checked,
                     owner=os.fstat(self._fd).st_uid,
                     mode=self._mode,
@@ -863,22 +911,164 @@ class JsonlEventLog(EventLog):
     def _locked(self) -> _FileLock:
         return _FileLock(self._fd)
 
+    # -- segments (see log/segments.py) ---------------------------------------------------
+
+    def _scan(
+        self, start: LogPosition, *, group: bool = False
+    ) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
+        """:func:`scan` of this log; damage in a sealed segment names the segment's file."""
+        sealed = self._sealed
+        if sealed is None:
+            return scan(self._fd, start, str(self._path), group=group)
+        return _named(scan(self._src(), start, str(self._path), group=group), sealed)
+
+    def _pread_logical(self, length: int, offset: int) -> bytes:
+        """``length`` bytes at the logical ``offset``: across the sealed segments, if any."""
+        source = self._src()
+        if isinstance(source, int):
+            return os.pread(source, length, offset)
+        return source.pread(length, offset)
+
+    def _base(self) -> int:
+        return 0 if self._sealed is None else self._sealed.base
+
+    def _src(self) -> int | LogBytes:
+        """What reads read: the file, or the sealed segments and then the file."""
+        if self._sealed is None:
+            return self._fd
+        return LogBytes(self._fd, self._sealed, self._skip)
+
+    @property
+    def sealed(self) -> Sealed | None:
+        """The log's sealed segments as this handle sees them, or None."""
+        return self._sealed
+
+    def _attach_segments(self, *, finish: bool = False) -> None:
+        """Load the manifest for the file just opened; with ``finish`` (a writer holding the
+        file's lock) finish a roll that stopped after its commit: the new file is locked."""
+        previous = self._sealed
+        sealed = Sealed.load(self._path)
+        if previous is not None and (sealed is None or sealed.identity != previous.identity):
+            previous.close()
+        elif previous is not None:
+            sealed = previous
+        self._sealed = sealed
+        self._skip = 0
+        if sealed is None:
+            return
+        head = os.pread(self._fd, 1 << 16, 0).split(b"\n", 1)[0]
+        skip = _segments.sealed_prefix(sealed, head)
+        if skip and finish and not self._readonly:
+            size = os.fstat(self._fd).st_size
+            _segments.replace_log_file(
+                self._path, os.pread(self._fd, size - skip, skip), self._mode
+            )
+            old, self._fd = self._fd, self._open_file()
+            os.close(old)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            head = os.pread(self._fd, 1 << 16, 0).split(b"\n", 1)[0]
+            skip = 0
+        self._skip = skip
+        if skip:
+            head = os.pread(self._fd, 1 << 16, skip).split(b"\n", 1)[0]
+        _segments.check_not_behind(self._path, sealed, head, skip)
+
+    def _open_file(self) -> int:
+        flags = os.O_RDONLY | os.O_NONBLOCK if self._readonly else os.O_RDWR | os.O_APPEND
+        try:
+            return os.open(self._path, flags | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise LogError(f"{self._path}: cannot open the log again after a roll: {exc}") from None
+
+    def _follow_roll(self) -> bool:
+        """Go on in the new log file when a writer rolled this one (reads the end of the
+        old one first); whether it did."""
+        if self._fd < 0 or os.fstat(self._fd).st_nlink != 0 or not self._path.exists():
+            return False
+        if _size(self._src()) != self._position.offset:
+            return False  # read what the old file holds first
+        old = self._fd
+        self._fd = self._open_file()
+        os.close(old)
+        self._attach_segments()
+        return True
+
+    def _switch_locked(self, fd: int) -> int:
+        """``fd`` (locked) was rolled away: lock the new log file instead."""
+        while os.fstat(fd).st_nlink == 0 and self._path.exists():
+            self._fd = self._open_file()
+            os.close(fd)  # releases its lock
+            fd = self._fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._attach_segments(finish=True)
+            fd = self._fd
+        return fd
+
+    supports_erasure = True
+
+    def erase_sealed(self, removed: dict[str, int], unsealed: int = 0) -> _segments.Erasure:
+        """Erase the content of the removed runs' events in the sealed segments (see
+        :func:`pipelines_events.log.segments.erase`), under the log's lock."""
+        with self._lock:
+            self._check_writable()
+            fd = self._fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_nlink == 0:
+                    fd = self._switch_locked(fd)
+                sealed = Sealed.load(self._path)
+                try:
+                    done = _segments.erase(self._path, sealed, removed, unsealed, self._mode)
+                finally:
+                    if sealed is not None:
+                        sealed.close()
+                self._attach_segments()
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return done
+
+    def _roll_if_due(self) -> int:
+        """Roll when the log file holds enough (called holding the lock, after a write);
+        the old descriptor to close once unlocked, or -1."""
+        policy = self._policy
+        assert policy is not None
+        sealed = self._sealed
+        position = self._position
+        size = position.offset - self._base()
+        count = position.seq - (0 if sealed is None else sealed.last_seq)
+        if not (
+            (policy.segment_bytes is not None and size >= policy.segment_bytes)
+            or (policy.segment_events is not None and count >= policy.segment_events)
+        ):
+            return -1
+        data = os.pread(self._fd, size, 0)
+        prev = GENESIS_HASH if sealed is None else sealed.last_hash
+        _segments.seal_segment(self._path, sealed, data, prev, policy, self._mode)
+        _segments.replace_log_file(self._path, b"", self._mode)
+        old = self._fd
+        self._fd = self._open_file()
+        self._attach_segments()
+        self._synced = self._appended  # the sealed segment is on disk
+        return old
+
     # -- torn writes -----------------------------------------------------------------
 
     def _repair_tail(self) -> None:
         """Cut an unfinished last batch (a crash mid-write); called holding the lock."""
-        size = os.fstat(self._fd).st_size
-        if size == 0:
+        if os.fstat(self._fd).st_size == 0:
             return
-        keep = _complete_prefix(self._fd, size, str(self._path))
+        src = self._src()
+        size = _size(src)
+        keep = _complete_prefix(src, size, str(self._path), self._base())
         if keep != size:
             self._truncate_torn(keep, size)
 
     def _truncate_torn(self, keep: int, size: int) -> None:
-        tail = os.pread(self._fd, min(size - keep, 64), keep)
+        src = self._src()
+        tail = _pread(src, min(size - keep, 64), keep)
         if not _looks_torn(tail):
             at_position = keep == self._position.offset
-            line = (self._position.seq if at_position else _lines_before(self._fd, keep)) + 1
+            line = (self._position.seq if at_position else _lines_before(src, keep)) + 1
             raise LogCorruptError(
                 str(self._path),
                 line,
@@ -887,7 +1077,7 @@ class JsonlEventLog(EventLog):
                 "refusing to cut them: is this file a pipelines-events log?",
             )
         try:
-            os.ftruncate(self._fd, keep)
+            os.ftruncate(self._fd, keep - self._base() + self._skip)
             if self._durability == "fsync":
                 os.fsync(self._fd)
         except OSError as exc:
@@ -928,6 +1118,22 @@ def _last_batch(data: bytes, base: LogPosition) -> LogPosition | None:
     return LogPosition(base.offset + len(data), event.seq, event.hash)
 
 
+def _named(
+    batches: Iterator[tuple[list[AnyEvent], LogPosition]], sealed: Sealed
+) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
+    try:
+        yield from batches
+    except LogCorruptError as exc:
+        index = sealed.index_of_seq(exc.line)
+        if index is None or exc.path != str(sealed.log_path):
+            raise
+        raise LogCorruptError(
+            str(sealed.path(index)),
+            exc.line,
+            f"{exc.reason} (the log {sealed.log_path}'s line {exc.line}, in this sealed segment)",
+        ) from None
+
+
 def _remove_directories(directories: list[Path]) -> None:
     """Remove the directories an open created (innermost first) when it then failed:
     a refused path leaves nothing behind."""
@@ -936,23 +1142,24 @@ def _remove_directories(directories: list[Path]) -> None:
             directory.rmdir()
 
 
-def _complete_prefix(fd: int, size: int, name: str) -> int:
-    """Bytes at the start of the file that hold only complete batches."""
+def _complete_prefix(fd: int | LogBytes, size: int, name: str, floor: int = 0) -> int:
+    """Bytes at the start of the log that hold only complete batches (``floor``: where
+    the log file starts, after the sealed segments)."""
     window = 1 << 16
     while True:
-        start = max(0, size - window)
-        data = os.pread(fd, size - start, start)
+        start = max(floor, size - window)
+        data = _pread(fd, size - start, start)
         end = data.rfind(b"\n") + 1
         if end == 0:
-            if start == 0:
-                return 0
+            if start == floor:
+                return floor
             window *= 4
             continue
         # Walk complete lines backwards until one ends a batch (more == 0).
         lines_end = end
         while True:
             cut = data.rfind(b"\n", 0, lines_end - 1) + 1
-            if cut == 0 and start > 0:
+            if cut == 0 and start > floor:
                 break  # need more of the file
             line = data[cut : lines_end - 1]
             try:
@@ -963,7 +1170,7 @@ def _complete_prefix(fd: int, size: int, name: str) -> int:
             if more == 0:
                 return start + lines_end
             if cut == 0:
-                return 0
+                return floor
             lines_end = cut
         window *= 4
 
@@ -980,11 +1187,25 @@ def _end(fd: int) -> int:
         return os.fstat(fd).st_size
 
 
-def _lines_before(fd: int, offset: int) -> int:
+def _size(src: int | LogBytes) -> int:
+    """The logical size of a log: its file's, after its sealed segments' bytes."""
+    if type(src) is int:
+        return _end(src)
+    return src.end()  # type: ignore[union-attr]
+
+
+def _pread(src: int | LogBytes, size: int, offset: int) -> bytes:
+    """``size`` bytes at the logical ``offset`` (in a sealed segment or the file)."""
+    if type(src) is int:
+        return os.pread(src, size, offset)
+    return src.pread(size, offset)  # type: ignore[union-attr]
+
+
+def _lines_before(fd: int | LogBytes, offset: int) -> int:
     """How many lines end before byte ``offset``."""
     count = 0
     for start in range(0, offset, _CHUNK):
-        count += os.pread(fd, min(_CHUNK, offset - start), start).count(b"\n")
+        count += _pread(fd, min(_CHUNK, offset - start), start).count(b"\n")
     return count
 
 
@@ -1009,7 +1230,12 @@ class _FileLock:
 
 
 def scan(
-    fd: int, position: LogPosition, name: str, *, limit: int | None = None, group: bool = False
+    fd: int | LogBytes,
+    position: LogPosition,
+    name: str,
+    *,
+    limit: int | None = None,
+    group: bool = False,
 ) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
     """Yield each complete batch after ``position`` with the position after it (with
     ``group``, all the complete batches of each chunk read, as one list).
@@ -1023,7 +1249,7 @@ def scan(
     offset = position.offset
     seq = position.seq
     prev = position.hash
-    end = _end(fd) if limit is None else limit
+    end = _size(fd) if limit is None else limit
     if end < offset and limit is None:
         raise LogError(_shrunk(name, end, offset))
     batch: list[AnyEvent] = []
@@ -1034,11 +1260,11 @@ def scan(
     read_at = offset
     sha256 = hashlib.sha256
     decode = decode_event
-    version = SCHEMA_VERSION
+    version = -1  # the schema version of the last line read (-1: none yet)
     cut = -HASH_SUFFIX_LEN
     head_end = cut + len(HASH_HEAD)
     while read_at < end:
-        chunk = os.pread(fd, min(_CHUNK, end - read_at), read_at)
+        chunk = _pread(fd, min(_CHUNK, end - read_at), read_at)
         if not chunk:
             break
         read_at += len(chunk)
@@ -1048,7 +1274,10 @@ def scan(
         try:
             for line in lines:
                 seq += 1
-                digest = sha256(prev.encode() + line[:cut]).hexdigest()
+                if version == 1:
+                    digest = sha256(prev.encode() + line[:cut]).hexdigest()
+                else:
+                    digest = sha256((prev + sha256(line[:cut]).hexdigest()).encode()).hexdigest()
                 try:
                     event = decode(line)
                 except (
@@ -1057,7 +1286,7 @@ def scan(
                     UnicodeDecodeError,
                     RecursionError,
                 ):
-                    event = _check_line(line, seq, prev, name, batch[done:])
+                    event = _check_line(line, seq, prev, name, batch[done:], version)
                 if (
                     event.hash != digest
                     or event.seq != seq
@@ -1065,7 +1294,10 @@ def scan(
                     or line[cut:head_end] != HASH_HEAD
                     or (batch and batch[-1].more and batch[-1].more != event.more + 1)
                 ):
-                    event = _check_line(line, seq, prev, name, batch[done:])
+                    # Another version, an erased line, or damage: the careful check.
+                    event = _check_line(line, seq, prev, name, batch[done:], version)
+                    version = event.v
+                    digest = event.hash
                 prev = digest
                 offset += len(line) + 1
                 batch.append(event)
@@ -1096,12 +1328,12 @@ def scan(
 
 
 def _changed(
-    fd: int, mark: LogPosition, pending: list[AnyEvent], line: bytes, line_offset: int
+    fd: int | LogBytes, mark: LogPosition, pending: list[AnyEvent], line: bytes, line_offset: int
 ) -> bool:
     """Whether the bytes from ``mark`` to the end of ``line`` (read as ``pending`` and
     ``line``) are no longer in the file: a scan read them across a repair."""
     length = line_offset + len(line) + 1 - mark.offset
-    fresh = os.pread(fd, length, mark.offset)
+    fresh = _pread(fd, length, mark.offset)
     if len(fresh) != length or not fresh.endswith(line + b"\n"):
         return True
     parts = fresh[: length - len(line) - 1].split(b"\n")
@@ -1109,7 +1341,7 @@ def _changed(
         return True
     prev = mark.hash
     for part, event in zip(parts, pending, strict=False):
-        prev = hashlib.sha256(prev.encode() + part[:-HASH_SUFFIX_LEN]).hexdigest()
+        prev = line_hash(part, prev)
         if prev != event.hash:
             return True
     return False
@@ -1129,7 +1361,11 @@ _TOO_DEEP = (
 )
 
 
-def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent]) -> AnyEvent:
+def _check_line(
+    line: bytes, seq: int, prev: str, name: str, batch: list[AnyEvent], version: int = 0
+) -> AnyEvent:
+    """The event of ``line`` once every check passes (``version``: the last line's schema
+    version, 0 when unknown), else :class:`LogCorruptError` with the most precise reason."""
     if not link_ok(line, prev):
         _raise_bad_line(line, seq, prev, name)
     try:
@@ -1142,8 +1378,15 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
         raise LogCorruptError(name, seq, f"not valid UTF-8: {exc.reason}") from None
     except RecursionError:
         raise LogCorruptError(name, seq, _TOO_DEEP) from None
-    if event.v != SCHEMA_VERSION:
+    if event.v not in SCHEMA_VERSIONS:
         _raise_version(event.v, seq, name)
+    if event.v < version:
+        raise LogCorruptError(
+            name,
+            seq,
+            f"a schema version {event.v} event after version {version} events: a log only "
+            "ever steps up from version 1 to 2 (a line was moved or spliced in)",
+        )
     if event.seq != seq:
         raise LogCorruptError(
             name,
@@ -1158,7 +1401,7 @@ def _check_line(line: bytes, seq: int, prev: str, name: str, batch: list[AnyEven
             f"the batch that began at seq {batch[0].seq} expected {batch[-1].more - 1} "
             f"more events here, found {event.more} (a batch was cut or spliced)",
         )
-    if event.hash != hashlib.sha256(prev.encode() + line[:-HASH_SUFFIX_LEN]).hexdigest():
+    if event.hash != event_hash(event, line, prev):
         raise LogCorruptError(name, seq, 'the "hash" member does not match the line')
     return event
 

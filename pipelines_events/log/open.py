@@ -103,7 +103,18 @@ def _check_target(target: object) -> None:
             )
 
 
-_FILE_OPTIONS: Final = frozenset({"durability", "mode", "max_event_bytes", "readonly", "run_index"})
+_FILE_OPTIONS: Final = frozenset(
+    {
+        "durability",
+        "mode",
+        "max_event_bytes",
+        "readonly",
+        "run_index",
+        "segment_bytes",
+        "segment_events",
+        "segment_compression",
+    }
+)
 _MEMORY_OPTIONS: Final = frozenset({"durability", "max_event_bytes", "readonly"})
 
 

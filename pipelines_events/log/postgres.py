@@ -40,6 +40,7 @@ from pipelines_events.errors import (
 from pipelines_events.events import (
     GENESIS_HASH,
     SCHEMA_VERSION,
+    SCHEMA_VERSIONS,
     START,
     AnyEvent,
 )
@@ -61,6 +62,7 @@ from pipelines_events.log.chain import (
     HASH_SUFFIX_LEN,
     check_drafts,
     decode_event,
+    event_hash,
     seal_batch,
 )
 from projections.runs import RunsProjection, RunState
@@ -1060,9 +1062,9 @@ def _decode(line: bytes, seq: int, name: str) -> AnyEvent:
 def _verify(rows: list[tuple[Any, ...]], seq: int, prev: str, name: str) -> list[AnyEvent]:
     """Decode and verify rows ``(seq, more, hash, line)`` that follow ``seq``/``prev``."""
     events: list[AnyEvent] = []
-    sha256 = hashlib.sha256
     cut = -HASH_SUFFIX_LEN
     head_end = cut + len(HASH_HEAD)
+    version = -1  # the schema version of the last row (-1: none yet)
     for row_seq, more, digest_column, raw in rows:
         seq += 1
         line = bytes(raw)
@@ -1070,11 +1072,10 @@ def _verify(rows: list[tuple[Any, ...]], seq: int, prev: str, name: str) -> list
             raise LogCorruptError(
                 name, seq, f"expected seq {seq}, found seq {row_seq} (an event is missing)"
             )
-        digest = sha256(prev.encode() + line[:cut]).hexdigest()
         event = _decode(line, seq, name)
         if line[cut:head_end] != HASH_HEAD or not line.endswith(b'"}'):
             raise LogCorruptError(name, seq, 'the line does not end with its "hash" member')
-        if event.v != SCHEMA_VERSION:
+        if event.v not in SCHEMA_VERSIONS or event.v < version:
             if event.v > SCHEMA_VERSION:
                 raise LogCorruptError(
                     name,
@@ -1082,9 +1083,18 @@ def _verify(rows: list[tuple[Any, ...]], seq: int, prev: str, name: str) -> list
                     f"written with schema version {event.v}; this pipelines-events reads "
                     f"versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log",
                 )
+            if event.v in SCHEMA_VERSIONS:
+                raise LogCorruptError(
+                    name,
+                    seq,
+                    f"a schema version {event.v} event after version {version} events: a log "
+                    "only ever steps up from version 1 to 2",
+                )
             raise LogCorruptError(
                 name, seq, f"schema version {event.v} is not a version ever written"
             )
+        version = event.v
+        digest = event_hash(event, line, prev)
         if event.seq != seq:
             raise LogCorruptError(
                 name, seq, f"the line says seq {event.seq}, but its row is seq {seq}"

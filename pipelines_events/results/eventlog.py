@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from pipelines_events.errors import (
+    AppendUnreadUnavailable,
     InvalidValueError,
     LogError,
     ProjectionError,
@@ -32,6 +33,7 @@ from pipelines_events.events import (
     TASK_EXECUTION,
     TASK_RESULT,
     AnyEvent,
+    Erased,
     FieldSet,
     ObjectCreated,
     RunRemoved,
@@ -39,6 +41,7 @@ from pipelines_events.events import (
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
+from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import (
     Batch,
     BuildablePipeline,
@@ -223,12 +226,20 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         if pending is not None:
             pending.extend(drafts)
             return
-        if self._append_unread and not local.holding_reads and not self._fold_failed:
+        if (
+            self._append_unread
+            and not local.holding_reads
+            and not self._fold_failed
+            and self._log.supports_append_unread
+        ):
             # What other writers appended is left to the next read, which folds it, and
             # then this batch, in log order; with nothing before it, it is folded now.
             # (After a fold error, a write catches up as reads do and is refused.)
-            self._log.append_unread(drafts, on_written=self._fold)
-            return
+            try:
+                self._log.append_unread(drafts, on_written=self._fold)
+                return
+            except AppendUnreadUnavailable:
+                pass  # rolled by another writer, nothing written: catch up and append
         self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
 
     def _fold_caught(self, caught: list[AnyEvent]) -> bool:
@@ -470,6 +481,50 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
             return [s for s in self._log.run_summaries() if not s.removed and s.first_seq <= limit]
 
     # -- cleanup ----------------------------------------------------------------------
+
+    def cleanup(self, before: datetime | None = None, *, erase: bool = False) -> list[str]:
+        """Remove the finished runs (see the base class); with ``erase``, then erase the
+        content of every removed run from the log's sealed segments
+        (:meth:`erase_removed`)."""
+        if erase is not True and erase is not False:
+            raise InvalidValueError(f"erase must be True or False, not {erase!r}")
+        if erase and not self._log.supports_erasure:
+            self._log.erase_sealed({})  # raises, saying why, before anything is removed
+        removed = super().cleanup(before)  # checks before, then _cleanup
+        if erase:
+            self.erase_removed()
+        return removed
+
+    def erase_removed(self) -> Erasure:
+        """Erase, in the log's sealed segments, the content of the events of every run
+        removed so far (their seq, place and digest stay: the chain still verifies); writes
+        a new snapshot after. Returns what was erased and the bytes reclaimed."""
+        self._refuse_write("erase removed runs")
+        log = self._log
+        if not log.supports_erasure:
+            log.erase_sealed({})
+        self.refresh()
+        sealed = getattr(log, "sealed", None)
+        sealed_up_to = 0 if sealed is None else sealed.last_seq
+        removed: dict[str, int] = {}
+        later: dict[str, list[int]] = {}  # the events of each run in the log file
+        for batch in log.read(START):
+            for event in batch.events:
+                if type(event) is RunRemoved:
+                    removed[event.run_id] = event.seq
+                elif event.seq > sealed_up_to and type(event) is not Erased:
+                    later.setdefault(event.run_id, []).append(event.seq)
+        unsealed = sum(
+            1
+            for run_id, seqs in later.items()
+            if run_id in removed
+            for seq in seqs
+            if seq < removed[run_id]
+        )
+        done = log.erase_sealed(removed, unsealed)
+        if done.erased and self._snapshots:
+            self.write_snapshot()  # none from before a removal may hold erased content
+        return done
 
     def _cleanup(self, before: datetime | None) -> list[str]:
         self._refuse_write("clean up runs")

@@ -164,6 +164,8 @@ def test_writing_through_a_view_is_refused_and_writes_nothing(
         view.build_pipeline_execution(TinyPipeline(), "run-9", object(), object(), None)
     with pytest.raises(audit.ReadOnlyStorageError, match="cannot clean up"):
         view.cleanup()
+    with pytest.raises(audit.ReadOnlyStorageError, match="cannot erase removed runs"):
+        view.erase_removed()
     with pytest.raises(audit.ReadOnlyStorageError, match="cannot write a snapshot"):
         view.write_snapshot()
     with pytest.raises(audit.ReadOnlyStorageError), view.atomic():
@@ -195,7 +197,13 @@ READ_ONLY_METHODS = {
     "snapshot_location",
     "snapshot_path",
 }
-WRITING_METHODS = {"atomic", "build_pipeline_execution", "cleanup", "write_snapshot"}
+WRITING_METHODS = {
+    "atomic",
+    "build_pipeline_execution",
+    "cleanup",
+    "erase_removed",
+    "write_snapshot",
+}
 
 
 def test_every_storage_method_is_known_to_the_view() -> None:

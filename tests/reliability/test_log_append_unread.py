@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from pipelines_events.errors import LogCorruptError, ProjectionError
+from pipelines_events.errors import AppendUnreadUnavailable, LogCorruptError, ProjectionError
 from pipelines_events.events import START, AnyEvent, FieldSet
 from pipelines_events.log import EventLog, JsonlEventLog, TornWriteRepaired, read_events
 from pipelines_events.log.memory import MemoryEventLog
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
+from pipelines_events.status import PipelineTaskStatus
 from tests.reliability.common import TinyPipeline, TinyTask, all_events, build
 
 
@@ -127,7 +128,38 @@ def test_engines_without_it_say_so() -> None:
     assert not log.supports_append_unread
     with pytest.raises(NotImplementedError, match="always catches up before appending"):
         log.append_unread([_set("a", 1)])
-    assert JsonlEventLog.supports_append_unread
+
+
+def test_a_log_with_segments_catches_up_instead(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with JsonlEventLog(path) as plain:
+        assert plain.supports_append_unread
+    with JsonlEventLog(path, segment_events=2) as rolling:
+        assert not rolling.supports_append_unread
+        before = path.read_bytes()
+        with pytest.raises(AppendUnreadUnavailable, match="the log has segments"):
+            rolling.append_unread([_set("a", 1)])
+        assert path.read_bytes() == before
+
+
+def test_a_storage_goes_on_when_another_writer_rolls_the_log(tmp_path: Path) -> None:
+    # One storage appends unread; another, set to roll, seals the file under it.
+    path = tmp_path / "log.jsonl"
+    plain = EventLogPipelineResultsStorage(path=str(path))
+    rolling = EventLogPipelineResultsStorage(path=str(path), log_options={"segment_events": 4})
+    execution = build(plain, "run-1")
+    other = rolling.get_pipeline_execution("run-1")
+    assert other is not None
+    statuses = [PipelineTaskStatus.RUNNING, PipelineTaskStatus.PENDING]
+    for number in range(6):
+        other.set_status(statuses[number % 2])
+        execution.set_status(statuses[(number + 1) % 2])
+    assert (tmp_path / "log.jsonl.segments").is_dir()
+    fresh = EventLogPipelineResultsStorage(path=str(path)).get_pipeline_execution("run-1")
+    assert fresh is not None and fresh.get_status() == PipelineTaskStatus.RUNNING
+    assert plain.get_pipeline_execution("run-1").get_status() == PipelineTaskStatus.RUNNING
+    seqs = [event.seq for event in all_events(path)]
+    assert seqs == list(range(1, len(seqs) + 1))
 
 
 # -- through the storage ------------------------------------------------------------------

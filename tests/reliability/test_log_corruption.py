@@ -209,7 +209,7 @@ def test_newer_schema_version(sample: Sample) -> None:
 
 def test_newer_schema_version_with_a_stale_hash(sample: Sample) -> None:
     path, _, lines = sample
-    lines[3] = lines[3].replace(b'"v":1,', b'"v":7,')
+    lines[3] = lines[3].replace(f'"v":{SCHEMA_VERSION},'.encode(), b'"v":7,')
     write_lines(path, lines)
     assert_corrupt(path, 4, "written with schema version 7")
 

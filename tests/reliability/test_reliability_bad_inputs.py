@@ -31,7 +31,7 @@ from pipelines_events.errors import (
     LogOpenError,
     ObjectNotFoundError,
 )
-from pipelines_events.events import GENESIS_HASH
+from pipelines_events.events import GENESIS_HASH, SCHEMA_VERSION
 from pipelines_events.log import LogPermissionsWarning, read_events
 from pipelines_events.log.chain import encode_event, seal
 from pipelines_events.results.base import PipelineResultsStorage
@@ -160,7 +160,7 @@ def _unknown_setting(ctx: Ctx) -> Any:
 
 def _newer_version(ctx: Ctx) -> None:
     first = next(iter(read_events(ctx.log)))
-    newer = msgspec.structs.replace(first, v=2, more=0, hash="")
+    newer = msgspec.structs.replace(first, v=SCHEMA_VERSION + 1, more=0, hash="")
     line, _ = seal(encode_event(newer), GENESIS_HASH)
     ctx.file("newer.jsonl", line)
 
@@ -508,8 +508,8 @@ CATALOGUE: dict[str, Bad] = {
     "newer-schema": Bad(
         "a log written by a newer schema version",
         LogCorruptError,
-        r"line 1: written with schema version 2; this pipelines-events reads versions up "
-        r"to 1: upgrade pipelines-events to read this log",
+        rf"line 1: written with schema version {SCHEMA_VERSION + 1}; this pipelines-events "
+        rf"reads versions up to {SCHEMA_VERSION}: upgrade pipelines-events to read this log",
         lambda c: c.open("newer.jsonl"),
         setup=_newer_version,
     ),
