@@ -15,7 +15,6 @@ import msgspec
 
 from pipelines_events.errors import LogError
 from pipelines_events.events import AnyEvent, LogPosition
-from pipelines_events.log.segments import Erasure
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.
@@ -78,6 +77,25 @@ class SnapshotStore(abc.ABC):
     @abc.abstractmethod
     def save(self, data: bytes) -> None:
         """Replace the snapshot with ``data`` atomically (readers see the old or the new)."""
+
+
+class Erasure(msgspec.Struct, frozen=True):
+    """What an erasure did: the events erased, the segments rewritten, their files' bytes
+    before and after (``reclaimed`` the difference), and the events of the runs it could
+    not erase: in the log file (not sealed yet), of schema version 1, or too short."""
+
+    erased: int = 0
+    segments: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    unsealed: int = 0
+    version_1: int = 0
+    too_short: int = 0
+
+    @property
+    def reclaimed(self) -> int:
+        """Bytes freed on disk."""
+        return self.bytes_before - self.bytes_after
 
 
 class EventLog(abc.ABC):

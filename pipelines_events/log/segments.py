@@ -25,6 +25,7 @@ import msgspec
 
 from pipelines_events.errors import LogCorruptError, LogError, LogOpenError, LogWriteError
 from pipelines_events.events import FieldSet, ObjectCreated
+from pipelines_events.log.base import Erasure
 from pipelines_events.log.chain import decode_event, erased_line, line_hash
 
 SEGMENTS_SUFFIX: Final = ".segments"
@@ -535,25 +536,6 @@ def replace_log_file(log_path: Path, data: bytes, mode: int) -> None:
             f"{log_path}: cannot start the log file after sealing a segment "
             f"({exc.strerror}); the next writer finishes the roll"
         ) from exc
-
-
-class Erasure(msgspec.Struct, frozen=True):
-    """What an erasure did: the events erased, the segments rewritten, their files' bytes
-    before and after (``reclaimed`` the difference), and the events of the runs it could
-    not erase: in the log file (not sealed yet), of schema version 1, or too short."""
-
-    erased: int = 0
-    segments: int = 0
-    bytes_before: int = 0
-    bytes_after: int = 0
-    unsealed: int = 0
-    version_1: int = 0
-    too_short: int = 0
-
-    @property
-    def reclaimed(self) -> int:
-        """Bytes freed on disk."""
-        return self.bytes_before - self.bytes_after
 
 
 def erase(

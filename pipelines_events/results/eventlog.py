@@ -39,9 +39,8 @@ from pipelines_events.events import (
     RunRemoved,
     encode_value,
 )
-from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, RunSummary
+from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, Erasure, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
-from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import (
     Batch,
     BuildablePipeline,
