@@ -62,7 +62,7 @@ from pipelines_events.log.chain import (
     link_ok,
     seal_batch,
 )
-from pipelines_events.log.fileindex import FileRunIndex
+from pipelines_events.log.fileindex import FileRunIndex, index_path
 from pipelines_events.log.filesnapshots import FileSnapshotStore
 from pipelines_events.log.segments import LogBytes, Sealed
 
@@ -1017,15 +1017,30 @@ class JsonlEventLog(EventLog):
                 if os.fstat(fd).st_nlink == 0:
                     fd = self._switch_locked(fd)
                 sealed = Sealed.load(self._path)
+                if removed:
+                    self._drop_run_index()  # before: a crash midway leaves none stale
                 try:
                     done = _segments.erase(self._path, sealed, removed, unsealed, self._mode)
                 finally:
                     if sealed is not None:
                         sealed.close()
                 self._attach_segments()
+                if done.erased:
+                    self._drop_run_index()  # and after: one a reader built meanwhile
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         return done
+
+    def _drop_run_index(self) -> None:
+        """Remove the run index after an erasure: it holds what the erased events said
+        (the next read rebuilds it from the log). Handles open elsewhere keep theirs until
+        they are opened again."""
+        if self._run_index is not None:
+            self._run_index.close()
+            self._run_index = None
+        for leftover in (index_path(self._path), Path(f"{index_path(self._path)}-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
     def _roll_if_due(self) -> int:
         """Roll when the log file holds enough (called holding the lock, after a write);

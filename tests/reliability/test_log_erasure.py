@@ -186,8 +186,9 @@ def test_a_forged_segment_is_not_laundered_by_an_erasure(log: Path) -> None:
     assert forged != segment.read_bytes()
     segment.write_bytes(forged)
     before = {p.name: p.read_bytes() for p in segment.parent.iterdir()}
-    with pytest.raises(LogCorruptError) as info:  # a storage does not even open
-        EventLogPipelineResultsStorage(log, snapshots=False)
+    with pytest.raises(LogCorruptError) as info:  # a full fold does not even open
+        EventLogPipelineResultsStorage(log, snapshots=False, log_options={"run_index": False})
+    assert not audit.verify(log).ok  # over the run index, verify finds it
     with JsonlEventLog(log) as writer, pytest.raises(LogCorruptError) as info:
         writer.erase_sealed({"old": 10**6})  # erasing checks each line it rewrites
     assert "the segment does not verify; nothing was erased" in str(info.value)
