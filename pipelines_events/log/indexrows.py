@@ -1,0 +1,173 @@
+"""The run index file's layout and rows: its tables, how a run's state is stored in a row and
+read back, and the SQLite helpers (the head, a transaction, a busy database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from pipelines_events.events import AnyEvent, LogPosition
+from pipelines_events.log.base import RunSummary
+from projections.runs import RunsProjection, RunState
+
+INDEX_SCHEMA: Final = 1
+"""The layout of the index file; another value in its ``meta`` table means rebuild it."""
+
+_TABLES: Final = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, "
+    "pipeline_id TEXT NOT NULL, status TEXT NOT NULL, started TEXT, completed TEXT, "
+    "counts TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, "
+    "removed INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE extents (run_id TEXT NOT NULL, first_seq INTEGER NOT NULL, "
+    "count INTEGER NOT NULL, byte INTEGER NOT NULL, length INTEGER NOT NULL, "
+    "PRIMARY KEY (run_id, first_seq)) WITHOUT ROWID",
+    "CREATE TABLE objects (object_id TEXT PRIMARY KEY, run_id TEXT NOT NULL) WITHOUT ROWID",
+)
+_EXPECTED: Final = frozenset(
+    [("meta", "table"), ("runs", "table"), ("extents", "table"), ("objects", "table")]
+)
+_FOLD_EVERY: Final = 200_000
+"""Events a catch-up indexes before it writes them out (bounds its memory)."""
+
+
+class IndexUnusable(Exception):
+    """The index file cannot be trusted or read (the message says why); it is rebuilt."""
+
+
+def index_path(log_path: Path) -> Path:
+    """Where the run index of the log at ``log_path`` lives."""
+    return log_path.with_name(log_path.name + ".index")
+
+
+class _Tail:
+    """What a handle indexed in memory past the file's head (all of it without a file)."""
+
+    def __init__(self, head: LogPosition) -> None:
+        self.head = head
+        self.runs = RunsProjection()
+        self.extents: dict[str, list[tuple[int, int, int, int]]] = {}
+        self.objects: dict[str, str] = {}
+        self.dirty: set[str] = set()
+        self.first: tuple[int, str] | None = None  # where seq 1 ends, and its hash
+
+
+_COLUMNS: Final = (
+    "run_id, execution_id, pipeline_id, status, started, completed, counts, first_seq, "
+    "last_seq, removed"
+)
+_decoder = msgspec.json.Decoder(AnyEvent)
+_counts_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+def _extent(values: list[int]) -> tuple[int, int, int, int]:
+    first_seq, count, byte, length = values
+    return first_seq, count, byte, length
+
+
+def _state(row: tuple[object, ...]) -> RunState:
+    run_id, execution_id, pipeline_id, status, started, completed, counts, first, last, gone = row
+    if not isinstance(counts, str):
+        raise IndexUnusable("a run's counts are not text")
+    state = RunState(str(run_id), int(first))  # type: ignore[call-overload]
+    state.execution_id = str(execution_id)
+    state.pipeline_id = str(pipeline_id)
+    state.status = str(status)
+    state.started = None if started is None else str(started)
+    state.completed = None if completed is None else str(completed)
+    try:
+        state.counts = _counts_decoder.decode(counts)
+    except msgspec.DecodeError:
+        raise IndexUnusable("a run's counts are not a JSON object of numbers") from None
+    state.last_seq = int(last)  # type: ignore[call-overload]
+    state.removed = bool(gone)
+    return state
+
+
+def _row(state: RunState) -> tuple[object, ...]:
+    return (
+        state.run_id,
+        state.execution_id,
+        state.pipeline_id,
+        state.status,
+        state.started,
+        state.completed,
+        msgspec.json.encode(state.counts).decode(),
+        state.first_seq,
+        state.last_seq,
+        int(state.removed),
+    )
+
+
+def _summary_of_row(row: tuple[object, ...]) -> RunSummary:
+    run_id, pipeline_id, status, started, completed, counts, first, last, gone = row
+    if not isinstance(counts, str) or type(first) is not int or type(last) is not int:
+        raise IndexUnusable("a run's row does not have the index's types")
+    try:
+        decoded = _counts_decoder.decode(counts)
+    except msgspec.DecodeError:
+        raise IndexUnusable("a run's counts are not a JSON object of numbers") from None
+    return RunSummary(
+        run_id=str(run_id),
+        pipeline_id=str(pipeline_id),
+        status=str(status),
+        started=None if started is None else str(started),
+        completed=None if completed is None else str(completed),
+        counts=decoded,
+        first_seq=first,
+        last_seq=last,
+        removed=bool(gone),
+    )
+
+
+def _summary(state: RunState) -> RunSummary:
+    return RunSummary(
+        run_id=state.run_id,
+        pipeline_id=state.pipeline_id,
+        status=state.status,
+        started=state.started,
+        completed=state.completed,
+        counts=dict(state.counts),
+        first_seq=state.first_seq,
+        last_seq=state.last_seq,
+        removed=state.removed,
+    )
+
+
+_BUSY: Final = re.compile(r"database is locked|database table is locked|busy")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection held the file past the busy timeout."""
+    return bool(_BUSY.search(str(exc)))
+
+
+def _set_head(db: sqlite3.Connection, head: LogPosition) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+        [("head_offset", head.offset), ("head_seq", head.seq), ("head_hash", head.hash)],
+    )
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+_INHERITED: list[sqlite3.Connection] = []
+"""Connections a forked child inherited: SQLite connections must not be used, nor closed,
+across a fork."""
