@@ -38,3 +38,14 @@ highlight_language = "none"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
+
+
+def _public_bases(app: object, name: str, obj: type, options: object, bases: list[type]) -> None:
+    """Show an engine built of private parts (``_Reads``, ``_Writes``...) as its public base."""
+    if any(base.__name__.startswith("_") for base in bases):
+        public = [b for b in obj.__mro__[1:] if not b.__name__.startswith("_") and b is not object]
+        bases[:] = public[:1] or [object]
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]

@@ -36,6 +36,9 @@ from pipelines_events.log.jsonlfile import (
 from pipelines_events.log.segments import LogBytes
 
 
+# Long on purpose: the hot loop of every read and of open; its state (carry, batch, the
+# last complete batch, the restart after a torn tail was cut) lives in locals so that
+# each line costs one hash and one decode, without a call per line.
 def scan(
     fd: int | LogBytes,
     position: LogPosition,

@@ -41,6 +41,8 @@ class _Writes(_JsonlBase):
 
     # -- writing ---------------------------------------------------------------------
 
+    # Long on purpose: one critical section under the file lock (check, catch up, hand
+    # over, seal, write, roll), whose undo on failure needs all of its locals.
     def append(
         self,
         drafts: Sequence[AnyEvent],
@@ -112,6 +114,8 @@ class _Writes(_JsonlBase):
                 return caught
             return written
 
+    # Long on purpose: like append, one critical section under the file lock (find the
+    # tip from the file's end, seal, write), whose undo on failure needs all of its locals.
     def append_unread(
         self,
         drafts: Sequence[AnyEvent],

@@ -62,6 +62,8 @@ class _PostgresBase(EventLog):
 
     supports_run_index = True
 
+    # Long on purpose: each keyword's check with its own message, then the handle's state
+    # and the first connection, in the order the checks must happen.
     def __init__(
         self,
         url: str,

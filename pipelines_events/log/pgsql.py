@@ -78,6 +78,7 @@ def _quote(name: str) -> str:
 class _Sql:
     """The engine's statements for one schema."""
 
+    # Long on purpose: the engine's SQL statements, one assignment each, for one schema.
     def __init__(self, schema: str) -> None:
         s = _quote(schema)
         self.schema_version = f"{s}.schema_version"

@@ -35,6 +35,7 @@ def _decode(line: bytes, seq: int, name: str) -> AnyEvent:
         raise LogCorruptError(name, seq, "a value nests too deeply to decode") from None
 
 
+# Long on purpose: the per-row loop of every read; each check raises its own message.
 def _verify(rows: list[tuple[Any, ...]], seq: int, prev: str, name: str) -> list[AnyEvent]:
     """Decode and verify rows ``(seq, more, hash, line)`` that follow ``seq``/``prev``."""
     events: list[AnyEvent] = []

@@ -94,6 +94,9 @@ class _Writes(_PostgresBase):
                 return caught
             return written
 
+    # Long on purpose: one transaction (lock the head, catch up, hand over, seal, insert
+    # the events and run rows, commit) retried once on a lost connection; its steps share
+    # the cursor and what was caught up, and a failure must know how far it got.
     def _append(
         self, drafts: Sequence[AnyEvent], on_caught_up: CaughtUp | None, handed_over: list[bool]
     ) -> tuple[list[AnyEvent], list[AnyEvent]] | None:
