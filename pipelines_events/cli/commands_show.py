@@ -61,9 +61,26 @@ DEFAULT_LIMIT: Final = 20
 """How many runs ``runs`` shows on a terminal without ``--limit``."""
 
 
+def _with_filters(where: str, args: argparse.Namespace) -> str:
+    """``where`` followed by the filters ``runs`` was given, as its title says them."""
+    filters = [
+        f"{name} {value!r}"
+        for name, value in (
+            ("of pipeline", args.pipeline),
+            ("with status", args.status),
+            ("started since", args.since),
+            ("started until", args.until),
+        )
+        if value is not None
+    ]
+    if filters:
+        where = f"{where} {' and '.join(filters)}"
+    return where
+
+
 def _runs_command(args: argparse.Namespace) -> int:
-    # Over 60 lines: the two ways to the runs (an engine's run index, or the queries) apply
-    # the same four filters side by side, which reads best in one place.
+    # The two ways to the runs (an engine's run index, or the queries) apply the same four
+    # filters side by side, which reads best in one place.
     wanted = None if args.status is None else _status_option(args.status)
     since = parse_time_option("--since", args.since)
     until = parse_time_option("--until", args.until)
@@ -104,18 +121,7 @@ def _runs_command(args: argparse.Namespace) -> int:
             shown = chosen if limit is None else chosen[:limit]
         runs = [render.run_summary(storage, execution) for execution in shown]
         where = storage_name(args, storage)
-    filters = [
-        f"{name} {value!r}"
-        for name, value in (
-            ("of pipeline", args.pipeline),
-            ("with status", args.status),
-            ("started since", args.since),
-            ("started until", args.until),
-        )
-        if value is not None
-    ]
-    if filters:
-        where = f"{where} {' and '.join(filters)}"
+    where = _with_filters(where, args)
     render.print_records(out, runs, args.format, where)
     if len(shown) < len(chosen):
         print(

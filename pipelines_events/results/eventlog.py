@@ -9,50 +9,36 @@ covers catch-up, append and fold, and atomic blocks are per thread.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
 from pipelines_events.errors import (
-    AppendUnreadUnavailable,
     InvalidValueError,
     LogError,
-    ProjectionError,
-    ReadOnlyStorageError,
     SnapshotError,
 )
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
-    PIPELINE_RESULT,
     START,
-    STATUS,
-    TASK_EXECUTION,
-    TASK_RESULT,
     AnyEvent,
     Erased,
     FieldSet,
-    ObjectCreated,
     RunRemoved,
-    encode_value,
 )
 from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, Erasure, RunSummary
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
-    Batch,
     BuildablePipeline,
     PipelineExecution,
     encode_field_value,
     plan_build,
 )
+from pipelines_events.results.eventlog_build import run_drafts
+from pipelines_events.results.eventlog_io import EventLogIO, _gc_paused
 from pipelines_events.results.eventlog_reads import (
-    _CONTAINERS,
     _STORAGES,
     EventLogPipelineExecution,
-    ReadModelStorage,
     _detached,
 )
 from pipelines_events.results.eventlog_reads import (
@@ -78,15 +64,10 @@ DEFAULT_PATH: Final = "pipelines-events.jsonl"
 
 DEFAULT_SNAPSHOT_EVERY: Final = 100_000
 """A snapshot is written when a storage opens or closes this many events past the last."""
-_BIG_GROUP: Final = 1000
-"""Catch-ups that hand over more events than this at once run with the cyclic garbage
-collector paused."""
-_PENDING: Final = PipelineTaskStatus.PENDING.value
-_STATUS_TYPES: Final = {"status": STATUS}
 _FAILED = PipelineTaskStatus.failed_statuses()
 
 
-class EventLogPipelineResultsStorage(ReadModelStorage):
+class EventLogPipelineResultsStorage(EventLogIO):
     """Result objects as an append-only, hash-chained event log.
 
     ``path`` is the log: a file path (created with its directory when missing), a
@@ -158,129 +139,6 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
     def readonly(self) -> bool:
         """Whether the storage was opened read-only (it never writes)."""
         return self._readonly
-
-    def _refuse_write(self, what: str) -> None:
-        if self._readonly:
-            raise ReadOnlyStorageError(
-                f"cannot {what}: the storage of {self._log.location} was opened read-only; "
-                "nothing was written"
-            )
-
-    # -- events in and out ------------------------------------------------------------
-
-    def refresh(self) -> None:
-        """Fold the events other processes appended since the last look."""
-        if self.reads_are_held or not self._log.has_new():
-            return
-        with self._lock:
-            self._read_log()
-
-    def _read_log(self) -> None:
-        groups = self._log.read_groups()
-        for group in groups:
-            if len(group) > _BIG_GROUP:
-                with _gc_paused():
-                    self._fold(group)
-                    for group in groups:
-                        self._fold(group)
-                return
-            self._fold(group)
-
-    def _fold(self, events: list[AnyEvent]) -> None:
-        """Fold ``events``, the last the log handed over. When one cannot be folded, the
-        log goes back to just before it: it is not skipped, the next read meets it again."""
-        apply_results, apply_digest = self._model.appliers
-        try:
-            for event in events:
-                apply_results(event)
-                apply_digest(event)
-        except BaseException as exc:
-            self._fold_failed = True
-            self._unsnapshotted += events.index(event)
-            try:
-                self._log.seek(self._log.cursor_at(event.seq - 1))
-            except LogError as seek_error:
-                exc.add_note(f"and the storage could not stay before it: {seek_error}")
-            if isinstance(exc, ProjectionError):
-                raise ProjectionError(self._fold_error(exc, event)) from exc
-            raise
-        self._fold_failed = False
-        self._unsnapshotted += len(events)
-
-    def _fold_error(self, exc: ProjectionError, event: AnyEvent) -> str:
-        reason = str(exc)
-        where = f"seq {event.seq}"
-        if not reason.startswith(f"{where}:"):
-            reason = f"{where}: {reason}"
-        return (
-            f"{self._log.location}: {reason} (the storage does not read past this event; "
-            "`pipelines-events verify` checks the log)"
-        )
-
-    def _emit(self, drafts: list[AnyEvent]) -> None:
-        if self._readonly:
-            self._refuse_write("write events")
-        local = self._local
-        pending = local.pending
-        if pending is not None:
-            pending.extend(drafts)
-            return
-        if (
-            self._append_unread
-            and not local.holding_reads
-            and not self._fold_failed
-            and self._log.supports_append_unread
-        ):
-            # What other writers appended is left to the next read, which folds it, and
-            # then this batch, in log order; with nothing before it, it is folded now.
-            # (After a fold error, a write catches up as reads do and is refused.)
-            try:
-                self._log.append_unread(drafts, on_written=self._fold)
-                return
-            except AppendUnreadUnavailable:
-                pass  # rolled by another writer, nothing written: catch up and append
-        self._log.append(drafts, on_caught_up=self._fold_caught, on_written=self._fold)
-
-    def _fold_caught(self, caught: list[AnyEvent]) -> bool:
-        """Fold, under the log's lock, what other writers appended before an append: if it
-        cannot be folded, nothing is written."""
-        if caught:
-            self._fold(caught)
-        return True
-
-    def atomic(self, require: Callable[[], bool] | None = None) -> _AtomicBlock:
-        """Append every event emitted inside the block as one batch; none if it raises.
-
-        ``require`` is checked under the log's lock against the caught-up state; when it
-        is False the batch is dropped and ``Batch.stored`` is False. The block belongs to
-        the thread that enters it: other threads' events are not part of it.
-        """
-        return _AtomicBlock(self, require)
-
-    def _append_block(self, pending: list[AnyEvent], require: Callable[[], bool] | None) -> bool:
-        """Append ``pending`` as one batch; returns whether it was stored. Everything is
-        folded under the log's lock, in log order: first what other writers appended (if
-        that cannot be folded, nothing is written), then the batch."""
-        self._refuse_write("write events")
-        if require is None:
-            self._log.append(pending, on_caught_up=self._fold_caught, on_written=self._fold)
-            return True
-
-        def check(caught: list[AnyEvent]) -> bool:
-            if caught:
-                self._fold(caught)
-            return self._check(require)
-
-        return bool(self._log.append(pending, on_caught_up=check, on_written=self._fold))
-
-    def _check(self, require: Callable[[], bool]) -> bool:
-        """Evaluate ``require`` against the caught-up state without reading the log again."""
-        with self.reads_held():
-            return require()
-
-    def commit(self) -> None:
-        """Make every appended event durable as the log's durability promises."""
-        self._log.commit()
 
     def close(self) -> None:
         """Commit, write a snapshot if many events came since the last, close the log."""
@@ -388,69 +246,7 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         self.refresh()
         if self._results.execution_of_run(run_id) is not None:
             self._refuse_run_id(run_id)
-        execution_id = _new_id()
-        attrs: dict[str, Any] = {
-            "pipeline_id": plan.pipeline_id,
-            "status": _PENDING,
-            "runner": plan.runner,
-            "reporter": plan.reporter,
-        }
-        drafts: list[AnyEvent] = [
-            ObjectCreated(
-                run_id=run_id,
-                kind=PIPELINE_EXECUTION,
-                id=execution_id,
-                attrs=attrs,
-                types=_put_value(attrs, "input_data", plan.input_data),
-            )
-        ]
-        for planned_result in plan.pipeline_results:
-            result_id = _new_id()
-            attrs = {"pipeline_id": plan.pipeline_id, "status": _PENDING}
-            types = _put_value(
-                attrs, "serializable_pipeline_object", planned_result.pipeline_object
-            )
-            drafts.append(
-                ObjectCreated(
-                    run_id=run_id,
-                    kind=PIPELINE_RESULT,
-                    id=result_id,
-                    parent_id=execution_id,
-                    attrs=attrs,
-                    types=types,
-                )
-            )
-            for planned_execution in planned_result.task_executions:
-                task_execution_id = _new_id()
-                attrs = {
-                    "task_id": planned_execution.task_id,
-                    "pipeline_task": planned_execution.pipeline_task,
-                    "status": _PENDING,
-                }
-                types = _put_value(attrs, "config", planned_execution.config)
-                drafts.append(
-                    ObjectCreated(
-                        run_id=run_id,
-                        kind=TASK_EXECUTION,
-                        id=task_execution_id,
-                        parent_id=result_id,
-                        attrs=attrs,
-                        types=types,
-                    )
-                )
-                for task_object in planned_execution.task_objects:
-                    attrs = {"status": _PENDING}
-                    types = _put_value(attrs, "serializable_task_object", task_object)
-                    drafts.append(
-                        ObjectCreated(
-                            run_id=run_id,
-                            kind=TASK_RESULT,
-                            id=_new_id(),
-                            parent_id=task_execution_id,
-                            attrs=attrs,
-                            types=types,
-                        )
-                    )
+        execution_id, drafts = run_drafts(plan, run_id)
         # Checked again against the caught-up log: another thread or process may have
         # built the same run meanwhile.
         with self.atomic(require=lambda: self._results.execution_of_run(run_id) is None) as batch:
@@ -547,62 +343,3 @@ class EventLogPipelineResultsStorage(ReadModelStorage):
         if drafts:
             self.commit()
         return removed
-
-
-class _AtomicBlock:
-    """The context manager :meth:`EventLogPipelineResultsStorage.atomic` returns (a class,
-    not a generator: it is on the path of every status change)."""
-
-    __slots__ = ("_batch", "_outer", "_require", "_storage")
-
-    def __init__(
-        self, storage: EventLogPipelineResultsStorage, require: Callable[[], bool] | None
-    ) -> None:
-        self._storage = storage
-        self._require = require
-        self._batch = Batch()
-        self._outer = False
-
-    def __enter__(self) -> Batch:
-        local = self._storage._local
-        if local.pending is None:
-            local.pending = []
-            self._outer = True
-        return self._batch
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        if not self._outer:
-            return
-        storage = self._storage
-        local = storage._local
-        pending, local.pending = local.pending, None
-        if kind is None and pending:
-            self._batch.stored = storage._append_block(pending, self._require)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while building many long-lived objects: it would rescan them
-    again and again for nothing (that doubles replay time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _put_value(attrs: dict[str, Any], name: str, value: Any) -> dict[str, str]:
-    """Put a value ``plan_build`` checked in ``attrs`` as the log stores it (statuses and
-    datetimes tagged, as ``set_`` stores them); returns the created event's type tags."""
-    if type(value) in _CONTAINERS:
-        attrs[name] = _detached(value)
-        return _STATUS_TYPES
-    stored, vtype = encode_value(name, value)
-    attrs[name] = stored
-    return _STATUS_TYPES if vtype is None else {**_STATUS_TYPES, name: vtype}
