@@ -36,20 +36,20 @@ from pipelines_events.results.base import (
 )
 from pipelines_events.results.eventlog_build import run_drafts
 from pipelines_events.results.eventlog_io import EventLogIO, _gc_paused
-from pipelines_events.results.eventlog_reads import (
-    _STORAGES,
+from pipelines_events.results.eventlog_objects import (
     EventLogPipelineExecution,
     _detached,
 )
-from pipelines_events.results.eventlog_reads import (
+from pipelines_events.results.eventlog_objects import (
     EventLogPipelineResult as EventLogPipelineResult,
 )
-from pipelines_events.results.eventlog_reads import (
+from pipelines_events.results.eventlog_objects import (
     EventLogTaskExecution as EventLogTaskExecution,
 )
-from pipelines_events.results.eventlog_reads import (
+from pipelines_events.results.eventlog_objects import (
     EventLogTaskResult as EventLogTaskResult,
 )
+from pipelines_events.results.eventlog_reads import _STORAGES
 from pipelines_events.results.readmodel import FullReadModel, LazyReadModel
 from pipelines_events.results.snapshots import (
     Snapshot,

@@ -17,7 +17,7 @@ from pipelines_events.events import (
     ObjectCreated,
     encode_value,
 )
-from pipelines_events.results.eventlog_reads import _CONTAINERS, _detached
+from pipelines_events.results.eventlog_objects import _CONTAINERS, _detached
 from pipelines_events.results.planning import BuildPlan, PlannedPipelineResult
 from pipelines_events.status import PipelineTaskStatus
 
