@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 from pathlib import Path
 from typing import Final
@@ -188,22 +187,6 @@ def read_target(name: str, source: ImportSource) -> ImportTarget:
             target.fold(batch)
         target.position = log.position
     return target
-
-
-def _check_speed(speed: float | None) -> float:
-    if speed is None:
-        return 0.0
-    if (
-        isinstance(speed, bool)
-        or not isinstance(speed, int | float)
-        or not math.isfinite(speed)
-        or speed < 0
-    ):
-        raise InvalidValueError(
-            f"speed: give a number of at least 0 (0: no waiting; 1: the original timing; "
-            f"10: ten times faster), not {speed!r}"
-        )
-    return float(speed)
 
 
 def check_not_same(source: LogPath, into: LogPath) -> None:
