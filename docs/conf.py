@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,5 +51,5 @@ def _public_bases(app: object, name: str, obj: type, options: object, bases: lis
         bases[:] = public[:1] or [object]
 
 
-def setup(app: object) -> None:
-    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
+def setup(app: Sphinx) -> None:
+    app.connect("autodoc-process-bases", _public_bases)

@@ -76,7 +76,9 @@ def _state(row: tuple[object, ...]) -> RunState:
     run_id, execution_id, pipeline_id, status, started, completed, counts, first, last, gone = row
     if not isinstance(counts, str):
         raise IndexUnusable("a run's counts are not text")
-    state = RunState(str(run_id), int(first))  # type: ignore[call-overload]
+    if type(first) is not int or type(last) is not int:
+        raise IndexUnusable("a run's first or last seq is not a whole number")
+    state = RunState(str(run_id), first)
     state.execution_id = str(execution_id)
     state.pipeline_id = str(pipeline_id)
     state.status = str(status)
@@ -86,7 +88,7 @@ def _state(row: tuple[object, ...]) -> RunState:
         state.counts = _counts_decoder.decode(counts)
     except msgspec.DecodeError:
         raise IndexUnusable("a run's counts are not a JSON object of numbers") from None
-    state.last_seq = int(last)  # type: ignore[call-overload]
+    state.last_seq = last
     state.removed = bool(gone)
     return state
 

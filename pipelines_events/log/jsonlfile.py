@@ -130,16 +130,16 @@ def _end(fd: int) -> int:
 
 def _size(src: int | LogBytes) -> int:
     """The logical size of a log: its file's, after its sealed segments' bytes."""
-    if type(src) is int:
+    if isinstance(src, int):
         return _end(src)
-    return src.end()  # type: ignore[union-attr]
+    return src.end()
 
 
 def _pread(src: int | LogBytes, size: int, offset: int) -> bytes:
     """``size`` bytes at the logical ``offset`` (in a sealed segment or the file)."""
-    if type(src) is int:
+    if isinstance(src, int):
         return os.pread(src, size, offset)
-    return src.pread(size, offset)  # type: ignore[union-attr]
+    return src.pread(size, offset)
 
 
 def _lines_before(fd: int | LogBytes, offset: int) -> int:

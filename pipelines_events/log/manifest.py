@@ -71,26 +71,35 @@ def roll_policy(
 ) -> RollPolicy | None:
     """The checked options, or None when the log never rolls; :class:`LogOpenError`
     naming ``location`` for a bad one."""
-    for name, value in (("segment_bytes", segment_bytes), ("segment_events", segment_events)):
-        if value is not None and (type(value) is not int or value < 1):
-            raise LogOpenError(
-                f"{location}: {name} must be a whole number of at least 1 (or None: never "
-                f"roll by {name.split('_')[1]}), not {value!r}; nothing was written"
-            )
+    size = _roll_at(location, "segment_bytes", segment_bytes)
+    events = _roll_at(location, "segment_events", segment_events)
     if segment_compression is not None and segment_compression not in COMPRESSIONS:
         raise LogOpenError(
             f"{location}: segment_compression must be one of "
             f"{', '.join(map(repr, COMPRESSIONS))} or None, not {segment_compression!r}; "
             "nothing was written"
         )
-    if segment_bytes is None and segment_events is None:
+    if size is None and events is None:
         if segment_compression is not None:
             raise LogOpenError(
                 f"{location}: segment_compression needs segment_bytes or segment_events "
                 "(when to roll); nothing was written"
             )
         return None
-    return RollPolicy(segment_bytes, segment_events, segment_compression)  # type: ignore[arg-type]
+    compression = None if segment_compression is None else str(segment_compression)
+    return RollPolicy(size, events, compression)
+
+
+def _roll_at(location: str, name: str, value: object) -> int | None:
+    """``value`` of option ``name`` checked: a whole number of at least 1, or None."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 1:
+        raise LogOpenError(
+            f"{location}: {name} must be a whole number of at least 1 (or None: never "
+            f"roll by {name.split('_')[1]}), not {value!r}; nothing was written"
+        )
+    return value
 
 
 def segments_dir(log_path: Path) -> Path:

@@ -159,7 +159,7 @@ def build_pipeline_execution(
         pipeline, run_id, runner, reporter, input_data, build_all=build_all
     )
     if reporter is not None:
-        report_built(execution, reporter)  # type: ignore[arg-type]
+        report_built(execution, reporter)  # type: ignore[arg-type]  # check_reporter checked it
     return execution
 
 

@@ -180,6 +180,11 @@ def _rows_out_of_place(index: Path, other: Path) -> None:
         db.execute("UPDATE extents SET byte = byte + 7")
 
 
+def _seq_not_a_number(index: Path, other: Path) -> None:
+    with sqlite3.connect(index) as db:
+        db.execute("UPDATE runs SET last_seq = 'many'")
+
+
 def _empty_file(index: Path, other: Path) -> None:
     index.write_bytes(b"")
 
@@ -194,6 +199,7 @@ DAMAGE = {
     "from another log": _another_log,
     "extents out of place": _rows_out_of_place,
     "empty file": _empty_file,
+    "a seq that is not a number": _seq_not_a_number,
 }
 
 
