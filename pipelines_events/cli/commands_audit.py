@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from pipelines_events import audit
@@ -219,6 +218,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_with_bar(path: LogTarget, expect: audit.Head | None) -> audit.VerifyReport:
+    # Imported here: only verify on a terminal draws a bar (the import is slow).
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     progress = Progress(
         TextColumn("verifying"),
         BarColumn(),

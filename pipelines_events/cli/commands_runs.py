@@ -41,7 +41,6 @@ from pipelines_events.results.base import (
 )
 from pipelines_events.runners import PipelineRunner, cancel_run
 from pipelines_events.runners.eager import Runner
-from pipelines_events.runners.process import Runner as ProcessRunner
 from pipelines_events.status import PipelineTaskStatus
 
 __all__ = ["ConsoleReporter", "load_pipeline_class", "parse_input", "register", "register_run"]
@@ -165,6 +164,8 @@ def _runner(name: str | None, workers: int) -> PipelineRunner:
     if name == "eager":
         return Runner()
     if name == "process":
+        from pipelines_events.runners.process import Runner as ProcessRunner  # only for run
+
         return ProcessRunner(workers=workers or None)
     try:
         from pipelines_events.runners.celery import Runner as CeleryRunner

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from datetime import datetime
 from typing import Any, Final
 
 from pipelines_events.audit import StorageView
@@ -21,6 +20,7 @@ from pipelines_events.cli.options import (
 )
 from pipelines_events.cli.storages import find_run, reading, stdout, storage_name
 from pipelines_events.errors import InvalidValueError
+from pipelines_events.log.base import RunQuery
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
 
@@ -80,7 +80,7 @@ def _with_filters(where: str, args: argparse.Namespace) -> str:
 
 def _runs_command(args: argparse.Namespace) -> int:
     # The two ways to the runs (an engine's run index, or the queries) apply the same four
-    # filters side by side, which reads best in one place.
+    # filters (RunQuery.matches says them for the index), side by side.
     wanted = None if args.status is None else _status_option(args.status)
     since = parse_time_option("--since", args.since)
     until = parse_time_option("--until", args.until)
@@ -89,25 +89,22 @@ def _runs_command(args: argparse.Namespace) -> int:
     if limit is None and args.format == "table" and out.is_terminal:
         limit = DEFAULT_LIMIT
     with reading(args) as storage, live.working("counting task results"):
-        index = storage.run_index() if isinstance(storage, EventLogPipelineResultsStorage) else None
-        chosen: list[Any] = []
-        if index is not None:
-            # Filter the engine's run index; load only the runs shown.
-            for summary in reversed(index):  # newest first
-                if args.pipeline is not None and summary.pipeline_id != args.pipeline:
-                    continue
-                if wanted is not None and summary.status != wanted.name:
-                    continue
-                started = _summary_time(summary.started)
-                if since is not None and (started is None or started < since):
-                    continue
-                if until is not None and (started is None or started > until):
-                    continue
-                chosen.append(summary.run_id)
-            picked = chosen if limit is None else chosen[:limit]
-            found = [storage.get_pipeline_execution(run_id) for run_id in picked]
+        page = None
+        if isinstance(storage, EventLogPipelineResultsStorage):
+            query = RunQuery(
+                pipeline_id=args.pipeline,
+                status=None if wanted is None else wanted.name,
+                since=since,
+                until=until,
+                limit=limit,
+            )
+            page = storage.find_runs(query)  # filtered and cut by the engine's run index
+        if page is not None:
+            found = [storage.get_pipeline_execution(summary.run_id) for summary in page.runs]
             shown = [execution for execution in found if execution is not None]
+            matched = page.total
         else:
+            chosen: list[Any] = []
             executions = list(storage.get_pipeline_executions(pipeline_id=args.pipeline))
             for execution in reversed(executions):  # newest first
                 if wanted is not None and execution.get_status() is not wanted:
@@ -119,29 +116,20 @@ def _runs_command(args: argparse.Namespace) -> int:
                     continue
                 chosen.append(execution)
             shown = chosen if limit is None else chosen[:limit]
+            matched = len(chosen)
         runs = [render.run_summary(storage, execution) for execution in shown]
         where = storage_name(args, storage)
     where = _with_filters(where, args)
     render.print_records(out, runs, args.format, where)
-    if len(shown) < len(chosen):
+    if len(shown) < matched:
         print(
             printable(
-                f"pipelines-events: showing the newest {len(shown)} of {len(chosen)} runs; "
+                f"pipelines-events: showing the newest {len(shown)} of {matched} runs; "
                 "--limit N shows more"
             ),
             file=sys.stderr,
         )
     return EXIT_OK
-
-
-def _summary_time(text: str | None) -> datetime | None:
-    """A run index's start time (the stored text) as an aware datetime, or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _status_option(text: str) -> PipelineTaskStatus:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines_events.audit import SET, AuditChange, ChangeFold
 from pipelines_events.cli import render
@@ -21,6 +20,9 @@ from pipelines_events.results.base import (
 )
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
 from pipelines_events.status import PipelineTaskStatus
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["ConsoleReporter", "RunChanges", "TaskProgress", "display", "progress_shown", "working"]
 
@@ -152,6 +154,15 @@ def display(
             changes = stack.enter_context(contextlib.closing(RunChanges(storage, run_id)))
         on_change = None
         if progress:
+            # Imported here: only a run on a terminal draws a bar (the import is slow).
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             bar = Progress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),

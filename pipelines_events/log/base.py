@@ -15,6 +15,9 @@ import msgspec
 
 from pipelines_events.errors import LogError
 from pipelines_events.events import AnyEvent, LogPosition
+from pipelines_events.log.runquery import RunPage as RunPage
+from pipelines_events.log.runquery import RunQuery as RunQuery
+from pipelines_events.log.runquery import RunSummary as RunSummary
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.
@@ -42,20 +45,6 @@ class Batch(msgspec.Struct, frozen=True):
 
     events: list[AnyEvent]
     cursor: Cursor
-
-
-class RunSummary(msgspec.Struct, frozen=True):
-    """One run as an engine's run index keeps it, updated with every append."""
-
-    run_id: str
-    pipeline_id: str
-    status: str
-    started: str | None
-    completed: str | None
-    counts: dict[str, int]
-    first_seq: int
-    last_seq: int
-    removed: bool = False
 
 
 class SnapshotStore(abc.ABC):
@@ -288,6 +277,12 @@ class EventLog(abc.ABC):
     def run_summaries(self) -> list[RunSummary]:
         """Every run the log holds, oldest first, from the engine's run index."""
         raise NotImplementedError(f"{type(self).__name__} keeps no run index")
+
+    def run_page(self, query: RunQuery) -> RunPage:
+        """The runs ``query`` lists, newest first, from the engine's run index (engines
+        with an index in a database answer it there; the meaning is
+        :meth:`RunQuery.matches`)."""
+        return query.select(self.run_summaries())
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         """Every event of the run ``run_id``, in log order, from the engine's run index."""

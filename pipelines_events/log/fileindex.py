@@ -30,13 +30,17 @@ from typing import Final
 from urllib.parse import quote
 
 from pipelines_events.events import START, AnyEvent, LogPosition
-from pipelines_events.log.base import RunSummary
 from pipelines_events.log.indexrows import (
     _BUSY,
     _EXPECTED,
+    _ORDER_INDEX,
+    _ORDER_NAME,
+    _SUMMARY_COLUMNS,
     _TABLES,
     INDEX_SCHEMA,
     IndexUnusable,
+    _add_functions,
+    _page_rows,
     _set_head,
     _summary,
     _summary_of_row,
@@ -45,8 +49,11 @@ from pipelines_events.log.indexrows import (
     index_path,
 )
 from pipelines_events.log.indexsync import _IndexSync
+from pipelines_events.log.runquery import RunPage, RunQuery, RunSummary
 
 _BUSY_MS: Final = 10_000
+_TAIL_IN_SQL: Final = 500
+"""Past this many runs indexed only in memory, a page is chosen in Python, not in SQL."""
 
 Scan = Callable[[LogPosition], Iterator[tuple[list[AnyEvent], LogPosition]]]
 """The log's verified reader: groups of complete batches after a cursor, each with the
@@ -105,8 +112,7 @@ class FileRunIndex(_IndexSync):
             if self._db is not None:
                 try:
                     rows = self._db.execute(
-                        "SELECT run_id, pipeline_id, status, started, completed, counts, "
-                        "first_seq, last_seq, removed FROM runs ORDER BY first_seq"
+                        f"SELECT {_SUMMARY_COLUMNS} FROM runs ORDER BY first_seq"
                     ).fetchall()
                     summaries = {row[0]: _summary_of_row(row) for row in rows}
                 except (sqlite3.Error, IndexUnusable) as exc:
@@ -119,6 +125,27 @@ class FileRunIndex(_IndexSync):
             if tail:
                 found.sort(key=lambda summary: summary.first_seq)
             return found
+
+    def run_page(self, query: RunQuery) -> RunPage:
+        """The runs ``query`` lists, newest first, after indexing what the log gained:
+        chosen, counted and cut in SQL, with the runs indexed only in memory merged in."""
+        with self._lock:
+            self._sync()
+            tail = [_summary(state) for state in self._tail.runs.runs()]
+            if self._db is None or len(tail) > _TAIL_IN_SQL:
+                return query.select(self.run_summaries())
+            try:
+                found, total = _page_rows(self._db, query, [summary.run_id for summary in tail])
+            except (sqlite3.Error, IndexUnusable) as exc:
+                self._unusable(str(exc))
+                return self.run_page(query)
+            newer = query.select(tail)
+            runs = found + newer.runs
+            if newer.runs:
+                runs.sort(key=lambda summary: summary.first_seq, reverse=True)
+            if query.limit is not None:
+                runs = runs[: query.limit]
+            return RunPage(runs=runs, total=total + newer.total)
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         """Every event of ``run_id`` in log order, read at the places the index keeps."""
@@ -198,14 +225,8 @@ class FileRunIndex(_IndexSync):
             db.execute("PRAGMA trusted_schema = OFF")
             if not self._writable:
                 db.execute("PRAGMA query_only = ON")
-            tables = {
-                (name, kind)
-                for name, kind in db.execute(
-                    "SELECT name, type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-                )
-            }
-            if tables != _EXPECTED:
-                raise IndexUnusable("not an index of this schema")
+            _add_functions(db)
+            self._check_layout(db)
             self._read_head(db)
             if self._trusted(path) != ino:
                 raise IndexUnusable("the index file was replaced while it was opened")
@@ -213,6 +234,23 @@ class FileRunIndex(_IndexSync):
             db.close()
             raise
         return db, ino
+
+    def _check_layout(self, db: sqlite3.Connection) -> None:
+        """:class:`IndexUnusable` unless ``db`` has the index's tables (and, if any, its one
+        SQL index); a writable handle adds the SQL index to a file written without it."""
+        found = {
+            (name, kind): sql
+            for name, kind, sql in db.execute(
+                "SELECT name, type, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            )
+        }
+        order = found.pop((_ORDER_NAME, "index"), None)
+        if set(found) != _EXPECTED or order not in (None, _ORDER_INDEX):
+            raise IndexUnusable("not an index of this schema")
+        if order is None and self._writable:
+            # Without it pages are only slower; a busy file stays as it is.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute(_ORDER_INDEX)
 
     def _trusted(self, path: Path) -> tuple[int, int]:
         """The device and inode of ``path`` when it is a plain file of the log's owner,
@@ -256,7 +294,7 @@ class FileRunIndex(_IndexSync):
                 db.execute("PRAGMA journal_mode = OFF")
                 db.execute("PRAGMA synchronous = OFF")
                 with _transaction(db):
-                    for sql in _TABLES:
+                    for sql in (*_TABLES, _ORDER_INDEX):
                         db.execute(sql)
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (INDEX_SCHEMA,))
                     _set_head(db, START)

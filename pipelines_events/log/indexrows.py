@@ -14,7 +14,7 @@ from typing import Final
 import msgspec
 
 from pipelines_events.events import AnyEvent, LogPosition
-from pipelines_events.log.base import RunSummary
+from pipelines_events.log.runquery import RunQuery, RunSummary, started_micros
 from projections.runs import RunsProjection, RunState
 
 INDEX_SCHEMA: Final = 1
@@ -34,6 +34,10 @@ _TABLES: Final = (
 _EXPECTED: Final = frozenset(
     [("meta", "table"), ("runs", "table"), ("extents", "table"), ("objects", "table")]
 )
+_ORDER_NAME: Final = "runs_by_first_seq"
+_ORDER_INDEX: Final = f"CREATE INDEX {_ORDER_NAME} ON runs (first_seq)"
+"""The SQL index that pages the runs newest first without sorting them all (a file written
+before it existed gains it when a writer opens it; without it the pages are the same)."""
 _FOLD_EVERY: Final = 200_000
 """Events a catch-up indexes before it writes them out (bounds its memory)."""
 
@@ -127,6 +131,53 @@ def _summary_of_row(row: tuple[object, ...]) -> RunSummary:
         last_seq=last,
         removed=bool(gone),
     )
+
+
+_SUMMARY_COLUMNS: Final = (
+    "run_id, pipeline_id, status, started, completed, counts, first_seq, last_seq, removed"
+)
+
+
+def _page_rows(
+    db: sqlite3.Connection, query: RunQuery, skip: list[str]
+) -> tuple[list[RunSummary], int]:
+    """The rows of the runs ``query`` lists, newest first (at most its limit), leaving out
+    the runs ``skip`` names, and how many rows match in all."""
+    where, values = ["removed = 0"], list[object]()
+    for column, value in (("pipeline_id", query.pipeline_id), ("status", query.status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            values.append(value)
+    if query.through_seq is not None:
+        where.append("first_seq <= ?")
+        values.append(query.through_seq)
+    since, until = query.since_micros, query.until_micros
+    if since is not None or until is not None:
+        where.append("started_micros(started) IS NOT NULL")
+    if since is not None:
+        where.append("started_micros(started) >= ?")
+        values.append(since)
+    if until is not None:
+        where.append("started_micros(started) <= ?")
+        values.append(until)
+    if skip:
+        where.append(f"run_id NOT IN ({','.join('?' * len(skip))})")
+        values.extend(skip)
+    clause = " AND ".join(where)
+    (total,) = db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", values).fetchone()
+    if type(total) is not int:
+        raise IndexUnusable("the runs could not be counted")
+    limit = -1 if query.limit is None else query.limit
+    rows = db.execute(
+        f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE {clause} ORDER BY first_seq DESC LIMIT ?",
+        [*values, limit],
+    ).fetchall()
+    return [_summary_of_row(row) for row in rows], total
+
+
+def _add_functions(db: sqlite3.Connection) -> None:
+    """Give ``db`` the SQL functions the queries use: ``started_micros(started)``."""
+    db.create_function("started_micros", 1, started_micros, deterministic=True)
 
 
 def _summary(state: RunState) -> RunSummary:

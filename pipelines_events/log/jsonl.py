@@ -52,6 +52,7 @@ from pipelines_events.log.jsonlscan import (
     scan,
 )
 from pipelines_events.log.jsonlwrites import _Writes
+from pipelines_events.log.runquery import RunPage, RunQuery
 from pipelines_events.log.segments import Sealed
 
 # ``fsync``: :meth:`JsonlEventLog.commit` returns once the events are on disk (default).
@@ -74,6 +75,9 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
 
     def run_summaries(self) -> list[RunSummary]:
         return self._index().run_summaries()
+
+    def run_page(self, query: RunQuery) -> RunPage:
+        return self._index().run_page(query)
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         return self._index().run_events(run_id)

@@ -13,6 +13,8 @@ import warnings
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
+
 from pipelines_events.errors import (
     InvalidValueError,
     LogError,
@@ -26,7 +28,14 @@ from pipelines_events.events import (
     FieldSet,
     RunRemoved,
 )
-from pipelines_events.log.base import DEFAULT_MAX_EVENT_BYTES, Durability, Erasure, RunSummary
+from pipelines_events.log.base import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Durability,
+    Erasure,
+    RunPage,
+    RunQuery,
+    RunSummary,
+)
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
     BuildablePipeline,
@@ -274,6 +283,22 @@ class EventLogPipelineResultsStorage(EventLogIO):
         with self._lock:
             limit = self._log.position.seq
             return [s for s in self._log.run_summaries() if not s.removed and s.first_seq <= limit]
+
+    def find_runs(self, query: RunQuery) -> RunPage | None:
+        """The runs ``query`` lists (newest first, at most its limit, and how many match),
+        from the engine's run index, without loading any run and without reading every
+        run's summary where the engine pages in its database; runs begun after the
+        storage's position are left out. None when the storage does not read runs from a
+        run index (then :meth:`get_pipeline_executions` lists runs)."""
+        if not isinstance(self._model, LazyReadModel):
+            return None
+        if not isinstance(query, RunQuery):
+            raise InvalidValueError(f"query must be a RunQuery, not {query!r}")
+        self.refresh()
+        with self._lock:
+            limit = self._log.position.seq
+            through = limit if query.through_seq is None else min(limit, query.through_seq)
+            return self._log.run_page(msgspec.structs.replace(query, through_seq=through))
 
     # -- cleanup ----------------------------------------------------------------------
 

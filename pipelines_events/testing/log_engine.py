@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
 import pytest
 
 from pipelines_events.events import (
     PIPELINE_EXECUTION,
     TASK_RESULT,
+    AnyEvent,
     FieldSet,
     ObjectCreated,
     RunRemoved,
 )
+from pipelines_events.log.base import EventLog
+from pipelines_events.log.runquery import RunQuery
 from pipelines_events.testing.log_support import (
     LogTestCase,
     draft,
@@ -106,3 +112,101 @@ class LogEngineTests(LogTestCase):
         other = self.open_again(log)
         other.append([ObjectCreated(run_id="r3", kind=PIPELINE_EXECUTION, id="e3")])
         assert log.run_of("e3") == "r3"
+
+    # -- pages of the run index ------------------------------------------------------------
+
+    def _paged_runs(self) -> EventLog:
+        """A log of six runs: pipelines a and b, three statuses, start times with and without
+        an offset, one missing, one not a time, and run r4 removed."""
+        log = self.new_log()
+        starts: list[object] = [
+            "2026-01-01T10:00:00+00:00",
+            "2026-01-02T10:00:00+02:00",  # 08:00 UTC
+            None,
+            "2026-01-03T10:00:00",  # no offset: read as UTC
+            "not a time",
+            "2026-01-04T00:00:00.5+00:00",
+        ]
+        statuses = ["DONE", "FAILED", "DONE", "RUNNING", "DONE", "DONE"]
+        for number, (start, status) in enumerate(zip(starts, statuses, strict=True), 1):
+            run_id, execution = f"r{number}", f"e{number}"
+            pipeline = "a" if number % 2 else "b"
+            events: list[AnyEvent] = [
+                ObjectCreated(
+                    run_id=run_id,
+                    kind=PIPELINE_EXECUTION,
+                    id=execution,
+                    attrs={"pipeline_id": pipeline, "status": "PENDING"},
+                ),
+                FieldSet(
+                    run_id=run_id,
+                    kind=PIPELINE_EXECUTION,
+                    id=execution,
+                    field="status",
+                    value=status,
+                ),
+            ]
+            if start is not None:
+                events.append(
+                    FieldSet(
+                        run_id=run_id,
+                        kind=PIPELINE_EXECUTION,
+                        id=execution,
+                        field="started",
+                        value=start,
+                    )
+                )
+            log.append(events)
+        log.append([RunRemoved(run_id="r4", kind=PIPELINE_EXECUTION, id="e4")])
+        return log
+
+    def _page(self, log: EventLog, **query: Any) -> tuple[list[str], int]:
+        page = log.run_page(RunQuery(**query))
+        assert page == RunQuery(**query).select(log.run_summaries())
+        return [summary.run_id for summary in page.runs], page.total
+
+    def test_run_pages(self) -> None:
+        log = self._paged_runs()
+        if not log.supports_run_index:
+            with pytest.raises(NotImplementedError, match="no run index"):
+                log.run_page(RunQuery())
+            return
+        utc = UTC
+        assert self._page(log) == (["r6", "r5", "r3", "r2", "r1"], 5)
+        assert self._page(log, limit=2) == (["r6", "r5"], 5)
+        assert self._page(log, limit=0) == ([], 5)
+        assert self._page(log, pipeline_id="a") == (["r5", "r3", "r1"], 3)
+        assert self._page(log, pipeline_id="a", status="DONE", limit=1) == (["r5"], 3)
+        assert self._page(log, status="FAILED") == (["r2"], 1)
+        assert self._page(log, pipeline_id="nope") == ([], 0)
+        # Time bounds are inclusive and compare instants; runs with no time never match.
+        since = datetime(2026, 1, 2, 8, 0, tzinfo=utc)
+        assert self._page(log, since=since) == (["r6", "r2"], 2)
+        assert self._page(log, until=since) == (["r2", "r1"], 2)
+        assert self._page(log, since=datetime(2026, 1, 1, 10, 0)) == (["r6", "r2", "r1"], 3)
+        plus_two = timezone(timedelta(hours=2))
+        assert self._page(log, until=datetime(2026, 1, 1, 12, 0, tzinfo=plus_two)) == (["r1"], 1)
+        assert self._page(log, since=datetime(2026, 1, 4, 0, 0, 0, 500_001, tzinfo=utc)) == ([], 0)
+        assert self._page(log, through_seq=5) == (["r2", "r1"], 2)
+        assert self._page(log, through_seq=0) == ([], 0)
+        # What another handle appended is in the next page.
+        other = self.open_again(log)
+        other.append(
+            [
+                ObjectCreated(
+                    run_id="r7",
+                    kind=PIPELINE_EXECUTION,
+                    id="e7",
+                    attrs={"pipeline_id": "a", "status": "DONE"},
+                ),
+            ]
+        )
+        other.append(
+            [
+                FieldSet(
+                    run_id="r1", kind=PIPELINE_EXECUTION, id="e1", field="status", value="FAILED"
+                )
+            ]
+        )
+        assert self._page(log, pipeline_id="a", limit=2) == (["r7", "r5"], 4)
+        assert self._page(log, status="FAILED") == (["r2", "r1"], 2)

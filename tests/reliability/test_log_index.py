@@ -170,6 +170,17 @@ def _extra_trigger(index: Path, other: Path) -> None:
         db.execute("CREATE TRIGGER t AFTER INSERT ON runs BEGIN DELETE FROM runs; END")
 
 
+def _foreign_sql_index(index: Path, other: Path) -> None:
+    with sqlite3.connect(index) as db:
+        db.execute("CREATE INDEX by_status ON runs (status)")
+
+
+def _order_index_redefined(index: Path, other: Path) -> None:
+    with sqlite3.connect(index) as db:
+        db.execute("DROP INDEX runs_by_first_seq")
+        db.execute("CREATE INDEX runs_by_first_seq ON runs (first_seq DESC, status)")
+
+
 def _another_log(index: Path, other: Path) -> None:
     _record(other, "z1", "z2", "z3", "z4")
     shutil.copy(index_path(other), index)
@@ -196,6 +207,8 @@ DAMAGE = {
     "wrong schema": _wrong_schema,
     "older schema": _older_schema,
     "extra trigger": _extra_trigger,
+    "a foreign SQL index": _foreign_sql_index,
+    "the order index redefined": _order_index_redefined,
     "from another log": _another_log,
     "extents out of place": _rows_out_of_place,
     "empty file": _empty_file,
