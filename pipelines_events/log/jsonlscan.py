@@ -33,12 +33,10 @@ from pipelines_events.log.jsonlfile import (
     _pread,
     _size,
 )
+from pipelines_events.log.jsonlhelped import helped_scan, helper_min_bytes
 from pipelines_events.log.segments import LogBytes
 
 
-# Long on purpose: the hot loop of every read and of open; its state (carry, batch, the
-# last complete batch, the restart after a torn tail was cut) lives in locals so that
-# each line costs one hash and one decode, without a call per line.
 def scan(
     fd: int | LogBytes,
     position: LogPosition,
@@ -54,14 +52,36 @@ def scan(
     raises :class:`LogCorruptError` with the line number on the first bad one. Stops
     before an unfinished last line or batch. ``limit`` stops at that byte offset.
     A line that fails because a writer cut a torn tail and appended while it was read
-    is read again; a file shorter than ``position`` raises :class:`LogError`.
+    is read again; a file shorter than ``position`` raises :class:`LogError`. A long read
+    checks the hash links in a helper process on another core
+    (:mod:`pipelines_events.log.jsonlhelped`), with the same result.
     """
+    end = _size(fd) if limit is None else limit
+    if end < position.offset and limit is None:
+        raise LogError(_shrunk(name, end, position.offset))
+    remaining = end - position.offset
+    min_bytes = helper_min_bytes() if remaining > 0 else None
+    if min_bytes is not None and remaining >= min_bytes:
+        for item in helped_scan(fd, position, end, group=group):
+            if isinstance(item, LogPosition):
+                position = item  # not plain version 2 lines: on with the careful scan
+                break
+            yield item
+        else:
+            return
+    yield from _scan(fd, position, name, end, group)
+
+
+# Long on purpose: the hot loop of every read and of open; its state (carry, batch, the
+# last complete batch, the restart after a torn tail was cut) lives in locals so that
+# each line costs one hash and one decode, without a call per line.
+def _scan(
+    fd: int | LogBytes, position: LogPosition, name: str, end: int, group: bool
+) -> Iterator[tuple[list[AnyEvent], LogPosition]]:
+    """:func:`scan` on this core, from ``position`` up to byte ``end``."""
     offset = position.offset
     seq = position.seq
     prev = position.hash
-    end = _size(fd) if limit is None else limit
-    if end < offset and limit is None:
-        raise LogError(_shrunk(name, end, offset))
     batch: list[AnyEvent] = []
     done, done_offset, done_seq, done_hash = 0, offset, seq, prev
     mark = position  # after the last batch yielded

@@ -26,7 +26,7 @@ from pipelines_events.results.base import Batch
 from pipelines_events.results.eventlog_reads import ReadModelStorage
 
 _BIG_GROUP: Final = 1000
-"""Catch-ups that hand over more events than this at once run with the cyclic garbage
+"""Catch-ups that hand over more events than this in all run with the cyclic garbage
 collector paused."""
 
 
@@ -57,8 +57,10 @@ class EventLogIO(ReadModelStorage, abc.ABC):
 
     def _read_log(self) -> None:
         groups = self._log.read_groups()
+        folded = 0
         for group in groups:
-            if len(group) > _BIG_GROUP:
+            folded += len(group)
+            if folded > _BIG_GROUP:
                 with _gc_paused():
                     self._fold(group)
                     for group in groups:

@@ -26,7 +26,7 @@ from pipelines_events.events import (
     TASK_EXECUTION,
     AnyEvent,
 )
-from pipelines_events.log.base import EventLog, RunSummary
+from pipelines_events.log.base import EventLog, RunPage, RunQuery, RunSummary
 from pipelines_events.results.base import (
     Batch,
     PipelineDigest,
@@ -172,6 +172,12 @@ class ReadModelStorage(PipelineResultsStorage, abc.ABC):
 
     def run_index(self) -> list[RunSummary] | None:
         """The runs from the engine's run index, without loading any; None here (a
+        point-in-time view): :meth:`get_pipeline_executions` lists the runs. The storage
+        over an engine with a run index overrides it."""
+        return None
+
+    def find_runs(self, query: RunQuery) -> RunPage | None:
+        """The page of runs ``query`` asks for, from the engine's run index; None here (a
         point-in-time view): :meth:`get_pipeline_executions` lists the runs. The storage
         over an engine with a run index overrides it."""
         return None

@@ -177,6 +177,7 @@ def test_writing_through_a_view_is_refused_and_writes_nothing(
 READ_ONLY_METHODS = {
     "close",
     "commit",
+    "find_runs",
     "get_pipeline_digest",
     "get_pipeline_execution",
     "get_pipeline_executions",

@@ -15,6 +15,7 @@ from pipelines_events.errors import LogOpenError
 from pipelines_events.events import START
 from pipelines_events.log.base import EventLog
 from pipelines_events.log.jsonl import JsonlEventLog
+from pipelines_events.log.jsonlhelped import HELPER_ENV
 from pipelines_events.log.memory import MemoryEventLog, drop_memory_store
 from pipelines_events.log.open import LogTarget, open_log
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
@@ -33,6 +34,15 @@ class TestFileLog(EventLogConformance):
 
     def log_target(self, log: EventLog) -> LogTarget:
         return str(self.tmp_path / "log.jsonl")
+
+
+class TestFileLogHelped(TestFileLog):
+    """The file log with every read checking its hash links in a helper process (which
+    long reads do), so every test of the suite runs through that path too."""
+
+    @pytest.fixture(autouse=True)
+    def _helped(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(HELPER_ENV, "1")
 
 
 class TestMemoryLog(EventLogConformance):
