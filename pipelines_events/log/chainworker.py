@@ -1,7 +1,9 @@
 """The helper process that checks the hash links of a long read on a second core.
 
 Run as ``python -I -S chainworker.py`` by :mod:`pipelines_events.log.jsonlhelped`; it
-imports nothing of the package (it starts in milliseconds). Its input on stdin: the
+imports nothing of the package (it starts in milliseconds). It first writes
+``chainworker 1`` and a newline (so the reader knows it started this program). Its input
+on stdin: the
 hash before the first line (64 hex digits, or nothing at the log's start) and a newline,
 then frames, each a 4-byte big-endian length and that many bytes of complete lines (each
 ending with a newline); a length of 0 ends the input. For each frame it writes one line to
@@ -20,6 +22,8 @@ from typing import BinaryIO
 _HEAD = b',"hash":"'
 _SUFFIX = len(_HEAD) + 64 + 2
 _HEX = frozenset(b"0123456789abcdef")
+GREETING = b"chainworker 1\n"
+"""The first line the helper writes."""
 
 
 def _read(source: BinaryIO, size: int) -> bytes:
@@ -51,6 +55,8 @@ def check(lines: list[bytes], prev: bytes) -> tuple[int, bytes]:
 def main() -> None:
     """Check frames from stdin until a frame of length 0 or the end of the input."""
     source, out = sys.stdin.buffer, sys.stdout.buffer
+    out.write(GREETING)
+    out.flush()
     prev = source.readline().rstrip(b"\n")
     if prev and (len(prev) != 64 or not set(prev) <= _HEX):
         raise SystemExit("chainworker: the first line must be a hash")

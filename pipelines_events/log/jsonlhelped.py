@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ DEFAULT_HELPER_MIN_BYTES: Final = 32 << 20
 """Below this many bytes to read, starting a helper process costs more than it saves."""
 
 _WORKER: Final = Path(__file__).with_name("chainworker.py")
+_GREETING: Final = b"chainworker 1\n"
+"""The first line the helper writes (chainworker.GREETING)."""
 _FRAME: Final = 512 << 10
 """Bytes read per chunk sent to the helper: half the pipe, so a write does not wait."""
 _PIPE: Final = 1 << 20
@@ -67,10 +70,19 @@ def helper_min_bytes() -> int | None:
     return int(text) if text else DEFAULT_HELPER_MIN_BYTES
 
 
+_PYTHON_NAME: Final = re.compile(r"(python|pypy)[0-9.]*(\.exe)?$", re.IGNORECASE)
+"""What the interpreter's file is called: an embedding program (uWSGI, say) is never
+started in its place."""
+
+
 @functools.cache
 def _can_help() -> bool:
     """Whether this process may use a second core and can start the helper."""
-    return bool(sys.executable) and _WORKER.is_file() and len(os.sched_getaffinity(0)) > 1
+    return (
+        bool(_PYTHON_NAME.match(os.path.basename(sys.executable or "")))
+        and _WORKER.is_file()
+        and len(os.sched_getaffinity(0)) > 1
+    )
 
 
 class _Helper:
@@ -91,6 +103,7 @@ class _Helper:
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE)
         self._alive = True
+        self._greeted = False
         self._write(prev.encode("ascii") + b"\n")
 
     def _write(self, data: bytes) -> None:
@@ -111,6 +124,10 @@ class _Helper:
         the helper is gone)."""
         stdout = self._process.stdout
         assert stdout is not None
+        if not self._greeted:
+            self._greeted = stdout.readline() == _GREETING
+            if not self._greeted:
+                return False  # not the helper (or it did not start)
         return stdout.readline() == b"ok\n"
 
     def close(self) -> None:

@@ -278,6 +278,23 @@ def test_a_helper_that_dies_or_cannot_start_leaves_the_read_to_this_core(
     assert helped[1] is not None and helped == _read_or_error(log, "off", monkeypatch)
 
 
+def test_a_program_that_is_not_the_helper_is_never_believed(
+    log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interpreter path that runs something else (here a script answering "ok" to
+    everything): without the helper's greeting its answers are not taken."""
+    liar = tmp_path / "python3"
+    liar.write_text("#!/bin/sh\nexec yes ok\n")
+    liar.chmod(0o700)
+    lines = _lines(log)
+    _edit_content(lines, 3_000)
+    _put(log, lines)
+    expected = _read_or_error(log, "off", monkeypatch)
+    monkeypatch.setattr(sys, "executable", str(liar))
+    helped = _read_or_error(log, "1", monkeypatch)
+    assert helped[1] is not None and helped[1] == expected[1]
+
+
 def test_a_bad_setting_is_refused_naming_the_variable(
     log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines_events.errors import InvalidValueError
-from pipelines_events.log import JsonlEventLog
+from pipelines_events.log import JsonlEventLog, fileindex
 from pipelines_events.log.fileindex import index_path
 from pipelines_events.log.runquery import RunQuery
 from pipelines_events.results.eventlog import EventLogPipelineResultsStorage
@@ -115,7 +115,12 @@ def test_pages_from_the_index_are_what_a_full_fold_lists(log: Path) -> None:
     assert _paged(log, RunQuery(status="RUNTIME_ERROR")) == (["r3", "r2"], 2)
 
 
-def test_a_read_only_handle_merges_the_runs_it_indexed_in_memory(log: Path) -> None:
+@pytest.mark.parametrize("in_sql", [True, False], ids=["merged into SQL", "chosen in Python"])
+def test_a_read_only_handle_merges_the_runs_it_indexed_in_memory(
+    log: Path, monkeypatch: pytest.MonkeyPatch, in_sql: bool
+) -> None:
+    if not in_sql:  # as when more runs than _TAIL_IN_SQL are indexed only in memory
+        monkeypatch.setattr(fileindex, "_TAIL_IN_SQL", 0)
     size = index_path(log).stat().st_size
     # Appended without a read: the index file does not cover them.
     with closing(Storage(log, durability="none", log_options={"run_index": False})) as writer:
