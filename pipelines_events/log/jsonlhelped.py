@@ -19,6 +19,7 @@ import fcntl
 import functools
 import os
 import re
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ HELPER_ENV: Final = "PIPELINES_EVENTS_SCAN_HELPER"
 """The environment variable that sets when a read uses the helper process: ``off``, or
 the fewest bytes a read must have left (default :data:`DEFAULT_HELPER_MIN_BYTES`)."""
 
-DEFAULT_HELPER_MIN_BYTES: Final = 32 << 20
+DEFAULT_HELPER_MIN_BYTES: Final = 8 << 20
 """Below this many bytes to read, starting a helper process costs more than it saves."""
 
 _WORKER: Final = Path(__file__).with_name("chainworker.py")
@@ -46,6 +47,8 @@ _GREETING: Final = b"chainworker 1\n"
 _FRAME: Final = 512 << 10
 """Bytes read per chunk sent to the helper: half the pipe, so a write does not wait."""
 _PIPE: Final = 1 << 20
+_PATIENCE: Final = 30.0
+"""Seconds to wait for the helper to greet, answer or read before it is taken for gone."""
 _AHEAD: Final = 2
 """Chunks sent to the helper before the one being decoded (it checks them meanwhile)."""
 _GROUP: Final = 256
@@ -87,7 +90,8 @@ def _can_help() -> bool:
 
 class _Helper:
     """The helper process. Chunks are written to its pipe from this thread: the pipe holds
-    two of them, so a write waits only when the helper is behind."""
+    two of them, so a write waits only when the helper is behind. A helper that does not
+    greet, answer or read within :data:`_PATIENCE` seconds is taken for gone."""
 
     def __init__(self, prev: str) -> None:
         self._process = subprocess.Popen(
@@ -97,22 +101,41 @@ class _Helper:
             stderr=subprocess.DEVNULL,
             bufsize=0,
         )
-        stdin = self._process.stdin
-        assert stdin is not None
-        self._fd = stdin.fileno()
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None
+        self._in, self._out = stdin.fileno(), stdout.fileno()
+        os.set_blocking(self._in, False)
         with contextlib.suppress(OSError):
-            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, _PIPE)
-        self._alive = True
-        self._greeted = False
+            fcntl.fcntl(self._in, fcntl.F_SETPIPE_SZ, _PIPE)
+        self._answers = b""
+        self._alive = self._line() == _GREETING  # else: not the helper, or it did not start
         self._write(prev.encode("ascii") + b"\n")
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while self._alive and view:
             try:
-                view = view[os.write(self._fd, view) :]
+                view = view[os.write(self._in, view) :]
+            except BlockingIOError:
+                if not select.select([], [self._in], [], _PATIENCE)[1]:
+                    self._alive = False  # it stopped reading
             except OSError:
                 self._alive = False  # the helper is gone: its verdicts say so
+
+    def _line(self) -> bytes:
+        """The helper's next line (empty when it is gone or silent too long)."""
+        while b"\n" not in self._answers:
+            if not select.select([self._out], [], [], _PATIENCE)[0]:
+                return b""
+            try:
+                data = os.read(self._out, 4096)
+            except OSError:
+                return b""
+            if not data:
+                return b""
+            self._answers += data
+        line, _, self._answers = self._answers.partition(b"\n")
+        return line + b"\n"
 
     def send(self, region: bytes) -> None:
         """Have the helper check ``region`` (complete lines)."""
@@ -122,13 +145,7 @@ class _Helper:
     def verdict(self) -> bool:
         """Whether every line of the oldest chunk not yet answered links (False also when
         the helper is gone)."""
-        stdout = self._process.stdout
-        assert stdout is not None
-        if not self._greeted:
-            self._greeted = stdout.readline() == _GREETING
-            if not self._greeted:
-                return False  # not the helper (or it did not start)
-        return stdout.readline() == b"ok\n"
+        return self._alive and self._line() == b"ok\n"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
