@@ -218,7 +218,7 @@ def test_bad_erasure_requests_are_refused_and_write_nothing(
     assert "--erase and --dry-run: a dry run erases nothing" in capsys.readouterr().err
     storage = EventLogPipelineResultsStorage(log)
     with pytest.raises(InvalidValueError, match="erase must be True or False, not 'yes'"):
-        storage.cleanup(erase="yes")  # type: ignore[arg-type]
+        storage.cleanup(erase="yes")  # type: ignore[arg-type]  # the bad value under test
     storage.close()
     assert all_bytes(log) == before
     memory = EventLogPipelineResultsStorage("memory://erasure")

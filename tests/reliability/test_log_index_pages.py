@@ -173,7 +173,7 @@ def test_find_runs_refuses_what_is_not_a_query(log: Path) -> None:
         closing(Storage(log, readonly=True)) as storage,
         pytest.raises(InvalidValueError, match="RunQuery"),
     ):
-        storage.find_runs({"limit": 2})  # type: ignore[arg-type]
+        storage.find_runs({"limit": 2})  # type: ignore[arg-type]  # the bad value under test
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

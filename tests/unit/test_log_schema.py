@@ -98,7 +98,7 @@ def test_a_version_1_log_continues_in_version_2_and_verifies_across(v1_log: Path
     storage = EventLogPipelineResultsStorage(v1_log)
     execution = storage.get_pipeline_execution("old-two")
     assert execution is not None
-    execution.set_status_message("continued")  # type: ignore[attr-defined]
+    execution.set_status_message("continued")  # type: ignore[attr-defined]  # set_<field> is made at run time
     storage.close()
     assert v1_log.read_bytes().startswith(before)
     versions = [event.v for event in read_events(v1_log)]
