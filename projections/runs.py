@@ -69,7 +69,22 @@ class RunsProjection:
         """Fold one event; returns the summary it changed."""
         run_id = event.run_id
         state = self._runs.get(run_id)
-        if isinstance(event, ObjectCreated) and event.kind == PIPELINE_EXECUTION:
+        # The event types are final: a type test, not isinstance; most events set a field.
+        if type(event) is FieldSet:
+            if state is None:
+                state = self._runs[run_id] = RunState(run_id, event.seq)
+            state.last_seq = event.seq
+            field = event.field
+            if field in _SUMMARY_FIELDS and event.id == state.execution_id:
+                value = None if event.value is None else str(event.value)
+                if field == "status":
+                    state.status = value or ""
+                elif field == "started":
+                    state.started = value
+                else:
+                    state.completed = value
+            return state
+        if type(event) is ObjectCreated and event.kind == PIPELINE_EXECUTION:
             if state is None or state.removed:
                 state = self._runs[run_id] = RunState(run_id, event.seq)
             state.execution_id = event.id
@@ -78,18 +93,9 @@ class RunsProjection:
         elif state is None:
             state = self._runs[run_id] = RunState(run_id, event.seq)
         state.last_seq = event.seq
-        if isinstance(event, ObjectCreated):
+        if type(event) is ObjectCreated:
             state.counts[event.kind] = state.counts.get(event.kind, 0) + 1
-        elif isinstance(event, FieldSet):
-            if event.id == state.execution_id and event.field in _SUMMARY_FIELDS:
-                value = None if event.value is None else str(event.value)
-                if event.field == "status":
-                    state.status = value or ""
-                elif event.field == "started":
-                    state.started = value
-                else:
-                    state.completed = value
-        elif isinstance(event, RunRemoved):
+        elif type(event) is RunRemoved:
             state.removed = True
         return state
 

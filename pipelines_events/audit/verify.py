@@ -34,6 +34,7 @@ from pipelines_events.errors import (
 from pipelines_events.events import (
     GENESIS_HASH,
     Erased,
+    FieldSet,
     LogPosition,
     RunRemoved,
 )
@@ -154,37 +155,42 @@ def verify(
     with open_log(log, readonly=True) as reader:
         total = reader.stored_bytes() or 0
         run_index = reader.supports_run_index
-        index = RunsProjection() if run_index else None
+        # An index a read-only handle builds from these same events is not compared.
+        index = RunsProjection() if run_index and reader.run_index_stored() else None
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
         try:
             for batch in reader.read(head):
-                for event in batch.events:
-                    if snapshot.pending:
+                batch_events = batch.events
+                if snapshot.pending:
+                    for event in batch_events:
                         snapshot.fold(event)
-                    events += 1
-                    runs.add(event.run_id)
-                    if type(event) is Erased:
-                        erased += 1
-                        erased_runs[event.run_id] = event.seq
-                    elif type(event) is RunRemoved:
-                        removals[event.run_id] = event.seq
-                    if index is not None:
+                events += len(batch_events)
+                if index is not None:
+                    for event in batch_events:
                         index.apply(event)
-                    if not checked and event.seq == wanted_seq:
-                        checked = True
-                        if event.hash != wanted_hash:
-                            line, mismatch = event.seq, True
-                            reason = (
-                                f"the event at seq {event.seq} has the hash "
-                                f"{event.hash[:16]}..., not the expected {wanted_hash[:16]}...: "
-                                "the log no longer extends the recorded head (it was "
-                                f"rewritten at line {event.seq} or before)"
-                            )
-                            break
-                if mismatch:
-                    break
+                else:
+                    runs.update([event.run_id for event in batch_events])
+                for event in batch_events:
+                    if type(event) is not FieldSet:  # few events: creations, removals
+                        if type(event) is Erased:
+                            erased += 1
+                            erased_runs[event.run_id] = event.seq
+                        elif type(event) is RunRemoved:
+                            removals[event.run_id] = event.seq
+                if not checked and batch_events and batch_events[-1].seq >= wanted_seq:
+                    checked = True
+                    event = next(e for e in batch_events if e.seq == wanted_seq)  # seqs are whole
+                    if event.hash != wanted_hash:
+                        line, mismatch = event.seq, True
+                        reason = (
+                            f"the event at seq {event.seq} has the hash "
+                            f"{event.hash[:16]}..., not the expected {wanted_hash[:16]}...: "
+                            "the log no longer extends the recorded head (it was "
+                            f"rewritten at line {event.seq} or before)"
+                        )
+                        break
                 batches += 1
                 head = batch.cursor
                 if snapshot.pending:
@@ -231,7 +237,7 @@ def verify(
         ok=line is None and not differs and index_reason is None,
         events=events if line is None else head.seq,
         batches=batches,
-        runs=len(runs),
+        runs=len(runs) if index is None else len(index.runs()),
         bytes=size,
         head_seq=head.seq,
         head_hash=head.hash,

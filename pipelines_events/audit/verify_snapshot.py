@@ -67,8 +67,9 @@ class _SnapshotCheck:
         try:
             snapshot = decode_snapshot(data, path)
             self.seq = snapshot.position.seq
-            results = ResultsProjection.restore(snapshot.parts["results"])
-            digest = DigestProjection.restore(snapshot.parts["digest"])
+            for name in ("results", "digest"):
+                if name not in snapshot.parts:
+                    raise KeyError(name)
         except KeyError as exc:
             self._ignored(f"{path}: the snapshot has no part {exc}")
             return
@@ -83,12 +84,28 @@ class _SnapshotCheck:
             return
         self._position = snapshot.position
         self._parts = snapshot.parts
-        self._restored = (results, digest)
+        # Restored only when the replay's bytes differ: a true snapshot is byte for byte
+        # what the replay writes, and restoring one costs as much as the replay.
+        self._restored: tuple[ResultsProjection, DigestProjection] | None = None
         self._replayed = (ResultsProjection(), DigestProjection())
         self._apply = (self._replayed[0].apply, self._replayed[1].apply)
         self.pending = True
         if snapshot.position == START:
             self.batch_ends(START)
+
+    def _restore(self) -> tuple[ResultsProjection, DigestProjection] | None:
+        """The state the snapshot restores, or None when a storage could not restore it
+        (the snapshot is then ignored, as storages ignore it)."""
+        if self._restored is None:
+            try:
+                self._restored = (
+                    ResultsProjection.restore(self._parts["results"]),
+                    DigestProjection.restore(self._parts["digest"]),
+                )
+            except (SnapshotError, OSError, ValueError, TypeError) as exc:
+                self.pending = False
+                self._ignored(f"{self.location}: {exc}")
+        return self._restored
 
     def _ignored(self, reason: str) -> None:
         self.state, self.reason = SNAPSHOT_IGNORED, reason
@@ -104,7 +121,8 @@ class _SnapshotCheck:
 
     def _unchecked(self, reason: str) -> None:
         self.pending = False
-        self.state, self.reason = SNAPSHOT_UNCHECKED, reason
+        if self._restore() is not None:
+            self.state, self.reason = SNAPSHOT_UNCHECKED, reason
 
     def batch_ends(self, position: LogPosition) -> None:
         """The replay reached ``position``, the end of a batch: compare there."""
@@ -112,19 +130,21 @@ class _SnapshotCheck:
             return
         self.pending = False
         if position.seq > self._position.seq:
+            if self._restore() is None:
+                return
             self._differs(
                 f"its position (seq {self._position.seq}) is inside the batch that ends at "
                 f"seq {position.seq}; storages write snapshots only between batches"
             )
             return
         try:
-            found = _difference(self._replayed, self._restored, self._parts)
+            found = _difference(self._replayed, self._restore, self._parts)
         except (OverflowError, TypeError, ValueError, msgspec.EncodeError) as exc:
             self._unchecked(f"the states cannot be compared: {type(exc).__name__}: {exc}")
             return
         if found is None:
             self.state = SNAPSHOT_MATCHES
-        else:
+        elif self._restored is not None:
             self._differs(found)
 
     def _differs(self, detail: str) -> None:
@@ -146,15 +166,19 @@ class _SnapshotCheck:
 
 def _difference(
     replayed: tuple[ResultsProjection, DigestProjection],
-    restored: tuple[ResultsProjection, DigestProjection],
+    restore: Callable[[], tuple[ResultsProjection, DigestProjection] | None],
     parts: dict[str, bytes],
 ) -> str | None:
     """What differs between the state a replay gives and the state a snapshot restores
-    (the snapshot's own bytes first: a true snapshot is byte for byte the replay's)."""
+    (the snapshot's own bytes first: a true snapshot is byte for byte the replay's). When
+    ``restore`` finds the snapshot cannot be restored, the answer is ``"ignored"``."""
     for index, name in enumerate(("results", "digest")):
         replay_bytes = replayed[index].snapshot()
         if replay_bytes == parts[name]:
             continue
+        restored = restore()
+        if restored is None:
+            return "ignored"
         log, snap = _decoded(replay_bytes), _decoded(restored[index].snapshot())
         if log == snap:
             continue  # the same state, written in another order

@@ -278,6 +278,12 @@ class EventLog(abc.ABC):
         """Every run the log holds, oldest first, from the engine's run index."""
         raise NotImplementedError(f"{type(self).__name__} keeps no run index")
 
+    def run_index_stored(self) -> bool:
+        """Whether the run index is kept apart from the events (a table, a file), so that
+        it could differ from them: what ``verify`` compares with the events. False without
+        a run index, or when a read-only handle indexes the log in memory as it reads it."""
+        return self.supports_run_index
+
     def run_page(self, query: RunQuery) -> RunPage:
         """The runs ``query`` lists, newest first, from the engine's run index (engines
         with an index in a database answer it there; the meaning is

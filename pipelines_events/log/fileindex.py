@@ -126,6 +126,15 @@ class FileRunIndex(_IndexSync):
                 found.sort(key=lambda summary: summary.first_seq)
             return found
 
+    def stored(self) -> bool:
+        """Whether an index file is in use (opened now if it was not yet); False when the
+        log is indexed only in memory (read-only, with no usable file)."""
+        with self._lock:
+            self._forget_if_forked()
+            if self._db is None and not self._memory_only:
+                self._open_file()
+            return self._db is not None
+
     def run_page(self, query: RunQuery) -> RunPage:
         """The runs ``query`` lists, newest first, after indexing what the log gained:
         chosen, counted and cut in SQL, with the runs indexed only in memory merged in."""

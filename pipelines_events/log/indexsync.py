@@ -91,11 +91,7 @@ class _IndexSync:
     def _sync(self) -> None:
         """Index the complete batches after the head (opening, checking or rebuilding the
         file first when needed)."""
-        if self._pid != os.getpid():  # a forked child: the connection is the parent's
-            if self._db is not None:
-                _INHERITED.append(self._db)  # never closed here: closing could roll back
-            self._db, self._ino, self._pid = None, None, os.getpid()
-            self._head, self._tail, self._memory_only = START, _Tail(START), False
+        self._forget_if_forked()
         for _attempt in range(3):
             if self._db is not None and not self._same_file():
                 self._drop()  # another process rebuilt it: open the new one
@@ -124,6 +120,15 @@ class _IndexSync:
                 self._unusable(str(exc))
                 self._go_memory_only()
                 self._index(self._tail, START, None, None)
+
+    def _forget_if_forked(self) -> None:
+        """In a forked child, drop the parent's connection and state (never closed here:
+        closing could roll back the parent's transaction)."""
+        if self._pid != os.getpid():
+            if self._db is not None:
+                _INHERITED.append(self._db)
+            self._db, self._ino, self._pid = None, None, os.getpid()
+            self._head, self._tail, self._memory_only = START, _Tail(START), False
 
     def _catch_up_file(self) -> None:
         db = self._db

@@ -76,6 +76,9 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
     def run_summaries(self) -> list[RunSummary]:
         return self._index().run_summaries()
 
+    def run_index_stored(self) -> bool:
+        return self.supports_run_index and self._index().stored()
+
     def run_page(self, query: RunQuery) -> RunPage:
         return self._index().run_page(query)
 

@@ -165,6 +165,11 @@ class LogEngineTests(LogTestCase):
         assert page == RunQuery(**query).select(log.run_summaries())
         return [summary.run_id for summary in page.runs], page.total
 
+    def test_run_index_stored(self) -> None:
+        log = self._paged_runs()
+        # A writer's index is what readers use instead of the events: verify compares it.
+        assert log.run_index_stored() is log.supports_run_index
+
     def test_run_pages(self) -> None:
         log = self._paged_runs()
         if not log.supports_run_index:

@@ -239,6 +239,31 @@ def test_an_unusable_snapshot_is_reported_as_ignored_and_passes(
     assert "symbolic link" in (report.snapshot_reason or "")
 
 
+def test_a_snapshot_whose_state_cannot_be_restored_is_ignored_with_or_without_damage(
+    log: Path,
+) -> None:
+    # A valid envelope and checksum around a results part no storage can restore: the
+    # storage ignores it, so verify says ignored (it restores only when the bytes differ).
+    path = snapshot_of(log)
+    snapshot = read_snapshot(path)
+    parts = {**snapshot.parts, "results": b'{"records": "not a list"}'}
+    write_snapshot(path, msgspec.structs.replace(snapshot, parts=parts))
+    with pytest.warns(UserWarning, match="snapshot ignored"):  # the storage replays
+        EventLogPipelineResultsStorage(log, log_options=NO_INDEX).close()
+    report = audit.verify(log)
+    assert report.ok and report.snapshot_state == audit.SNAPSHOT_IGNORED
+    assert str(path) in (report.snapshot_reason or "")
+
+    # The same snapshot beside a log damaged before its position: still ignored, not
+    # "unchecked" (nothing a storage would use is left unchecked).
+    lines = log.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b'"PENDING"', b'"PENDINg"', 1)  # same length
+    log.write_bytes(b"\n".join(lines))
+    report = audit.verify(log)
+    assert not report.ok and report.line == 3
+    assert report.snapshot_state == audit.SNAPSHOT_IGNORED
+
+
 def _valid(log: Path) -> Any:
     snapshot_of(log).unlink()
     EventLogPipelineResultsStorage(log, log_options=NO_INDEX, snapshot_every=1).close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pipelines_events import audit
 from pipelines_events.errors import LogOpenError
 from pipelines_events.log import JsonlEventLog
 from pipelines_events.log.fileindex import index_path
@@ -475,3 +476,21 @@ def test_an_index_another_process_holds_locked_is_not_rebuilt(
         holder.close()
     assert seen["describe"] == expected["describe"] and rebuilds == 0
     assert seen["runs"] == ["a", "b", "c", "d"]
+
+
+def test_only_an_index_kept_apart_from_the_events_is_compared_by_verify(log: Path) -> None:
+    with open_log(log, readonly=True) as reader:
+        assert reader.run_index_stored()  # the file beside the log: it could be forged
+    index_path(log).unlink()
+    with open_log(log, readonly=True) as reader:
+        # Read-only and no file: the index would be folded from these same events.
+        assert not reader.run_index_stored()
+        assert [summary.run_id for summary in reader.run_summaries()] == ["a", "b", "c"]
+    report = audit.verify(log)
+    assert report.ok and report.run_index and report.run_index_reason is None
+    assert not index_path(log).exists()  # verify writes nothing
+    with open_log(log) as writer:
+        assert writer.run_index_stored()  # a writer rebuilds the file
+    assert index_path(log).exists()
+    with open_log(log, readonly=True, run_index=False) as reader:
+        assert not reader.run_index_stored()
