@@ -64,6 +64,13 @@ def log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return path
 
 
+def damage_line_3(log: Path) -> None:
+    """Change a status on line 3 of ``log`` to one no storage knows (same length)."""
+    lines = log.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b'"PENDING"', b'"PENDINg"', 1)
+    log.write_bytes(b"\n".join(lines))
+
+
 def snapshot_of(log: Path) -> Path:
     return log.with_name(log.name + ".snapshot")
 
@@ -256,9 +263,7 @@ def test_a_snapshot_whose_state_cannot_be_restored_is_ignored_with_or_without_da
 
     # The same snapshot beside a log damaged before its position: still ignored, not
     # "unchecked" (nothing a storage would use is left unchecked).
-    lines = log.read_bytes().split(b"\n")
-    lines[2] = lines[2].replace(b'"PENDING"', b'"PENDINg"', 1)  # same length
-    log.write_bytes(b"\n".join(lines))
+    damage_line_3(log)
     report = audit.verify(log)
     assert not report.ok and report.line == 3
     assert report.snapshot_state == audit.SNAPSHOT_IGNORED
@@ -273,9 +278,7 @@ def _valid(log: Path) -> Any:
 def test_a_log_damaged_before_the_snapshot_leaves_it_unchecked(
     log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = log.read_bytes().split(b"\n")
-    lines[2] = lines[2].replace(b'"PENDING"', b'"PENDINg"', 1)  # same length
-    log.write_bytes(b"\n".join(lines))
+    damage_line_3(log)
     report = audit.verify(log)
     assert not report.ok and report.line == 3
     assert report.snapshot_state == audit.SNAPSHOT_UNCHECKED
