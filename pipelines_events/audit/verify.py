@@ -157,6 +157,8 @@ def verify(
         run_index = reader.supports_run_index
         # An index a read-only handle builds from these same events is not compared.
         index = RunsProjection() if run_index and reader.run_index_stored() else None
+        placed_count: dict[str, int] = {}  # run id: its events, as the run index must place them
+        placed_sum: dict[str, int] = {}  # run id: the sum of their seqs
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
@@ -170,6 +172,9 @@ def verify(
                 if index is not None:
                     for event in batch_events:
                         index.apply(event)
+                        run_id = event.run_id
+                        placed_count[run_id] = placed_count.get(run_id, 0) + 1
+                        placed_sum[run_id] = placed_sum.get(run_id, 0) + event.seq
                 else:
                     runs.update([event.run_id for event in batch_events])
                 for event in batch_events:
@@ -222,7 +227,9 @@ def verify(
             )
         index_reason = None
         if index is not None and line is None:
-            index_reason = _run_index_problem(reader, index, head)
+            index_reason = _run_index_problem(reader, index, head) or _placement_problem(
+                reader, placed_count, placed_sum, head
+            )
         unfinished = 0
         if line is None:  # what followed the head when the check began
             unfinished = min(reader.unfinished_bytes(head), max(0, total - head.offset))
@@ -283,6 +290,27 @@ def _run_index_problem(reader: EventLog, index: RunsProjection, head: LogPositio
                     f"the run index does not match the events: run {run_id!r}: {name} is "
                     f"{have!r} in the index, {want!r} from the events"
                 )
+    return None
+
+
+def _placement_problem(
+    reader: EventLog, counts: dict[str, int], sums: dict[str, int], head: LogPosition
+) -> str | None:
+    """How the places the engine's run index keeps for each run's events differ from the
+    events read up to ``head`` (compared as each run's count of events and sum of seqs),
+    or None (also when the engine keeps none, or writers moved the head meanwhile)."""
+    placed = reader.run_index_placement()
+    if placed is None or reader.head().seq != head.seq:
+        return None
+    for run_id in sorted(set(placed) | set(counts)):
+        have = placed.get(run_id, (0, 0))
+        want = (counts.get(run_id, 0), sums.get(run_id, 0))
+        if have != want:
+            return (
+                f"the run index does not match the events: run {run_id!r}: it places "
+                f"{have[0]} events (seqs summing to {have[1]}), the log holds {want[0]} "
+                f"(summing to {want[1]})"
+            )
     return None
 
 

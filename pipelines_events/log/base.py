@@ -18,6 +18,7 @@ from pipelines_events.events import AnyEvent, LogPosition
 from pipelines_events.log.runquery import RunPage as RunPage
 from pipelines_events.log.runquery import RunQuery as RunQuery
 from pipelines_events.log.runquery import RunSummary as RunSummary
+from pipelines_events.log.runquery import summaries_as_of
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.
@@ -284,11 +285,18 @@ class EventLog(abc.ABC):
         a run index, or when a read-only handle indexes the log in memory as it reads it."""
         return self.supports_run_index
 
+    def run_index_placement(self) -> dict[str, tuple[int, int]] | None:
+        """Where the run index finds each run's events, as ``{run id: (how many events,
+        the sum of their seqs)}``, for ``verify`` to compare with the events; None when
+        the engine keeps no places of its own (it finds a run's events by a query)."""
+        return None
+
     def run_page(self, query: RunQuery) -> RunPage:
         """The runs ``query`` lists, newest first, from the engine's run index (engines
         with an index in a database answer it there; the meaning is
         :meth:`RunQuery.matches`)."""
-        return query.select(self.run_summaries())
+        summaries = summaries_as_of(self.run_summaries(), query.through_seq, self.run_events)
+        return query.select(summaries)
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         """Every event of the run ``run_id``, in log order, from the engine's run index."""

@@ -33,6 +33,7 @@ from pipelines_events.events import START, AnyEvent, LogPosition
 from pipelines_events.log.indexrows import (
     _BUSY,
     _EXPECTED,
+    _MAX_SQL_INT,
     _ORDER_INDEX,
     _ORDER_NAME,
     _SUMMARY_COLUMNS,
@@ -42,14 +43,19 @@ from pipelines_events.log.indexrows import (
     _add_functions,
     _page_rows,
     _set_head,
-    _summary,
     _summary_of_row,
     _Tail,
     _transaction,
     index_path,
 )
 from pipelines_events.log.indexsync import _IndexSync
-from pipelines_events.log.runquery import RunPage, RunQuery, RunSummary
+from pipelines_events.log.runquery import (
+    RunPage,
+    RunQuery,
+    RunSummary,
+    summaries_as_of,
+    summary_of,
+)
 
 _BUSY_MS: Final = 10_000
 _TAIL_IN_SQL: Final = 500
@@ -120,7 +126,7 @@ class FileRunIndex(_IndexSync):
                     return self.run_summaries()
             tail = self._tail.runs.runs()
             for state in tail:
-                summaries[state.run_id] = _summary(state)
+                summaries[state.run_id] = summary_of(state)
             found = list(summaries.values())
             if tail:
                 found.sort(key=lambda summary: summary.first_seq)
@@ -137,24 +143,54 @@ class FileRunIndex(_IndexSync):
 
     def run_page(self, query: RunQuery) -> RunPage:
         """The runs ``query`` lists, newest first, after indexing what the log gained:
-        chosen, counted and cut in SQL, with the runs indexed only in memory merged in."""
+        chosen, counted and cut in SQL, with the runs indexed only in memory, and those
+        changed after ``query.through_seq`` (folded again up to it), merged in."""
         with self._lock:
             self._sync()
-            tail = [_summary(state) for state in self._tail.runs.runs()]
-            if self._db is None or len(tail) > _TAIL_IN_SQL:
-                return query.select(self.run_summaries())
+            changed = self._changed_after(query.through_seq)
+            tail = [summary_of(state) for state in self._tail.runs.runs()]
+            if self._db is None or len(tail) + len(changed) > _TAIL_IN_SQL:
+                return query.select(
+                    summaries_as_of(self.run_summaries(), query.through_seq, self.run_events)
+                )
+            tail = [summary for summary in tail if summary.run_id not in changed]
+            apart = [*(summary.run_id for summary in tail), *changed]
             try:
-                found, total = _page_rows(self._db, query, [summary.run_id for summary in tail])
+                found, total = _page_rows(self._db, query, apart)
             except (sqlite3.Error, IndexUnusable) as exc:
                 self._unusable(str(exc))
                 return self.run_page(query)
-            newer = query.select(tail)
+            newer = query.select(
+                [*tail, *summaries_as_of(changed.values(), query.through_seq, self.run_events)]
+            )
             runs = found + newer.runs
             if newer.runs:
                 runs.sort(key=lambda summary: summary.first_seq, reverse=True)
             if query.limit is not None:
                 runs = runs[: query.limit]
             return RunPage(runs=runs, total=total + newer.total)
+
+    def _changed_after(self, through_seq: int | None) -> dict[str, RunSummary]:
+        """The summaries (as indexed now) of the runs with events after ``through_seq``."""
+        if through_seq is None or through_seq >= self._tail.head.seq:
+            return {}
+        changed = {
+            state.run_id: summary_of(state)
+            for state in self._tail.runs.runs()
+            if state.last_seq > through_seq
+        }
+        if self._db is not None and through_seq <= _MAX_SQL_INT:
+            try:
+                rows = self._db.execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE last_seq > ?", (through_seq,)
+                ).fetchall()
+            except sqlite3.Error as exc:
+                self._unusable(str(exc))
+                return self._changed_after(through_seq)
+            for row in rows:
+                summary = _summary_of_row(row)
+                changed.setdefault(summary.run_id, summary)
+        return changed
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         """Every event of ``run_id`` in log order, read at the places the index keeps."""
@@ -173,10 +209,59 @@ class FileRunIndex(_IndexSync):
                     return self.run_events(run_id)
             extents = extents + self._tail.extents.get(run_id, [])
             try:
-                return self._read_extents(run_id, extents)
-            except IndexUnusable as exc:
+                events = self._read_extents(run_id, extents)
+                self._check_covered(run_id, events)
+            except (sqlite3.Error, IndexUnusable) as exc:
                 self._unusable(str(exc))
                 return self.run_events(run_id)
+            return events
+
+    def _check_covered(self, run_id: str, events: list[AnyEvent]) -> None:
+        """:class:`IndexUnusable` unless ``events``, read at the run's extents, hold the
+        first and the last event its summary names (SQLite accepts a damaged row: an
+        extent lost or moved to another run shows here)."""
+        state = self._tail.runs.get(run_id)
+        bounds: tuple[object, ...] | None = None
+        if state is not None:
+            bounds = (state.first_seq, state.last_seq)
+        elif self._db is not None:
+            bounds = self._db.execute(
+                "SELECT first_seq, last_seq FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        if bounds is None:
+            if events:
+                raise IndexUnusable(f"run {run_id!r} has extents but no summary")
+            return
+        first, last = bounds
+        if not events or events[-1].seq != last or all(e.seq != first for e in events):
+            raise IndexUnusable(
+                f"run {run_id!r}: its extents do not hold the events from seq {first} to "
+                f"seq {last} its summary names"
+            )
+
+    def placement(self) -> dict[str, tuple[int, int]]:
+        """``{run id: (events, sum of their seqs)}`` as the extents place them, after
+        indexing what the log gained (see :meth:`EventLog.run_index_placement`)."""
+        with self._lock:
+            self._sync()
+            totals: dict[str, tuple[int, int]] = {}
+            if self._db is not None:
+                try:
+                    rows = self._db.execute(
+                        "SELECT run_id, SUM(count), SUM(first_seq * count + count * (count - 1) "
+                        "/ 2) FROM extents GROUP BY run_id"
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    self._unusable(str(exc))
+                    return self.placement()
+                totals = {str(run_id): (count, total) for run_id, count, total in rows}
+            for run_id, extents in self._tail.extents.items():
+                count, total = totals.get(run_id, (0, 0))
+                for first_seq, events, _byte, _length in extents:
+                    count += events
+                    total += first_seq * events + events * (events - 1) // 2
+                totals[run_id] = (count, total)
+            return totals
 
     def run_of(self, object_id: str) -> str | None:
         """The run of the object ``object_id``, or None."""

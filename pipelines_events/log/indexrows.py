@@ -38,6 +38,7 @@ _ORDER_NAME: Final = "runs_by_first_seq"
 _ORDER_INDEX: Final = f"CREATE INDEX {_ORDER_NAME} ON runs (first_seq)"
 """The SQL index that pages the runs newest first without sorting them all (a file written
 before it existed gains it when a writer opens it; without it the pages are the same)."""
+_MAX_SQL_INT: Final = 2**63 - 1
 _FOLD_EVERY: Final = 200_000
 """Events a catch-up indexes before it writes them out (bounds its memory)."""
 
@@ -148,7 +149,7 @@ def _page_rows(
         if value is not None:
             where.append(f"{column} = ?")
             values.append(value)
-    if query.through_seq is not None:
+    if query.through_seq is not None and query.through_seq <= _MAX_SQL_INT:
         where.append("first_seq <= ?")
         values.append(query.through_seq)
     since, until = query.since_micros, query.until_micros
@@ -167,7 +168,8 @@ def _page_rows(
     (total,) = db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", values).fetchone()
     if type(total) is not int:
         raise IndexUnusable("the runs could not be counted")
-    limit = -1 if query.limit is None else query.limit
+    # SQLite's integers are 64-bit: a larger limit is no limit.
+    limit = -1 if query.limit is None or query.limit > _MAX_SQL_INT else query.limit
     rows = db.execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE {clause} ORDER BY first_seq DESC LIMIT ?",
         [*values, limit],
@@ -178,20 +180,6 @@ def _page_rows(
 def _add_functions(db: sqlite3.Connection) -> None:
     """Give ``db`` the SQL functions the queries use: ``started_micros(started)``."""
     db.create_function("started_micros", 1, started_micros, deterministic=True)
-
-
-def _summary(state: RunState) -> RunSummary:
-    return RunSummary(
-        run_id=state.run_id,
-        pipeline_id=state.pipeline_id,
-        status=state.status,
-        started=state.started,
-        completed=state.completed,
-        counts=dict(state.counts),
-        first_seq=state.first_seq,
-        last_seq=state.last_seq,
-        removed=state.removed,
-    )
 
 
 _BUSY: Final = re.compile(r"database is locked|database table is locked|busy")

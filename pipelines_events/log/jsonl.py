@@ -79,6 +79,9 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
     def run_index_stored(self) -> bool:
         return self.supports_run_index and self._index().stored()
 
+    def run_index_placement(self) -> dict[str, tuple[int, int]] | None:
+        return self._index().placement() if self.supports_run_index else None
+
     def run_page(self, query: RunQuery) -> RunPage:
         return self._index().run_page(query)
 

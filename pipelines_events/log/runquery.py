@@ -8,12 +8,14 @@ the same meaning; :meth:`RunQuery.matches` is that meaning.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import msgspec
 
 from pipelines_events.errors import InvalidValueError
+from pipelines_events.events import AnyEvent
+from projections.runs import RunsProjection, RunState
 
 
 class RunSummary(msgspec.Struct, frozen=True):
@@ -28,6 +30,47 @@ class RunSummary(msgspec.Struct, frozen=True):
     first_seq: int
     last_seq: int
     removed: bool = False
+
+
+def summary_of(state: RunState) -> RunSummary:
+    """The summary of the run ``state`` folds."""
+    return RunSummary(
+        run_id=state.run_id,
+        pipeline_id=state.pipeline_id,
+        status=state.status,
+        started=state.started,
+        completed=state.completed,
+        counts=dict(state.counts),
+        first_seq=state.first_seq,
+        last_seq=state.last_seq,
+        removed=state.removed,
+    )
+
+
+def summaries_as_of(
+    summaries: Iterable[RunSummary],
+    through_seq: int | None,
+    run_events: Callable[[str], list[AnyEvent]],
+) -> list[RunSummary]:
+    """``summaries`` as they stood at the event ``through_seq``: a run changed after it is
+    folded again from its events up to it (``run_events`` gives them); one begun after
+    it is left out."""
+    if through_seq is None:
+        return list(summaries)
+    found = []
+    for summary in summaries:
+        if summary.last_seq <= through_seq:
+            found.append(summary)
+            continue
+        runs = RunsProjection()
+        for event in run_events(summary.run_id):
+            if event.seq > through_seq:
+                break
+            runs.apply(event)
+        state = runs.get(summary.run_id)
+        if state is not None:
+            found.append(summary_of(state))
+    return found
 
 
 def started_micros(text: object) -> int | None:
@@ -50,10 +93,11 @@ def _micros(moment: datetime) -> int:
 
 
 class RunQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """Which runs to list, newest first: those not removed, begun at or before the event
-    ``through_seq`` (None: any), of ``pipeline_id``, whose status is ``status`` (a status
-    name), started in ``[since, until]`` (a run with no start time matches no time bound);
-    at most ``limit`` of them (None: all)."""
+    """Which runs to list, newest first: those not removed, of ``pipeline_id``, whose status
+    is ``status`` (a status name), started in ``[since, until]`` (a run with no start time
+    matches no time bound); at most ``limit`` of them (None: all). With ``through_seq``,
+    the runs as they stood at that event: begun at or before it, each with its summary
+    then (:func:`summaries_as_of`)."""
 
     pipeline_id: str | None = None
     status: str | None = None
@@ -119,4 +163,11 @@ class RunPage(msgspec.Struct, frozen=True):
     total: int
 
 
-__all__ = ["RunPage", "RunQuery", "RunSummary", "started_micros"]
+__all__ = [
+    "RunPage",
+    "RunQuery",
+    "RunSummary",
+    "started_micros",
+    "summaries_as_of",
+    "summary_of",
+]

@@ -16,7 +16,7 @@ from pipelines_events.events import (
     RunRemoved,
 )
 from pipelines_events.log.base import EventLog
-from pipelines_events.log.runquery import RunQuery
+from pipelines_events.log.runquery import RunQuery, summaries_as_of
 from pipelines_events.testing.log_support import (
     LogTestCase,
     draft,
@@ -162,7 +162,8 @@ class LogEngineTests(LogTestCase):
 
     def _page(self, log: EventLog, **query: Any) -> tuple[list[str], int]:
         page = log.run_page(RunQuery(**query))
-        assert page == RunQuery(**query).select(log.run_summaries())
+        summaries = summaries_as_of(log.run_summaries(), query.get("through_seq"), log.run_events)
+        assert page == RunQuery(**query).select(summaries)
         return [summary.run_id for summary in page.runs], page.total
 
     def test_run_index_stored(self) -> None:
@@ -215,3 +216,32 @@ class LogEngineTests(LogTestCase):
         )
         assert self._page(log, pipeline_id="a", limit=2) == (["r7", "r5"], 4)
         assert self._page(log, status="FAILED") == (["r2", "r1"], 2)
+
+    def test_run_pages_as_of_a_seq(self) -> None:
+        log = self._paged_runs()
+        if not log.supports_run_index:
+            return
+        through = log.head().seq
+        other = self.open_again(log)
+        other.append(
+            [
+                FieldSet(
+                    run_id="r1", kind=PIPELINE_EXECUTION, id="e1", field="status", value="FAILED"
+                ),
+                FieldSet(
+                    run_id="r2", kind=PIPELINE_EXECUTION, id="e2", field="status", value="DONE"
+                ),
+            ]
+        )
+        other.append([RunRemoved(run_id="r3", kind=PIPELINE_EXECUTION, id="e3")])
+        # Each run as it stood at ``through``, whatever came after it.
+        assert self._page(log, status="FAILED", through_seq=through) == (["r2"], 1)
+        assert self._page(log, status="DONE", through_seq=through) == (["r6", "r5", "r3", "r1"], 4)
+        page = log.run_page(RunQuery(through_seq=through, limit=1, pipeline_id="a"))
+        assert [(run.run_id, run.status) for run in page.runs] == [("r5", "DONE")]
+        assert page.total == 3
+        summary = {run.run_id: run for run in log.run_page(RunQuery(through_seq=through)).runs}
+        assert (summary["r1"].status, summary["r1"].last_seq) == ("DONE", 3)
+        # Now: the new statuses, and r3 removed.
+        assert self._page(log, status="FAILED") == (["r1"], 1)
+        assert self._page(log, status="DONE") == (["r6", "r5", "r2"], 3)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pipelines_events import audit
-from pipelines_events.errors import LogOpenError
+from pipelines_events.errors import InvalidValueError, LogOpenError
 from pipelines_events.log import JsonlEventLog
 from pipelines_events.log.fileindex import index_path
 from pipelines_events.log.open import open_log
@@ -197,6 +197,19 @@ def _seq_not_a_number(index: Path, other: Path) -> None:
         db.execute("UPDATE runs SET last_seq = 'many'")
 
 
+def _extent_lost(index: Path, other: Path) -> None:
+    with sqlite3.connect(index) as db:  # SQLite reads a damaged row back without an error
+        db.execute(
+            "DELETE FROM extents WHERE run_id = 'b' AND first_seq = "
+            "(SELECT MAX(first_seq) FROM extents WHERE run_id = 'b')"
+        )
+
+
+def _extents_of_another_run(index: Path, other: Path) -> None:
+    with sqlite3.connect(index) as db:
+        db.execute("UPDATE extents SET run_id = 'x' WHERE run_id = 'b'")
+
+
 def _empty_file(index: Path, other: Path) -> None:
     index.write_bytes(b"")
 
@@ -212,6 +225,8 @@ DAMAGE = {
     "the order index redefined": _order_index_redefined,
     "from another log": _another_log,
     "extents out of place": _rows_out_of_place,
+    "an extent lost": _extent_lost,
+    "a run's extents named for another run": _extents_of_another_run,
     "empty file": _empty_file,
     "a seq that is not a number": _seq_not_a_number,
 }
@@ -446,6 +461,32 @@ def test_verify_fails_when_the_index_disagrees_with_the_events(log: Path) -> Non
     # A writer's rebuild is not triggered by wrong rows: verify is the check; deleting the
     # index (a cache) mends it.
     index_path(log).unlink()
+    assert _cli("verify", "--log", str(log)).returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["an extent lost", "a run's extents named for another run"])
+def test_verify_fails_when_the_index_places_a_runs_events_wrongly(log: Path, damage: str) -> None:
+    DAMAGE[damage](index_path(log), log)
+    done = _cli("verify", "--log", str(log))
+    assert done.returncode != 0
+    assert "the run index does not match the events: run " in done.stdout + done.stderr
+    assert "the log holds" in done.stdout + done.stderr
+    index_path(log).unlink()
+    assert _cli("verify", "--log", str(log)).returncode == 0
+
+
+def test_a_writer_over_an_index_that_lost_a_runs_extents_refuses_its_id_again(
+    log: Path,
+) -> None:
+    with sqlite3.connect(index_path(log)) as db:
+        db.execute("UPDATE extents SET run_id = 'x' WHERE run_id = 'b'")
+    with closing(Storage(log, durability="none")) as storage:
+        execution = storage.get_pipeline_execution("b")
+        assert execution is not None and execution.get_status() is DONE
+        with pytest.raises(InvalidValueError, match="already has an execution"):
+            _build(storage, "b")
+    # The log still folds whole (the refused run was never written), and verifies.
+    assert _indexed(log)[0] == _expected(log)
     assert _cli("verify", "--log", str(log)).returncode == 0
 
 

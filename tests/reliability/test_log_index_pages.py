@@ -168,6 +168,49 @@ def test_a_page_leaves_out_runs_begun_after_the_storage_position(log: Path) -> N
     assert _paged(log, RunQuery(limit=1)) == (["r7"], 7)
 
 
+@pytest.mark.parametrize("readonly", [True, False], ids=["read-only", "writer"])
+def test_a_page_shows_each_run_as_it_stood_at_the_storage_position(
+    log: Path, readonly: bool
+) -> None:
+    with closing(Storage(log, readonly=readonly)) as reader, reader.reads_held():
+        with closing(Storage(log, durability="none")) as writer:
+            for run_id in ("r1", "r2"):  # DONE and FAILED at the reader's position
+                execution = writer.get_pipeline_execution(run_id)
+                assert execution is not None
+                execution.set_status(FAILED if run_id == "r1" else DONE)
+            writer.cleanup()  # removes every finished run
+        expected = {
+            "DONE": (["r5", "r4", "r1"], 3),
+            "RUNTIME_ERROR": (["r3", "r2"], 2),
+        }
+        for status, (runs, total) in expected.items():
+            page = reader.find_runs(RunQuery(status=status))
+            assert page is not None
+            assert ([s.run_id for s in page.runs], page.total) == (runs, total)
+            assert {s.status for s in page.runs} == {status}
+            # What the page says is what the storage shows at its position.
+            for summary in page.runs:
+                execution = reader.get_pipeline_execution(summary.run_id)
+                assert execution is not None
+                assert execution.get_status().name == status
+        page = reader.find_runs(RunQuery(limit=2))
+        assert page is not None and [s.run_id for s in page.runs] == ["r5", "r4"]
+    # Once the reads move on: the runs were all finished, and cleanup removed them.
+    assert _paged(log, RunQuery()) == ([], 0)
+
+
+def test_a_limit_past_sqlite_integers_lists_every_run(log: Path) -> None:
+    for limit in (2**63 - 1, 2**63, 10**30):
+        assert _paged(log, RunQuery(limit=limit)) == (["r5", "r4", "r3", "r2", "r1"], 5)
+        assert _paged(log, RunQuery(limit=limit, through_seq=limit)) == (
+            ["r5", "r4", "r3", "r2", "r1"],
+            5,
+        )
+    done = _cli("runs", "--log", str(log), "--limit", str(2**64), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert [run["run_id"] for run in json.loads(done.stdout)] == ["r5", "r4", "r3", "r2", "r1"]
+
+
 def test_find_runs_refuses_what_is_not_a_query(log: Path) -> None:
     with (
         closing(Storage(log, readonly=True)) as storage,
