@@ -18,7 +18,7 @@ from pipelines_events.events import AnyEvent, LogPosition
 from pipelines_events.log.runquery import RunPage as RunPage
 from pipelines_events.log.runquery import RunQuery as RunQuery
 from pipelines_events.log.runquery import RunSummary as RunSummary
-from pipelines_events.log.runquery import summaries_as_of
+from pipelines_events.log.runquery import summaries_as_of as summaries_as_of
 
 Cursor = LogPosition
 """A point in a log: after the event ``seq`` whose hash is ``hash``.

@@ -35,6 +35,7 @@ from pipelines_events.log.base import (
     RunPage,
     RunQuery,
     RunSummary,
+    summaries_as_of,
 )
 from pipelines_events.log.open import LogTarget, is_url, open_log
 from pipelines_events.results.base import (
@@ -272,8 +273,9 @@ class EventLogPipelineResultsStorage(EventLogIO):
         )
 
     def run_index(self) -> list[RunSummary] | None:
-        """The runs as the engine's run index lists them (oldest first; removed runs and
-        runs begun after the storage's position left out), without loading any run; None
+        """The runs as the engine's run index lists them (oldest first), each as it stood at
+        the storage's position (runs removed or not begun by then left out), without
+        loading any run but those changed after that position; None
         when the storage does not read runs from a run index (a log without one): then
         :meth:`get_pipeline_executions` lists runs.
         """
@@ -281,15 +283,16 @@ class EventLogPipelineResultsStorage(EventLogIO):
             return None
         self.refresh()
         with self._lock:
-            limit = self._log.position.seq
-            return [s for s in self._log.run_summaries() if not s.removed and s.first_seq <= limit]
+            log = self._log
+            summaries = summaries_as_of(log.run_summaries(), log.position.seq, log.run_events)
+            return [summary for summary in summaries if not summary.removed]
 
     def find_runs(self, query: RunQuery) -> RunPage | None:
         """The runs ``query`` lists (newest first, at most its limit, and how many match),
         from the engine's run index, without loading any run and without reading every
-        run's summary where the engine pages in its database; runs begun after the
-        storage's position are left out. None when the storage does not read runs from a
-        run index (then :meth:`get_pipeline_executions` lists runs)."""
+        run's summary where the engine pages in its database; each run as it stood at the
+        storage's position (runs begun after it left out). None when the storage does not
+        read runs from a run index (then :meth:`get_pipeline_executions` lists runs)."""
         if not isinstance(self._model, LazyReadModel):
             return None
         if not isinstance(query, RunQuery):
