@@ -171,7 +171,12 @@ def _erasure_text(erasure: Erasure) -> str:
     text = (
         f"erased {erasure.erased} event{'s' if erasure.erased != 1 else ''} in "
         f"{erasure.segments} sealed segment{'s' if erasure.segments != 1 else ''}, "
-        f"reclaimed {erasure.reclaimed} bytes"
+        + (
+            f"reclaimed {erasure.reclaimed} bytes"
+            if erasure.reclaimed >= 0
+            else f"the segments grew by {-erasure.reclaimed} bytes (they were compressed "
+            "already; an erased line compresses worse than its content)"
+        )
     )
     if kept:
         text += f"; kept the content of {', '.join(kept)}"

@@ -337,17 +337,44 @@ class EventLogPipelineResultsStorage(EventLogIO):
                     removed[event.run_id] = event.seq
                 elif event.seq > sealed_up_to and type(event) is not Erased:
                     later.setdefault(event.run_id, []).append(event.seq)
-        unsealed = sum(
-            1
-            for run_id, seqs in later.items()
-            if run_id in removed
-            for seq in seqs
-            if seq < removed[run_id]
-        )
+        # A run with events still in the log file is left whole until they are sealed too:
+        # erasing its creations but not its later changes would leave a log that no
+        # longer folds (a change to an object never created).
+        unsealed = 0
+        for run_id, seqs in later.items():
+            if run_id in removed:
+                kept = sum(1 for seq in seqs if seq < removed[run_id])
+                if kept:
+                    unsealed += kept
+                    del removed[run_id]
         done = log.erase_sealed(removed, unsealed)
-        if done.erased and self._snapshots:
-            self.write_snapshot()  # none from before a removal may hold erased content
+        if done.erased:
+            self._replace_snapshot()  # none from before a removal may hold erased content
         return done
+
+    def _replace_snapshot(self) -> None:
+        """After an erasure: write the snapshot anew, or, when this storage writes none
+        (runs load from the run index), replace one another storage wrote with an empty
+        snapshot at the log's start (it holds nothing; a storage using it replays all)."""
+        if self._snapshots and isinstance(self._model, FullReadModel):
+            self.write_snapshot()
+            return
+        store = self._log.snapshots
+        try:
+            if store.load() is None:
+                return
+        except (SnapshotError, OSError):
+            pass  # unreadable: replaced all the same
+        empty = Snapshot(position=START, parts=FullReadModel().snapshot_parts())
+        try:
+            store.save(encode_snapshot(empty))
+        except OSError as exc:
+            warnings.warn(
+                f"{store.location}: cannot replace the snapshot written before the erasure "
+                f"({exc.strerror}); it may still hold erased content: delete it",
+                SnapshotIgnored,
+                stacklevel=3,
+            )
 
     def _cleanup(self, before: datetime | None) -> list[str]:
         self._refuse_write("clean up runs")

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from pipelines_events import audit
 from pipelines_events.cli.app import main
 from pipelines_events.errors import InvalidValueError, LogCorruptError, LogError
-from pipelines_events.events import Erased, FieldSet, ObjectCreated
+from pipelines_events.events import Erased, FieldSet, ObjectCreated, RunRemoved
 from pipelines_events.log import segments
 from pipelines_events.log.chain import erased_line
 from pipelines_events.log.jsonl import JsonlEventLog, read_events
@@ -295,3 +296,104 @@ def test_export_and_replay_leave_erased_events_out(log: Path, tmp_path: Path) ->
     into = tmp_path / "into.jsonl"
     assert main(["replay", str(log), "--into", str(into), "--format", "jsonl"]) == 0
     assert not into.exists() or SECRET.encode() not in into.read_bytes()
+
+
+def _seqs_by_run(path: Path) -> dict[str, list[int]]:
+    seqs: dict[str, list[int]] = {}
+    for event in read_events(path):
+        seqs.setdefault(event.run_id, []).append(event.seq)
+    return seqs
+
+
+def test_a_removed_run_partly_in_the_log_file_is_erased_only_once_it_is_sealed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "straddle.jsonl"
+    storage = EventLogPipelineResultsStorage(path, log_options=OPTIONS)
+    straddling = None
+    for number in range(1, 8):
+        drive(storage, f"r{number}", SECRET)
+        log = storage.log
+        assert isinstance(log, JsonlEventLog) and log.sealed is not None
+        seqs = _seqs_by_run(path)[f"r{number}"]
+        if seqs[0] <= log.sealed.last_seq < seqs[-1]:
+            straddling = f"r{number}"
+            break
+    assert straddling is not None, "no run began in a segment and ended in the log file"
+    storage.cleanup(erase=True)
+    storage.close()
+    # Its creations are not erased while its later changes are in the log file: the log
+    # still folds whole, and every later cleanup works.
+    kept = [e for e in read_events(path) if e.run_id == straddling and type(e) is not Erased]
+    assert any(type(e) is ObjectCreated for e in kept)
+    full = EventLogPipelineResultsStorage(path, log_options={**OPTIONS, "run_index": False})
+    assert full.get_pipeline_executions() == []
+    assert full.cleanup(erase=True) == []
+    full.close()
+    assert audit.verify(path).ok
+    # Once the rest of it is sealed, the next erasure takes it.
+    storage = EventLogPipelineResultsStorage(path, log_options=OPTIONS)
+    for number in range(10, 14):
+        drive(storage, f"r{number}")
+    done = storage.erase_removed()
+    storage.close()
+    assert done.erased > 0
+    rest = [e for e in read_events(path) if e.run_id == straddling and type(e) is not RunRemoved]
+    assert rest and all(type(e) is Erased for e in rest)
+    assert SECRET.encode() not in all_bytes(path)
+    with closing(EventLogPipelineResultsStorage(path, log_options={"run_index": False})) as full:
+        assert {e.get_run_id() for e in full.get_pipeline_executions()} == {
+            f"r{number}" for number in range(10, 14)
+        }
+    assert audit.verify(path).ok
+
+
+def test_an_erasure_replaces_a_snapshot_another_storage_wrote(log: Path) -> None:
+    full_options = {**OPTIONS, "run_index": False}
+    # A storage that folds the whole log writes a snapshot holding every run's content.
+    with closing(
+        EventLogPipelineResultsStorage(log, snapshot_every=1, log_options=full_options)
+    ) as full:
+        assert full.get_pipeline_execution("old") is not None
+        full.write_snapshot()
+    snapshot = log.with_name(log.name + ".snapshot")
+    assert SECRET.encode() in snapshot.read_bytes()
+    remove_old(log)
+    # The default storage keeps no snapshot of its own: its erasure replaces that one.
+    with closing(EventLogPipelineResultsStorage(log, log_options=OPTIONS)) as storage:
+        assert storage.erase_removed().erased > 0
+    assert SECRET.encode() not in all_bytes(log)
+    report = audit.verify(log)
+    assert report.ok, report.reason
+    assert report.snapshot_state == "matches"
+    with closing(EventLogPipelineResultsStorage(log, log_options=full_options)) as full:
+        assert [e.get_run_id() for e in full.get_pipeline_executions()] == ["kept"]
+
+
+def test_erasing_segments_compressed_already_reports_how_much_they_grew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gz.jsonl"
+    options = {"segment_events": 30, "segment_compression": "gzip"}
+    storage = EventLogPipelineResultsStorage(path, log_options=options)
+    for run_id in ("a", "b", "c"):
+        drive(storage, run_id, SECRET)
+    storage.close()
+    directory = path.with_name(path.name + ".segments")
+    before = sum(f.stat().st_size for f in directory.iterdir() if f.suffix == ".gz")
+    capsys.readouterr()
+    assert main(["cleanup", "--log", str(path), "--all", "--erase", "--format", "json"]) == 0
+    erasure = json.loads(capsys.readouterr().out)["erasure"]
+    after = sum(f.stat().st_size for f in directory.iterdir() if f.suffix == ".gz")
+    assert erasure["erased_events"] > 0
+    assert erasure["bytes_reclaimed"] == before - after
+    assert SECRET.encode() not in all_bytes(path)
+    # The text says which way the size went, never a negative "reclaimed".
+    storage = EventLogPipelineResultsStorage(path, log_options=options)
+    for run_id in ("d", "e", "f"):
+        drive(storage, run_id, SECRET)
+    storage.close()
+    assert main(["cleanup", "--log", str(path), "--all", "--erase"]) == 0
+    text = capsys.readouterr().out
+    assert "reclaimed -" not in text
+    assert "the segments grew by " in text or "reclaimed " in text
