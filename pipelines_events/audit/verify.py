@@ -30,6 +30,8 @@ from pipelines_events.audit.verify_snapshot import _SnapshotCheck
 from pipelines_events.errors import (
     InvalidValueError,
     LogCorruptError,
+    LogError,
+    LogOpenError,
 )
 from pipelines_events.events import (
     GENESIS_HASH,
@@ -151,8 +153,16 @@ def verify(
     line: int | None = None
     reason: str | None = None
     mismatch = False
-    snapshot = _SnapshotCheck(log)
-    with open_log(log, readonly=True) as reader:
+    try:
+        snapshot = _SnapshotCheck(log)
+        opened = open_log(log, readonly=True)
+    except LogOpenError:
+        raise
+    except LogError as exc:
+        # The log's files are there but do not make one log (a damaged manifest of
+        # segments, a segment missing at an end): damage, reported as a failed check.
+        return _unopenable(log, exc)
+    with opened as reader:
         total = reader.stored_bytes() or 0
         run_index = reader.supports_run_index
         # An index a read-only handle builds from these same events is not compared.
@@ -204,7 +214,7 @@ def verify(
                     progress(head.offset, total)
                     next_report = head.offset + PROGRESS_STEP
         except LogCorruptError as exc:
-            line, reason = exc.line, exc.reason
+            line, reason = exc.line, _named(exc, log)
         if line is None:
             reason = reader.damage_after(head)
             if reason is not None:
@@ -260,6 +270,30 @@ def verify(
         snapshot_state=snapshot.state,
         snapshot_seq=snapshot.seq,
         snapshot_reason=snapshot.reason,
+    )
+
+
+def _named(exc: LogCorruptError, log: LogPath) -> str:
+    """The reason of ``exc``, naming its file when it is not the log's own (a segment)."""
+    if exc.path and exc.path != os.fspath(log) and exc.path not in exc.reason:
+        return f"{exc.reason} (in {exc.path})"
+    return exc.reason
+
+
+def _unopenable(log: LogPath, exc: LogError) -> VerifyReport:
+    """The report on a log whose files cannot be opened as one log."""
+    line = exc.line if isinstance(exc, LogCorruptError) else 1
+    return VerifyReport(
+        path=os.fspath(log),
+        ok=False,
+        events=0,
+        batches=0,
+        runs=0,
+        bytes=0,
+        head_seq=0,
+        head_hash=GENESIS_HASH,
+        line=max(1, line),
+        reason=f"the log cannot be opened: {exc}",
     )
 
 

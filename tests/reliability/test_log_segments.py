@@ -280,6 +280,7 @@ def test_a_segment_with_a_forged_line_is_refused_naming_it(rolled: Path) -> None
     assert "hash link broken" in info.value.reason
     report = audit.verify(rolled)
     assert not report.ok and report.line == 2
+    assert str(segment) in (report.reason or "")  # verify names the segment file too
 
 
 def test_a_truncated_segment_is_refused(rolled: Path) -> None:
@@ -353,6 +354,27 @@ def test_a_log_file_that_does_not_follow_its_segments_is_refused(rolled: Path) -
     rolled.write_bytes(sealed.path(0).read_bytes())  # an old file restored over the log
     with pytest.raises(LogError, match="are not one log"):
         JsonlEventLog(rolled, readonly=True)
+    # verify reports the damage as a failed check (exit 1), not as a log it cannot read.
+    report = audit.verify(rolled)
+    assert not report.ok and "are not one log" in (report.reason or "")
+    assert (report.head_seq, report.events) == (0, 0)
+
+
+def test_verify_reports_a_damaged_manifest_as_a_failed_check(
+    rolled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = segments.segments_dir(rolled) / "manifest.json"
+    manifest.write_bytes(b"{not json")
+    report = audit.verify(rolled)
+    assert not report.ok and report.line == 1
+    assert str(manifest) in (report.reason or "") and "not a manifest of segments" in (
+        report.reason or ""
+    )
+    status, out = run_cli(capsys, "verify", "--log", str(rolled))
+    assert status == 1 and out.startswith("FAILED:"), out
+    # A log that is not there at all is still "cannot be read" (exit 2).
+    status, _ = run_cli(capsys, "verify", "--log", str(rolled.with_name("absent.jsonl")))
+    assert status == 2
 
 
 # -- bad options ----------------------------------------------------------------------------
