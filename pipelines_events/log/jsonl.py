@@ -137,7 +137,7 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
             return
         head = os.pread(self._fd, 1 << 16, 0).split(b"\n", 1)[0]
         skip = _segments.sealed_prefix(sealed, head)
-        if skip and finish and not self._readonly:
+        if skip and finish and not self._readonly and os.fstat(self._fd).st_nlink:
             size = os.fstat(self._fd).st_size
             _segments.replace_log_file(
                 self._path, os.pread(self._fd, size - skip, skip), self._mode
@@ -173,15 +173,20 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
         return True
 
     def _switch_locked(self, fd: int) -> int:
-        """``fd`` (locked) was rolled away: lock the new log file instead."""
+        """Lock the current log file: when ``fd`` (locked) was rolled away, the new one,
+        as often as writers rolled meanwhile; then attach its segments, finishing a roll a
+        crash interrupted. Returns the locked descriptor (also ``self._fd``)."""
+        # The file must still be the log's when its lock is held: a writer blocked on the
+        # lock of a file another writer rolled would otherwise take the whole file for a
+        # roll that stopped after its commit, and replace the new log file and the events
+        # written to it since.
         while os.fstat(fd).st_nlink == 0 and self._path.exists():
             self._fd = self._open_file()
             os.close(fd)  # releases its lock
             fd = self._fd
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._attach_segments(finish=True)
-            fd = self._fd
-        return fd
+        self._attach_segments(finish=True)
+        return self._fd
 
     supports_erasure = True
 

@@ -81,7 +81,9 @@ class _Opening(_JsonlBase):
         self._mode_checked = True
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            self._attach_segments(finish=True)  # may lock and use a new file
+            # A writer may have rolled the file while this open waited for its lock: go on
+            # in the new one (it may lock and use a newer file still).
+            self._switch_locked(self._fd)
             self._repair_tail()
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

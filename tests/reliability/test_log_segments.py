@@ -160,6 +160,37 @@ def test_readers_and_writers_in_other_handles_follow_a_roll(tmp_path: Path) -> N
     sealed.close()
 
 
+def _opening_writer(path: str, writer: int, appends: int, go: Any) -> None:
+    go.wait(30)
+    for number in range(appends):
+        # Each append opens the log anew: an open waits for the lock of the file another
+        # writer is rolling, and must go on in the new file, losing nothing written there.
+        with JsonlEventLog(path, segment_events=3, durability="none") as log:
+            log.append([fs(writer * 1000 + number)])
+
+
+def test_writer_processes_opening_and_rolling_one_log_lose_no_event(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    writers, appends = 4, 40
+    processes = [
+        context.Process(target=_opening_writer, args=(str(path), writer, appends, go))
+        for writer in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    go.set()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0] * writers
+    values = sorted(e.value for e in read_events(path) if isinstance(e, FieldSet))
+    assert values == sorted(w * 1000 + n for w in range(writers) for n in range(appends))
+    report = audit.verify(path)
+    assert report.ok, report.reason
+    assert report.events == writers * appends
+
+
 STEPS = [
     "segment-written",
     "segment-renamed",
