@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 
 from pipelines_events.errors import LogCorruptError, LogError, LogOpenError
-from pipelines_events.log.chain import decode_event
+from pipelines_events.log.chain import GENESIS_HASH, decode_event
 from pipelines_events.log.manifest import (
     _MAGIC,
     _MAX_MANIFEST,
@@ -310,6 +310,8 @@ def _check_manifest(path: Path, manifest: Manifest) -> None:
             problem = f"the segment {info.name} does not follow seq {seq}"
         elif prev and info.prev_hash != prev:
             problem = f"the segment {info.name} does not chain to the segment before it"
+        elif not prev and info.prev_hash != GENESIS_HASH:
+            problem = f"the segment {info.name} does not begin the chain (its prev_hash)"
         elif info.bytes < 1 or info.stored < 1:
             problem = f"the segment {info.name} is empty"
         if problem is not None:

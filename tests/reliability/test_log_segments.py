@@ -391,6 +391,18 @@ def test_a_log_file_that_does_not_follow_its_segments_is_refused(rolled: Path) -
     assert (report.head_seq, report.events) == (0, 0)
 
 
+def test_a_manifest_whose_first_segment_does_not_begin_the_chain_is_refused(
+    rolled: Path,
+) -> None:
+    manifest = segments_manifest(rolled)
+    manifest["segments"][0]["prev_hash"] = "1" * 64
+    (segments.segments_dir(rolled) / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LogCorruptError, match="does not begin the chain"):
+        list(read_events(rolled))
+    report = audit.verify(rolled)
+    assert not report.ok and "does not begin the chain" in (report.reason or "")
+
+
 def test_verify_reports_a_damaged_manifest_as_a_failed_check(
     rolled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
