@@ -19,7 +19,7 @@ from pipelines_events.cli.common import (
 )
 from pipelines_events.cli.exits import EXIT_OK
 from pipelines_events.cli.options import parse_time_option
-from pipelines_events.errors import InvalidValueError, LogOpenError
+from pipelines_events.errors import InvalidValueError, LogError, LogOpenError
 from pipelines_events.log.open import LogTarget
 from pipelines_events.log.segments import Erasure
 from pipelines_events.results.base import PipelineExecution, PipelineResultsStorage
@@ -135,7 +135,15 @@ def _cleanup_command(args: argparse.Namespace) -> int:
             removed = set(storage.cleanup(before=before))
             rows = [row for row in rows if row["run_id"] in removed]
         if args.erase and isinstance(storage, EventLogPipelineResultsStorage):
-            erasure = storage.erase_removed()
+            try:
+                erasure = storage.erase_removed()
+            except LogError as exc:
+                # The removals are written: say which runs they are, then why no erasure.
+                _print(args, rows, None)
+                raise LogError(
+                    f"{exc}; the runs listed were removed, but nothing was erased: mend the "
+                    "cause and run `cleanup --erase` again (it erases every removed run)"
+                ) from exc
     finally:
         if opened_here:
             storage.close()

@@ -197,6 +197,22 @@ def test_a_forged_segment_is_not_laundered_by_an_erasure(log: Path) -> None:
     assert {p.name: p.read_bytes() for p in segment.parent.iterdir()} == before
 
 
+def test_a_failed_erasure_names_the_runs_cleanup_removed(
+    log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sealed = segments.Sealed.load(log)
+    assert sealed is not None
+    segment = sealed.path(0)
+    sealed.close()
+    segment.write_bytes(segment.read_bytes().replace(SECRET.encode(), b"s3cr3t-personal-DATA"))
+    capsys.readouterr()
+    assert main(["cleanup", "--log", str(log), "--all", "--erase"]) == 2
+    out, err = capsys.readouterr()
+    assert "removed 2 runs" in out and "old" in out and "kept" in out
+    assert "the runs listed were removed, but nothing was erased" in err
+    assert str(segment) in err
+
+
 def test_an_erased_event_of_a_run_never_removed_fails_verify(log: Path) -> None:
     sealed = segments.Sealed.load(log)
     assert sealed is not None
