@@ -38,9 +38,10 @@ from pipelines_events.events import (
     Erased,
     FieldSet,
     LogPosition,
+    ObjectCreated,
     RunRemoved,
 )
-from pipelines_events.log.base import EventLog
+from pipelines_events.log.base import EventLog, object_crc
 from pipelines_events.log.open import open_log
 from projections.runs import RunsProjection
 
@@ -169,6 +170,7 @@ def verify(
         index = RunsProjection() if run_index and reader.run_index_stored() else None
         placed_count: dict[str, int] = {}  # run id: its events, as the run index must place them
         placed_sum: dict[str, int] = {}  # run id: the sum of their seqs
+        created: dict[str, tuple[int, int]] = {}  # run id: its creations, their ids' CRC sum
         head = reader.position
         checked = wanted_seq == 0
         next_report = PROGRESS_STEP
@@ -189,7 +191,11 @@ def verify(
                     runs.update([event.run_id for event in batch_events])
                 for event in batch_events:
                     if type(event) is not FieldSet:  # few events: creations, removals
-                        if type(event) is Erased:
+                        if type(event) is ObjectCreated:
+                            if index is not None:
+                                made, crcs = created.get(event.run_id, (0, 0))
+                                created[event.run_id] = (made + 1, crcs + object_crc(event.id))
+                        elif type(event) is Erased:
                             erased += 1
                             erased_runs[event.run_id] = event.seq
                         elif type(event) is RunRemoved:
@@ -237,8 +243,10 @@ def verify(
             )
         index_reason = None
         if index is not None and line is None:
-            index_reason = _run_index_problem(reader, index, head) or _placement_problem(
-                reader, placed_count, placed_sum, head
+            index_reason = (
+                _run_index_problem(reader, index, head)
+                or _placement_problem(reader, placed_count, placed_sum, head)
+                or _objects_problem(reader, created, head)
             )
         unfinished = 0
         if line is None:  # what followed the head when the check began
@@ -344,6 +352,29 @@ def _placement_problem(
                 f"the run index does not match the events: run {run_id!r}: it places "
                 f"{have[0]} events (seqs summing to {have[1]}), the log holds {want[0]} "
                 f"(summing to {want[1]})"
+            )
+    return None
+
+
+def _objects_problem(
+    reader: EventLog, created: dict[str, tuple[int, int]], head: LogPosition
+) -> str | None:
+    """How the run index's map of objects to runs differs from the creations read up to
+    ``head``, or None (also when the engine keeps no map, or writers moved the head).
+
+    The index keeps an object created twice (possible after its run was removed) once, so
+    a run may map fewer objects than it created; more, or as many under other ids (their
+    CRC-32 sum differs), is damage."""
+    mapped = reader.run_index_objects()
+    if mapped is None or reader.head().seq != head.seq:
+        return None
+    for run_id in sorted(mapped):
+        (have, have_sum), (want, want_sum) = mapped[run_id], created.get(run_id, (0, 0))
+        if have > want or (have == want and have_sum != want_sum):
+            return (
+                f"the run index does not match the events: run {run_id!r}: it maps {have} "
+                f"objects to the run, the log creates {want}"
+                + ("" if have != want else " under other ids")
             )
     return None
 

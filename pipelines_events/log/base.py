@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
@@ -291,6 +292,12 @@ class EventLog(abc.ABC):
         the engine keeps no places of its own (it finds a run's events by a query)."""
         return None
 
+    def run_index_objects(self) -> dict[str, tuple[int, int]] | None:
+        """Which run the run index maps each object to, as ``{run id: (how many objects,
+        the sum of the CRC-32 of their ids)}``, for ``verify`` to compare with the events;
+        None when the engine keeps no map of its own (it finds objects by a query)."""
+        return None
+
     def run_page(self, query: RunQuery) -> RunPage:
         """The runs ``query`` lists, newest first, from the engine's run index (engines
         with an index in a database answer it there; the meaning is
@@ -305,6 +312,13 @@ class EventLog(abc.ABC):
     def run_of(self, object_id: str) -> str | None:
         """The run id of the object ``object_id``, or None when the log has no such object."""
         raise NotImplementedError(f"{type(self).__name__} keeps no run index")
+
+
+def object_crc(object_id: object) -> int:
+    """The CRC-32 of an object id (as UTF-8): what :meth:`EventLog.run_index_objects` sums
+    per run."""
+    text = object_id if isinstance(object_id, str) else str(object_id)
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 DEFAULT_WAIT_POLL: Final = 0.05

@@ -30,6 +30,7 @@ from typing import Final
 from urllib.parse import quote
 
 from pipelines_events.events import START, AnyEvent, LogPosition
+from pipelines_events.log.base import object_crc
 from pipelines_events.log.indexrows import (
     _BUSY,
     _EXPECTED,
@@ -261,6 +262,28 @@ class FileRunIndex(_IndexSync):
                     count += events
                     total += first_seq * events + events * (events - 1) // 2
                 totals[run_id] = (count, total)
+            return totals
+
+    def object_placement(self) -> dict[str, tuple[int, int]]:
+        """``{run id: (objects, sum of their ids' CRC-32)}`` as the index maps objects to
+        runs, after indexing what the log gained (see
+        :meth:`EventLog.run_index_objects`)."""
+        with self._lock:
+            self._sync()
+            totals: dict[str, tuple[int, int]] = {}
+            if self._db is not None:
+                try:
+                    rows = self._db.execute(
+                        "SELECT run_id, COUNT(*), SUM(object_crc(object_id)) FROM objects "
+                        "GROUP BY run_id"
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    self._unusable(str(exc))
+                    return self.object_placement()
+                totals = {str(run_id): (count, total) for run_id, count, total in rows}
+            for object_id, run_id in self._tail.objects.items():
+                count, total = totals.get(run_id, (0, 0))
+                totals[run_id] = (count + 1, total + object_crc(object_id))
             return totals
 
     def run_of(self, object_id: str) -> str | None:

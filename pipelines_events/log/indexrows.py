@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from pipelines_events.events import AnyEvent, LogPosition
+from pipelines_events.log.base import object_crc
 from pipelines_events.log.runquery import RunQuery, RunSummary, started_micros
 from projections.runs import RunsProjection, RunState
 
@@ -178,8 +179,10 @@ def _page_rows(
 
 
 def _add_functions(db: sqlite3.Connection) -> None:
-    """Give ``db`` the SQL functions the queries use: ``started_micros(started)``."""
+    """Give ``db`` the SQL functions the queries use: ``started_micros(started)`` and
+    ``object_crc(object_id)``."""
     db.create_function("started_micros", 1, started_micros, deterministic=True)
+    db.create_function("object_crc", 1, object_crc, deterministic=True)
 
 
 _BUSY: Final = re.compile(r"database is locked|database table is locked|busy")

@@ -82,6 +82,9 @@ class JsonlEventLog(_Opening, _Reads, _Writes):
     def run_index_placement(self) -> dict[str, tuple[int, int]] | None:
         return self._index().placement() if self.supports_run_index else None
 
+    def run_index_objects(self) -> dict[str, tuple[int, int]] | None:
+        return self._index().object_placement() if self.supports_run_index else None
+
     def run_page(self, query: RunQuery) -> RunPage:
         return self._index().run_page(query)
 

@@ -475,6 +475,29 @@ def test_verify_fails_when_the_index_places_a_runs_events_wrongly(log: Path, dam
     assert _cli("verify", "--log", str(log)).returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("UPDATE objects SET run_id = 'c' WHERE object_id = (SELECT MIN(object_id) FROM "
+         "objects WHERE run_id = 'b')", "it maps"),
+        ("UPDATE objects SET object_id = object_id || 'x' WHERE object_id = (SELECT "
+         "MIN(object_id) FROM objects WHERE run_id = 'b')", "under other ids"),
+    ],
+    ids=["an object mapped to another run", "an object id changed"],
+)  # fmt: skip
+def test_verify_fails_when_the_index_maps_an_object_wrongly(
+    log: Path, change: str, said: str
+) -> None:
+    with sqlite3.connect(index_path(log)) as db:
+        db.execute(change)
+    done = _cli("verify", "--log", str(log))
+    assert done.returncode != 0
+    assert "the run index does not match the events: run " in done.stdout + done.stderr
+    assert said in done.stdout + done.stderr
+    index_path(log).unlink()
+    assert _cli("verify", "--log", str(log)).returncode == 0
+
+
 def test_a_writer_over_an_index_that_lost_a_runs_extents_refuses_its_id_again(
     log: Path,
 ) -> None:
