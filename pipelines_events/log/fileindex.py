@@ -244,18 +244,10 @@ class FileRunIndex(_IndexSync):
         """``{run id: (events, sum of their seqs)}`` as the extents place them, after
         indexing what the log gained (see :meth:`EventLog.run_index_placement`)."""
         with self._lock:
-            self._sync()
-            totals: dict[str, tuple[int, int]] = {}
-            if self._db is not None:
-                try:
-                    rows = self._db.execute(
-                        "SELECT run_id, SUM(count), SUM(first_seq * count + count * (count - 1) "
-                        "/ 2) FROM extents GROUP BY run_id"
-                    ).fetchall()
-                except sqlite3.Error as exc:
-                    self._unusable(str(exc))
-                    return self.placement()
-                totals = {str(run_id): (count, total) for run_id, count, total in rows}
+            totals = self._file_totals(
+                "SELECT run_id, SUM(count), SUM(first_seq * count + count * (count - 1) / 2) "
+                "FROM extents GROUP BY run_id"
+            )
             for run_id, extents in self._tail.extents.items():
                 count, total = totals.get(run_id, (0, 0))
                 for first_seq, events, _byte, _length in extents:
@@ -269,22 +261,27 @@ class FileRunIndex(_IndexSync):
         runs, after indexing what the log gained (see
         :meth:`EventLog.run_index_objects`)."""
         with self._lock:
-            self._sync()
-            totals: dict[str, tuple[int, int]] = {}
-            if self._db is not None:
-                try:
-                    rows = self._db.execute(
-                        "SELECT run_id, COUNT(*), SUM(object_crc(object_id)) FROM objects "
-                        "GROUP BY run_id"
-                    ).fetchall()
-                except sqlite3.Error as exc:
-                    self._unusable(str(exc))
-                    return self.object_placement()
-                totals = {str(run_id): (count, total) for run_id, count, total in rows}
+            totals = self._file_totals(
+                "SELECT run_id, COUNT(*), SUM(object_crc(object_id)) FROM objects GROUP BY run_id"
+            )
             for object_id, run_id in self._tail.objects.items():
                 count, total = totals.get(run_id, (0, 0))
                 totals[run_id] = (count + 1, total + object_crc(object_id))
             return totals
+
+    def _file_totals(self, sql: str) -> dict[str, tuple[int, int]]:
+        """``{run id: (a, b)}`` from ``sql`` (two totals grouped by run) over the index
+        file, after indexing what the log gained; empty without a file. Called holding
+        the lock; the caller adds what the tail holds."""
+        self._sync()
+        if self._db is None:
+            return {}
+        try:
+            rows = self._db.execute(sql).fetchall()
+        except sqlite3.Error as exc:
+            self._unusable(str(exc))
+            return self._file_totals(sql)
+        return {str(run_id): (first, second) for run_id, first, second in rows}
 
     def run_of(self, object_id: str) -> str | None:
         """The run of the object ``object_id``, or None."""

@@ -39,6 +39,7 @@ from pipelines_events.log.memorystore import (
     drop_memory_store,
     memory_store,
 )
+from pipelines_events.log.runquery import summary_of
 
 
 class MemoryEventLog(EventLog):
@@ -295,20 +296,7 @@ class MemoryEventLog(EventLog):
     def run_summaries(self) -> list[RunSummary]:
         self._check_usable()
         with self._store.lock:
-            return [
-                RunSummary(
-                    run_id=state.run_id,
-                    pipeline_id=state.pipeline_id,
-                    status=state.status,
-                    started=state.started,
-                    completed=state.completed,
-                    counts=dict(state.counts),
-                    first_seq=state.first_seq,
-                    last_seq=state.last_seq,
-                    removed=state.removed,
-                )
-                for state in self._store.runs.runs()
-            ]
+            return [summary_of(state) for state in self._store.runs.runs()]
 
     def run_events(self, run_id: str) -> list[AnyEvent]:
         self._check_usable()
